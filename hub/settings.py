@@ -1,0 +1,119 @@
+"""The hub's one typed settings tree, read once at start-up from ``JIANHU_*`` variables.
+
+Nested groups use a double underscore: ``JIANHU_BUS__PREFETCH=200``. Secrets are ``SecretStr``.
+Every configuration error is reported at once (pydantic collects them), as one
+``ConfigurationError`` whose message lists them all.
+"""
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hub.errors import ConfigurationError
+
+
+class Role(StrEnum):
+    """What a caller of the HTTP APIs may do; each API key carries one role."""
+
+    ADMIN = "admin"  # everything
+    CLINICIAN = "clinician"  # read and write clinical data
+    SYSTEM = "system"  # another system (HIS, LIS, PACS) feeding or reading the hub
+    OPS = "ops"  # operations: queues, dead letters, ledger, replay
+    SCREEN = "screen"  # the lab wall display: read-only dashboards
+
+
+class ApiKey(BaseModel, frozen=True):
+    key: SecretStr
+    role: Role
+
+
+class BusSettings(BaseModel):
+    """Message-bus behaviour; the same numbers apply to RabbitMQ and the embedded bus."""
+
+    retry_delays_s: tuple[float, ...] = (5.0, 30.0, 300.0, 1800.0)
+    delivery_limit: int = Field(20, ge=1, description="broker-side cap on redeliveries")
+    prefetch: int = Field(200, ge=1, le=65535)
+    publish_window: int = Field(256, ge=1, description="confirms in flight in a batch publish")
+    handler_timeout_s: float = Field(300.0, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    # SQLite durability of the embedded bus: FULL survives power loss, NORMAL only a process crash.
+    embedded_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+    @field_validator("retry_delays_s")
+    @classmethod
+    def _delays_positive(cls, delays: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay <= 0 for delay in delays):
+            raise ValueError("every retry delay must be positive")
+        return delays
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="JIANHU_",
+        env_nested_delimiter="__",
+        secrets_dir=None,
+        extra="ignore",
+    )
+
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(8080, ge=1, le=65535)
+    mllp_port: int = Field(2575, ge=1, le=65535)
+    data_dir: Path = Path("./data")
+    amqp_url: SecretStr = SecretStr("")  # empty: the embedded bus in data_dir
+    mongo_url: SecretStr = SecretStr("")  # empty: the embedded SQLite store in data_dir
+    api_keys: Annotated[tuple[ApiKey, ...], NoDecode] = ()
+    log_level: str = "INFO"
+    shutdown_grace_s: float = Field(30.0, ge=0)
+    bus: BusSettings = BusSettings()
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, raw: Any) -> Any:
+        """``key1:admin,key2:screen`` -> ApiKey tuples; each malformed pair is named."""
+        if not isinstance(raw, str):
+            return raw
+        keys, problems = [], []
+        for pair in filter(None, (part.strip() for part in raw.split(","))):
+            key, sep, role = pair.rpartition(":")
+            if not sep or not key:
+                problems.append("an entry is not key:role")
+            elif role not in Role.__members__.values():
+                problems.append(f"unknown role {role!r} (roles: {', '.join(Role)})")
+            else:
+                keys.append({"key": key, "role": role})
+        if problems:
+            raise ValueError("; ".join(problems))
+        return tuple(keys)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        level = level.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @property
+    def uses_embedded_bus(self) -> bool:
+        return not self.amqp_url.get_secret_value()
+
+    def role_for(self, token: str) -> Role | None:
+        for api_key in self.api_keys:
+            if api_key.key.get_secret_value() == token:
+                return api_key.role
+        return None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once; report every problem together, with the variable to fix."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            location = "__".join(str(part) for part in error["loc"]).upper()
+            lines.append(f"  JIANHU_{location}: {error['msg']}")
+        raise ConfigurationError("invalid configuration:\n" + "\n".join(lines)) from exc

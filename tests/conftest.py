@@ -1,0 +1,119 @@
+"""Shared fixtures: a real RabbitMQ broker for the session, and bus factories for both buses."""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+
+from hub.bus.base import Bus
+from hub.bus.embedded import EmbeddedBus
+from hub.bus.rabbit import RabbitBus
+from hub.bus.topology import EVENTS, INBOUND, QueueSpec, dead_queue_name
+from hub.metrics import HubMetrics
+from hub.settings import BusSettings
+from tests.broker import Broker, find_broker
+from tests.tcp_proxy import TcpProxy
+
+ON_CI = os.environ.get("CI", "").lower() == "true"
+FAST_RETRIES = BusSettings(retry_delays_s=(0.2, 0.4), delivery_limit=5, handler_timeout_s=10)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    try:
+        found = find_broker()
+    except Exception as exc:
+        if ON_CI:
+            pytest.fail(f"CI=true and no RabbitMQ broker could be found or started: {exc}")
+        pytest.skip(f"no RabbitMQ broker: {exc}")
+    yield found
+    if found.stop is not None:
+        found.stop()
+
+
+class BusFactory:
+    """Makes buses of one kind with test-only queue names, and cleans up after the test."""
+
+    def __init__(self, kind: str, tmp_path: Path, broker: Broker | None) -> None:
+        self.kind = kind
+        self.tmp_path = tmp_path
+        self.broker = broker
+        self.buses: list[Bus] = []
+        self.proxies: list[TcpProxy] = []
+        self.queues: list[str] = []
+        self.prefix = f"t{uuid.uuid4().hex[:10]}"
+
+    def spec(self, name: str = "work", exchange: str = INBOUND, *patterns: str) -> QueueSpec:
+        queue = f"{self.prefix}.{name}"
+        self.queues.append(queue)
+        return QueueSpec(queue, exchange, patterns or (f"{self.prefix}.#",))
+
+    def key(self, suffix: str = "msg") -> str:
+        return f"{self.prefix}.{suffix}"
+
+    async def make(self, settings: BusSettings = FAST_RETRIES, via_proxy: TcpProxy | None = None) -> Bus:
+        metrics = HubMetrics().bus
+        if self.kind == "embedded":
+            bus: Bus = EmbeddedBus(self.tmp_path / "bus.sqlite3", settings, metrics)
+        else:
+            assert self.broker is not None
+            url = self.broker.url
+            if via_proxy is not None:
+                parsed = aio_pika.connection.URL(url)
+                url = str(parsed.with_host("127.0.0.1").with_port(via_proxy.port))
+            bus = RabbitBus(url, settings, metrics)
+        await bus.start()
+        self.buses.append(bus)
+        return bus
+
+    async def proxy(self) -> TcpProxy:
+        assert self.broker is not None
+        parsed = aio_pika.connection.URL(self.broker.url)
+        proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5672)
+        await proxy.start()
+        self.proxies.append(proxy)
+        return proxy
+
+    async def cleanup(self) -> None:
+        for bus in self.buses:
+            await _quietly_close(bus)
+        for proxy in self.proxies:
+            await proxy.close()
+        if self.kind == "rabbit" and self.broker is not None:
+            await _delete_queues(self.broker.url, self.queues)
+
+
+async def _quietly_close(bus: Bus) -> None:
+    try:
+        await bus.close()
+    except Exception:  # a test may have closed or cut it already
+        pass
+
+
+async def _delete_queues(url: str, queues: list[str]) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        for name in queues:
+            for queue in (name, dead_queue_name(name)):
+                channel = await connection.channel()
+                try:
+                    await channel.queue_delete(queue)
+                except Exception:
+                    pass
+                if not channel.is_closed:
+                    await channel.close()
+
+
+@pytest.fixture(params=["embedded", "rabbit"])
+async def buses(request: Any, tmp_path: Path) -> AsyncIterator[BusFactory]:
+    broker = request.getfixturevalue("broker") if request.param == "rabbit" else None
+    factory = BusFactory(request.param, tmp_path, broker)
+    yield factory
+    await factory.cleanup()
+
+
+__all__ = ["EVENTS", "INBOUND", "BusFactory"]
