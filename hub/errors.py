@@ -40,3 +40,7 @@ class TopologyError(BusError):
 
 class DeadLetterNotFoundError(BusError):
     """No dead-lettered message with that id is in that queue."""
+
+
+class StoreError(JianhuError):
+    """The clinical store could not do what was asked."""

@@ -5,6 +5,7 @@ Every configuration error is reported at once (pydantic collects them), as one
 ``ConfigurationError`` whose message lists them all.
 """
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,6 +40,7 @@ class BusSettings(BaseModel):
     publish_window: int = Field(256, ge=1, description="confirms in flight in a batch publish")
     handler_timeout_s: float = Field(300.0, gt=0)
     connect_timeout_s: float = Field(10.0, gt=0)
+    reconnect_interval_s: float = Field(1.0, gt=0)
     # SQLite durability of the embedded bus: FULL survives power loss, NORMAL only a process crash.
     embedded_synchronous: Literal["FULL", "NORMAL"] = "FULL"
 
@@ -100,17 +102,16 @@ class Settings(BaseSettings):
     def uses_embedded_bus(self) -> bool:
         return not self.amqp_url.get_secret_value()
 
-    def role_for(self, token: str) -> Role | None:
-        for api_key in self.api_keys:
-            if api_key.key.get_secret_value() == token:
-                return api_key.role
-        return None
-
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings once; report every problem together, with the variable to fix."""
+    """Build the settings once; report every problem together, with the variable to fix.
+
+    ``JIANHU_SECRETS_DIR`` names a directory of secret files (one per setting, file name
+    ``jianhu_<setting>``), as Docker and Kubernetes mount them.
+    """
+    secrets_dir = os.environ.get("JIANHU_SECRETS_DIR")
     try:
-        return Settings(**overrides)
+        return Settings(_secrets_dir=secrets_dir, **overrides)
     except ValidationError as exc:
         lines = []
         for error in exc.errors():

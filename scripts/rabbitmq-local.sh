@@ -307,7 +307,8 @@ start_node() {  # ports are chosen and setup_env is done
     log "starting $NODENAME (amqp $AMQP_PORT, dist $DIST_PORT, epmd $EPMD_PORT, management $MGMT_PORT) in $RMQ_DIR"
     DEADLINE=$(($(now) + START_TIMEOUT))
     # -detached returns at once; its own output goes to a file for diagnosis
-    rabbitmq-server -detached >"$LOG_DIR/detached.out" 2>&1 \
+    # (9>&-: the long-lived node must not inherit the start lock)
+    rabbitmq-server -detached >"$LOG_DIR/detached.out" 2>&1 9>&- \
         || fail_start "rabbitmq-server -detached failed"
     # the pid file appears shortly after
     local pid_deadline=$(($(now) + 15))
@@ -326,11 +327,10 @@ stop_node() {  # needs saved ports + setup_env
         log "stopping $NODENAME (pid $pid)"
         # returns once the beam process has exited
         timeout 60 rabbitmqctl -q stop "$PID_FILE" >/dev/null 2>&1 || true
-        local i
         if kill -0 "$pid" 2>/dev/null; then
             log "rabbitmqctl stop did not stop pid $pid; sending TERM"
             kill -TERM "$pid" 2>/dev/null || true
-            for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
         fi
         if kill -0 "$pid" 2>/dev/null; then
             log "sending KILL to pid $pid"
@@ -356,11 +356,11 @@ stop_epmd() {
 take_lock() {
     # Serialise port choice and start-up across RMQ_DIRs, so that two
     # concurrent starts do not pick the same free ports.
-    local lock="${TMPDIR:-/tmp}/rabbitmq-local.lock"
+    local lock="${TMPDIR:-/tmp}/rabbitmq-local.start.lock"
     command -v flock >/dev/null 2>&1 || return 0
     { exec 9>>"$lock"; } 2>/dev/null || return 0  # e.g. owned by another user
     chmod 666 "$lock" 2>/dev/null || true
-    flock -w 120 9 || die "timed out waiting for $lock"
+    flock -w 90 9 || die "timed out waiting for $lock"
 }
 
 cmd_start() {
@@ -407,8 +407,7 @@ cmd_restart_node() {
     stop_node
     # keep the same ports (and the private epmd) so clients reconnect to the
     # same URL; wait briefly for the AMQP port to be released
-    local i
-    for i in $(seq 1 50); do port_free "$AMQP_PORT" && port_free "$DIST_PORT" && break; sleep 0.2; done
+    for _ in $(seq 1 50); do port_free "$AMQP_PORT" && port_free "$DIST_PORT" && break; sleep 0.2; done
     start_node
     amqp_url
 }

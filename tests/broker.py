@@ -33,8 +33,11 @@ def _local_script(*args: str, rmq_dir: str) -> str:
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-def _restart_local(rmq_dir: str) -> Callable[[], None]:
-    return lambda: _local_script("restart-node", rmq_dir=rmq_dir) and None
+def _local_action(action: str, rmq_dir: str) -> Callable[[], None]:
+    def run() -> None:
+        _local_script(action, rmq_dir=rmq_dir)
+
+    return run
 
 
 def from_environment() -> Broker | None:
@@ -42,7 +45,7 @@ def from_environment() -> Broker | None:
     if not url:
         return None
     rmq_dir = os.environ.get("RMQ_DIR")
-    restart = _restart_local(rmq_dir) if rmq_dir else None
+    restart = _local_action("restart-node", rmq_dir) if rmq_dir else None
     return Broker(url, "JIANHU_TEST_AMQP_URL", restart=restart)
 
 
@@ -66,8 +69,8 @@ def from_local_script() -> Broker:
     return Broker(
         url,
         "scripts/rabbitmq-local.sh",
-        restart=_restart_local(rmq_dir),
-        stop=lambda: _local_script("stop", rmq_dir=rmq_dir) and None,
+        restart=_local_action("restart-node", rmq_dir),
+        stop=_local_action("stop", rmq_dir),
     )
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures: a real RabbitMQ broker for the session, and bus factories for both buses."""
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -8,6 +9,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from yarl import URL
 
 from hub.bus.base import Bus
 from hub.bus.embedded import EmbeddedBus
@@ -55,7 +57,9 @@ class BusFactory:
     def key(self, suffix: str = "msg") -> str:
         return f"{self.prefix}.{suffix}"
 
-    async def make(self, settings: BusSettings = FAST_RETRIES, via_proxy: TcpProxy | None = None) -> Bus:
+    async def make(
+        self, settings: BusSettings = FAST_RETRIES, via_proxy: TcpProxy | None = None
+    ) -> Bus:
         metrics = HubMetrics().bus
         if self.kind == "embedded":
             bus: Bus = EmbeddedBus(self.tmp_path / "bus.sqlite3", settings, metrics)
@@ -63,7 +67,7 @@ class BusFactory:
             assert self.broker is not None
             url = self.broker.url
             if via_proxy is not None:
-                parsed = aio_pika.connection.URL(url)
+                parsed = URL(url)
                 url = str(parsed.with_host("127.0.0.1").with_port(via_proxy.port))
             bus = RabbitBus(url, settings, metrics)
         await bus.start()
@@ -72,7 +76,7 @@ class BusFactory:
 
     async def proxy(self) -> TcpProxy:
         assert self.broker is not None
-        parsed = aio_pika.connection.URL(self.broker.url)
+        parsed = URL(self.broker.url)
         proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5672)
         await proxy.start()
         self.proxies.append(proxy)
@@ -88,10 +92,8 @@ class BusFactory:
 
 
 async def _quietly_close(bus: Bus) -> None:
-    try:
+    with contextlib.suppress(Exception):  # a test may have closed or cut it already
         await bus.close()
-    except Exception:  # a test may have closed or cut it already
-        pass
 
 
 async def _delete_queues(url: str, queues: list[str]) -> None:
@@ -100,10 +102,8 @@ async def _delete_queues(url: str, queues: list[str]) -> None:
         for name in queues:
             for queue in (name, dead_queue_name(name)):
                 channel = await connection.channel()
-                try:
+                with contextlib.suppress(Exception):
                     await channel.queue_delete(queue)
-                except Exception:
-                    pass
                 if not channel.is_closed:
                     await channel.close()
 

@@ -162,7 +162,8 @@ class Bus(ABC):
     async def _run_handler(self, handler: Handler, delivery: Delivery) -> Outcome:
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(handler(delivery), self.settings.handler_timeout_s)
+            async with asyncio.timeout(self.settings.handler_timeout_s):  # no extra task
+                await handler(delivery)
             outcome = ACKED
         except Exception as exc:  # every failure is classified, none escapes the bus
             outcome = decide(exc, delivery.attempt, self.settings.retry_delays_s)

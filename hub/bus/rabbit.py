@@ -61,6 +61,8 @@ async def _translated(what: str) -> AsyncIterator[None]:
         raise TopologyError(f"{what}: {exc}") from exc
     except (TimeoutError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
         raise PublishError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except RuntimeError as exc:  # aio-pika's "channel/connection closed" while reconnecting
+        raise PublishError(f"{what}: the link to RabbitMQ is down ({exc})") from exc
 
 
 class RabbitBus(Bus):
@@ -76,7 +78,9 @@ class RabbitBus(Bus):
     async def start(self) -> None:
         try:
             self._connection = await aio_pika.connect_robust(
-                self._url, timeout=self.settings.connect_timeout_s
+                self._url,
+                timeout=self.settings.connect_timeout_s,
+                reconnect_interval=self.settings.reconnect_interval_s,
             )
         except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
             raise BusError(f"cannot connect to RabbitMQ: {type(exc).__name__}: {exc}") from exc

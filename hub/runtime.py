@@ -1,0 +1,66 @@
+"""The running hub: settings, metrics, bus, store and routes wired together, started and stopped
+as one unit. Built once by the entry point and passed down; no globals."""
+
+import logging
+from dataclasses import dataclass, field
+
+from hub.bus.base import Bus
+from hub.bus.embedded import EmbeddedBus
+from hub.bus.rabbit import RabbitBus
+from hub.logs import log_event
+from hub.metrics import HubMetrics
+from hub.settings import Settings
+from routes.table import RoutingTable, default_table
+from store.base import Store
+from store.mongo import MongoStore
+from store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+def make_bus(settings: Settings, metrics: HubMetrics) -> Bus:
+    if settings.uses_embedded_bus:
+        return EmbeddedBus(settings.data_dir / "bus.sqlite3", settings.bus, metrics.bus)
+    return RabbitBus(settings.amqp_url.get_secret_value(), settings.bus, metrics.bus)
+
+
+def make_store(settings: Settings) -> Store:
+    if url := settings.mongo_url.get_secret_value():
+        return MongoStore(url)
+    return SqliteStore(settings.data_dir / "jianhu.sqlite3")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    table: RoutingTable = field(default_factory=default_table)
+    metrics: HubMetrics = field(default_factory=HubMetrics)
+    bus: Bus = field(init=False)
+    store: Store = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bus = make_bus(self.settings, self.metrics)
+        self.store = make_store(self.settings)
+
+    async def start(self, consume: bool = True) -> None:
+        await self.store.open()
+        await self.bus.start()
+        for spec in self.table.specs():
+            await self.bus.declare(spec)
+        if consume:
+            for route in self.table.routes:
+                await self.bus.consume(route.queue, self.table.handlers[route.handler](self))
+        log_event(
+            log,
+            "started",
+            bus=type(self.bus).__name__,
+            store=type(self.store).__name__,
+            routes=len(self.table.routes),
+        )
+
+    async def stop(self) -> None:
+        """Stop consuming, let in-flight handlers finish within the grace time, then close."""
+        log_event(log, "stopping", grace_s=self.settings.shutdown_grace_s)
+        await self.bus.close(grace_s=self.settings.shutdown_grace_s)
+        await self.store.close()
+        log_event(log, "stopped")

@@ -1,0 +1,25 @@
+"""The aiohttp application: the runtime starts and stops with it, in the same event loop."""
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from hub.runtime import Runtime
+from hub.web import health, ops
+from hub.web.auth import auth_middleware
+from hub.web.keys import RUNTIME
+
+
+def make_app(runtime: Runtime, consume: bool = True) -> web.Application:
+    app = web.Application(middlewares=[auth_middleware], client_max_size=32 * 1024 * 1024)
+    app[RUNTIME] = runtime
+
+    async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+        await runtime.start(consume=consume)
+        yield
+        await runtime.stop()
+
+    app.cleanup_ctx.append(runtime_ctx)
+    health.add_routes(app)
+    ops.add_routes(app)
+    return app

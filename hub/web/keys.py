@@ -1,0 +1,11 @@
+"""Typed aiohttp application keys."""
+
+from aiohttp import web
+
+from hub.runtime import Runtime
+from hub.settings import Role
+
+RUNTIME = web.AppKey("runtime", Runtime)
+ROLE = web.RequestKey("role", Role)  # the caller's role, set by the auth middleware
+
+__all__ = ["ROLE", "RUNTIME", "Role"]

@@ -1,0 +1,73 @@
+"""The routing table of the hub.
+
+Each ``Route`` names a work queue, the exchange and routing-key patterns it takes, and the
+handler that processes it, by a name resolved in ``HANDLERS``. Routing keys:
+- ``jianhu.inbound``: ``hl7v2.<TYPE>.<EVENT>`` (``hl7v2.ORU.R01``), ``fhir.<ResourceType>``;
+- ``jianhu.events``: ``fhir.<ResourceType>.<created|updated|deleted>``.
+Operations read this file (or ``jianhu routes``) to know where a message goes.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from hub.bus.base import Handler
+from hub.bus.topology import QueueSpec
+
+
+@dataclass(frozen=True)
+class Route:
+    queue: str
+    exchange: str
+    bindings: tuple[str, ...]
+    handler: str  # a key of the handler registry
+    description: str
+
+    @property
+    def spec(self) -> QueueSpec:
+        return QueueSpec(self.queue, self.exchange, self.bindings)
+
+
+# A handler factory gets the running hub's services and returns the handler for one queue.
+HandlerFactory = Callable[[object], Handler]
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    routes: tuple[Route, ...]
+    handlers: Mapping[str, HandlerFactory]
+
+    def __post_init__(self) -> None:
+        unknown = sorted({r.handler for r in self.routes} - set(self.handlers))
+        if unknown:
+            raise ValueError(f"routes name handlers that are not registered: {unknown}")
+        queues = [r.queue for r in self.routes]
+        if len(queues) != len(set(queues)):
+            raise ValueError("two routes share one queue")
+
+    def specs(self) -> list[QueueSpec]:
+        return [route.spec for route in self.routes]
+
+
+# The hub's routes. The normalizers, LIS features and outbound adapters add theirs here as they
+# are built; the table is deliberately empty of placeholders until then.
+ROUTES: tuple[Route, ...] = ()
+HANDLERS: Mapping[str, HandlerFactory] = {}
+
+
+def default_table() -> RoutingTable:
+    return RoutingTable(ROUTES, HANDLERS)
+
+
+def render(table: RoutingTable) -> str:
+    """The table as operations read it: one line per route."""
+    if not table.routes:
+        return "no routes are configured"
+    rows = [("QUEUE", "EXCHANGE", "ROUTING KEYS", "HANDLER", "WHAT")]
+    rows += [
+        (r.queue, r.exchange, " ".join(r.bindings), r.handler, r.description) for r in table.routes
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+        for row in rows
+    )

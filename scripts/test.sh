@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: install what it needs, start a private RabbitMQ node, lint, type-check,
+# run every test, stop the node. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+
+if [ -z "${JIANHU_TEST_AMQP_URL:-}" ]; then
+    export RMQ_DIR="$PWD/.run/rabbitmq-test"
+    bash scripts/rabbitmq-local.sh start >/dev/null
+    trap 'bash scripts/rabbitmq-local.sh stop >/dev/null 2>&1 || true' EXIT
+    set -a
+    # shellcheck disable=SC1091
+    . "$RMQ_DIR/env"
+    set +a
+fi
+.venv/bin/pytest "$@"

@@ -1,0 +1,33 @@
+"""The embedded store: one SQLite file (WAL) under the data directory."""
+
+import sqlite3
+from pathlib import Path
+
+from hub.errors import StoreError
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+
+    async def ping(self) -> None:
+        if self._db is None:
+            raise StoreError("the store is not open")
+        try:
+            self._db.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"store: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
