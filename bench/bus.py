@@ -179,4 +179,6 @@ def fmt(rates: Rates) -> str:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import uvloop  # the loop `jianhu run` uses; raw and bus both run on it
+
+    uvloop.run(main())

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from prometheus_client import Counter, Histogram
+
 from hub.bus.outcome import ACKED, Outcome, Verdict, decide
 from hub.bus.topology import INBOUND, QueueSpec, topic_matches
 from hub.envelope import Envelope
@@ -87,6 +89,8 @@ class Bus(ABC):
         self.metrics = metrics
         self.specs: dict[str, QueueSpec] = {}
         self._inflight = _Inflight()
+        self._metric_children: dict[str, tuple[Counter, Histogram]] = {}
+        self._publish_counters: dict[tuple[str, str], list[Counter]] = {}
 
     # --- lifecycle ---
     @abstractmethod
@@ -156,8 +160,22 @@ class Bus(ABC):
         ]
 
     def _count_published(self, exchange: str, routing_key: str) -> None:
-        for queue in self.queues_for(exchange, routing_key):
-            self.metrics.published.labels(queue).inc()
+        counters = self._publish_counters.get((exchange, routing_key))
+        if counters is None:
+            if len(self._publish_counters) > 10_000:  # keys with ids in them: do not grow forever
+                self._publish_counters.clear()
+            counters = [
+                self.metrics.published.labels(queue)
+                for queue in self.queues_for(exchange, routing_key)
+            ]
+            self._publish_counters[(exchange, routing_key)] = counters
+        for counter in counters:
+            counter.inc()
+
+    def _remember(self, spec: QueueSpec) -> None:
+        """Record a declared queue (its bindings change which publish counters apply)."""
+        self.specs[spec.name] = spec
+        self._publish_counters.clear()
 
     async def _run_handler(self, handler: Handler, delivery: Delivery) -> Outcome:
         started = time.perf_counter()
@@ -167,16 +185,30 @@ class Bus(ABC):
             outcome = ACKED
         except Exception as exc:  # every failure is classified, none escapes the bus
             outcome = decide(exc, delivery.attempt, self.settings.retry_delays_s)
-        self.metrics.handler_seconds.labels(delivery.queue).observe(time.perf_counter() - started)
-        self._count_outcome(delivery, outcome)
+        consumed, latency = self._queue_metrics(delivery.queue)
+        latency.observe(time.perf_counter() - started)
+        if outcome.verdict is Verdict.ACK:
+            consumed.inc()
+            log_event(
+                log, "acked", logging.DEBUG, queue=delivery.queue, message_id=delivery.envelope.id
+            )
+        else:
+            self._count_failure(delivery, outcome)
         return outcome
 
-    def _count_outcome(self, delivery: Delivery, outcome: Outcome) -> None:
+    def _queue_metrics(self, queue: str) -> tuple[Counter, Histogram]:
+        """The per-queue metric children, looked up once (``labels()`` costs a lock each call)."""
+        children = self._metric_children.get(queue)
+        if children is None:
+            children = (
+                self.metrics.consumed.labels(queue),
+                self.metrics.handler_seconds.labels(queue),
+            )
+            self._metric_children[queue] = children
+        return children
+
+    def _count_failure(self, delivery: Delivery, outcome: Outcome) -> None:
         queue, message_id = delivery.queue, delivery.envelope.id
-        if outcome.verdict is Verdict.ACK:
-            self.metrics.consumed.labels(queue).inc()
-            log_event(log, "acked", logging.DEBUG, queue=queue, message_id=message_id)
-            return
         retry = outcome.verdict is Verdict.RETRY
         (self.metrics.retried if retry else self.metrics.dead_lettered).labels(queue).inc()
         log_event(

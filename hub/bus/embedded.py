@@ -132,7 +132,7 @@ class EmbeddedBus(Bus):
                 "INSERT OR REPLACE INTO bus_queue VALUES (?, ?, ?)",
                 (spec.name, spec.exchange, orjson.dumps(list(spec.bindings))),
             )
-        self.specs[spec.name] = spec
+        self._remember(spec)
 
     async def publish(
         self, envelope: Envelope, routing_key: str, exchange: str = topo.INBOUND

@@ -7,12 +7,14 @@ channel with the configured prefetch. Acks happen only in ``_on_message``, after
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import aio_pika
 import aiormq
+import aiormq.abc
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -21,8 +23,10 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import DeliveryError
+from pamqp.commands import Basic
 
 from hub.bus import topology as topo
+from hub.bus.acks import AckCoalescer
 from hub.bus.base import Bus, DeadLetter, Delivery, Handler, QueueDepth
 from hub.bus.outcome import Outcome, Verdict
 from hub.envelope import WIRE_CONTENT_TYPE, Envelope, new_id
@@ -32,37 +36,62 @@ from hub.metrics import BusMetrics
 from hub.settings import BusSettings
 
 log = logging.getLogger(__name__)
+PERSISTENT = 2  # AMQP delivery mode: written to disk
 
 
-def to_message(envelope: Envelope, headers: dict[str, Any] | None = None) -> aio_pika.Message:
-    return aio_pika.Message(
-        envelope.to_json(),
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+def to_properties(envelope: Envelope, headers: dict[str, Any] | None = None) -> Basic.Properties:
+    """AMQP properties of an envelope: what the management console shows beside the body.
+
+    Built as pamqp properties directly; aio-pika's ``Message`` costs about 10 µs more per
+    message, a tenth of the whole publish.
+    """
+    return Basic.Properties(
+        delivery_mode=PERSISTENT,
         message_id=envelope.id,
         content_type=WIRE_CONTENT_TYPE,
-        type=envelope.type,
+        message_type=envelope.type,
         app_id=envelope.source,
         correlation_id=envelope.correlation_id,
         headers=headers,
     )
 
 
-@asynccontextmanager
-async def _translated(what: str) -> AsyncIterator[None]:
-    """Map aio-pika and aiormq failures to the hub's own most specific error."""
+async def _confirmed(
+    channel: AbstractChannel,
+    exchange: str,
+    routing_key: str,
+    envelope: Envelope,
+    headers: dict[str, Any] | None = None,
+) -> None:
+    """Publish and wait for the broker's confirm; map aio-pika and aiormq failures to the
+    hub's own most specific error. A plain coroutine: this is the per-message hot path."""
     try:
-        yield
-    except DeliveryError as exc:
-        frame = getattr(exc, "frame", None)
-        if frame is not None and type(frame).__name__ == "Return":
-            raise UnroutableError(f"{what}: no queue is bound for this routing key") from exc
-        raise PublishError(f"{what}: the broker refused the message") from exc
-    except aiormq.exceptions.ChannelNotFoundEntity as exc:
-        raise TopologyError(f"{what}: {exc}") from exc
-    except (TimeoutError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
-        raise PublishError(f"{what}: {type(exc).__name__}: {exc}") from exc
-    except RuntimeError as exc:  # aio-pika's "channel/connection closed" while reconnecting
-        raise PublishError(f"{what}: the link to RabbitMQ is down ({exc})") from exc
+        if channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError("the publishing channel is closed")
+        underlay = await channel.get_underlay_channel()
+        await underlay.basic_publish(
+            envelope.to_json(),
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=to_properties(envelope, headers),
+            mandatory=True,
+        )
+    except Exception as exc:
+        raise _publish_error(exc, f"publish {envelope.id} to {exchange}/{routing_key}") from exc
+
+
+def _publish_error(exc: Exception, what: str) -> Exception:
+    if isinstance(exc, DeliveryError):
+        if type(getattr(exc, "frame", None)).__name__ == "Return":
+            return UnroutableError(f"{what}: no queue is bound for this routing key")
+        return PublishError(f"{what}: the broker refused the message")
+    if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
+        return TopologyError(f"{what}: {exc}")
+    if isinstance(exc, TimeoutError | aiormq.exceptions.AMQPError | ConnectionError):
+        return PublishError(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, RuntimeError):  # aio-pika's "channel/connection closed" while reconnecting
+        return PublishError(f"{what}: the link to RabbitMQ is down ({exc})")
+    return exc
 
 
 class RabbitBus(Bus):
@@ -73,6 +102,9 @@ class RabbitBus(Bus):
         self._publish_channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._consumers: list[tuple[AbstractQueue, str, AbstractChannel]] = []
+        self._ack_coalescers: WeakKeyDictionary[aiormq.abc.AbstractChannel, AckCoalescer] = (
+            WeakKeyDictionary()
+        )
 
     # --- lifecycle ---
     async def start(self) -> None:
@@ -146,7 +178,7 @@ class RabbitBus(Bus):
         )
         await dead.bind(self._exchanges[topo.DEAD], routing_key=spec.name)
         await dead.bind(self._exchanges[topo.DEAD], routing_key=spec.dead_queue)
-        self.specs[spec.name] = spec
+        self._remember(spec)
 
     async def _exchange(self, name: str) -> AbstractExchange:
         """A known exchange, checked passively on a throwaway channel the first time.
@@ -174,39 +206,41 @@ class RabbitBus(Bus):
     async def publish(
         self, envelope: Envelope, routing_key: str, exchange: str = topo.INBOUND
     ) -> None:
-        target = await self._exchange(exchange)
-        async with _translated(f"publish {envelope.id} to {exchange}/{routing_key}"):
-            await target.publish(to_message(envelope), routing_key=routing_key, mandatory=True)
+        await self._exchange(exchange)  # a missing exchange fails here, not on the channel
+        await _confirmed(self._channel(), exchange, routing_key, envelope)
         self._count_published(exchange, routing_key)
 
     async def publish_many(
         self, items: Sequence[tuple[Envelope, str]], exchange: str = topo.INBOUND
     ) -> None:
-        target = await self._exchange(exchange)
-        window = self.settings.publish_window
-        for start in range(0, len(items), window):
-            chunk = items[start : start + window]
-            async with _translated(f"batch publish to {exchange}"):
-                results = await asyncio.gather(
-                    *(
-                        target.publish(to_message(env), routing_key=key, mandatory=True)
-                        for env, key in chunk
-                    ),
-                    return_exceptions=True,
-                )
-                failures = [result for result in results if isinstance(result, BaseException)]
-                if failures:
-                    raise failures[0]
-            for _, key in chunk:
+        """Keep up to ``publish_window`` confirms in flight, refilling as each one arrives."""
+        await self._exchange(exchange)  # a missing exchange fails here, not on the channel
+        window = asyncio.Semaphore(self.settings.publish_window)
+        failures: list[PublishError] = []
+
+        async def one(envelope: Envelope, key: str) -> None:
+            try:
+                await _confirmed(self._channel(), exchange, key, envelope)
                 self._count_published(exchange, key)
+            except PublishError as exc:
+                failures.append(exc)
+            finally:
+                window.release()
+
+        pending = []
+        for envelope, key in items:
+            await window.acquire()
+            if failures:
+                break  # stop early; what was in flight still completes below
+            pending.append(asyncio.ensure_future(one(envelope, key)))
+        await asyncio.gather(*pending)
+        if failures:
+            raise failures[0]
 
     async def _publish_direct(
         self, exchange: str, routing_key: str, envelope: Envelope, headers: dict[str, Any]
     ) -> None:
-        async with _translated(f"publish {envelope.id} to {exchange}/{routing_key}"):
-            await self._exchanges[exchange].publish(
-                to_message(envelope, headers), routing_key=routing_key, mandatory=True
-            )
+        await _confirmed(self._channel(), exchange, routing_key, envelope, headers)
 
     # --- consuming ---
     async def consume(self, queue: str, handler: Handler) -> None:
@@ -231,41 +265,52 @@ class RabbitBus(Bus):
             except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
                 log_event(log, "cancel-failed", logging.WARNING, queue=queue.name, error=str(exc))
         await self._inflight.drain(grace_s)
+        for coalescer in list(self._ack_coalescers.values()):
+            with suppress(Exception):  # a closed link: the broker redelivers instead
+                await coalescer.close()
         for _, _, channel in consumers:
             if not channel.is_closed:
                 await channel.close()
 
+    def _acks_for(self, channel: aiormq.abc.AbstractChannel) -> AckCoalescer:
+        # Delivery tags belong to one channel: a reconnect brings a new channel and new tags.
+        coalescer = self._ack_coalescers.get(channel)
+        if coalescer is None:
+            coalescer = self._ack_coalescers[channel] = AckCoalescer(channel)
+        return coalescer
+
     async def _on_message(
         self, queue: str, handler: Handler, message: AbstractIncomingMessage
     ) -> None:
-        headers = message.headers or {}
+        acks, tag = self._acks_for(message.channel), message.delivery_tag or 0
+        acks.received(tag)
         try:
-            envelope = Envelope.from_json(message.body)
+            delivery = _delivery(queue, message)
         except Exception as exc:  # a foreign or corrupt message: keep it, in the dead queue
             log_event(log, "undecodable", logging.ERROR, queue=queue, error=type(exc).__name__)
+            acks.forget(tag)
             await message.reject(requeue=False)
             return
-        delivery = Delivery(
-            envelope=envelope,
-            queue=queue,
-            routing_key=str(headers.get(topo.H_ROUTING_KEY) or message.routing_key or ""),
-            attempt=_header_int(headers, topo.H_ATTEMPT, 1),
-            redelivered=bool(message.redelivered),
-        )
-        outcome = await self._run_handler(handler, delivery)
         try:
+            outcome = await self._run_handler(handler, delivery)
             await self._settle(delivery, outcome)
-            await message.ack()
-        except Exception as exc:  # the broker will redeliver: at-least-once, never lost
+        except asyncio.CancelledError:
+            acks.forget(tag)  # shutting down: unacked, the broker delivers it again
+            raise
+        except Exception as exc:  # the retry or dead-letter copy was not confirmed
+            acks.forget(tag)
             log_event(
                 log,
                 "settle-failed",
                 logging.WARNING,
                 queue=queue,
-                message_id=envelope.id,
+                message_id=delivery.envelope.id,
                 error=f"{type(exc).__name__}: {exc}",
-                note="the broker will redeliver",
             )
+            with suppress(Exception):  # if the link is gone, the broker requeues it anyway
+                await message.nack(requeue=True)
+            return
+        acks.settled(tag)
 
     async def _settle(self, delivery: Delivery, outcome: Outcome) -> None:
         """Move a failed delivery to its retry or dead queue; confirmed before the ack."""
@@ -375,6 +420,17 @@ def _dead_letter(queue: str, message: AbstractIncomingMessage) -> DeadLetter:
         error_class=error_class,
         error=error,
         dead_at=datetime.fromisoformat(str(dead_at)) if dead_at else None,
+    )
+
+
+def _delivery(queue: str, message: AbstractIncomingMessage) -> Delivery:
+    headers = message.headers or {}
+    return Delivery(
+        envelope=Envelope.from_json(message.body),
+        queue=queue,
+        routing_key=str(headers.get(topo.H_ROUTING_KEY) or message.routing_key or ""),
+        attempt=_header_int(headers, topo.H_ATTEMPT, 1),
+        redelivered=bool(message.redelivered),
     )
 
 
