@@ -159,7 +159,15 @@ class Bus(ABC):
             and any(topic_matches(pattern, routing_key) for pattern in spec.bindings)
         ]
 
-    def _count_published(self, exchange: str, routing_key: str) -> None:
+    def _count_published(self, exchange: str, routing_key: str, message_id: str) -> None:
+        log_event(
+            log,
+            "published",
+            logging.DEBUG,
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        )
         counters = self._publish_counters.get((exchange, routing_key))
         if counters is None:
             if len(self._publish_counters) > 10_000:  # keys with ids in them: do not grow forever

@@ -157,8 +157,9 @@ class EmbeddedBus(Bus):
                 "VALUES (?, ?, ?, ?)",
                 rows,
             )
-        for queue, *_ in rows:
-            self.metrics.published.labels(queue).inc()
+        for envelope, key in items:
+            self._count_published(exchange, key, envelope.id)
+        for queue in {row[0] for row in rows}:
             self._wake_up(queue)
 
     def _wake_up(self, queue: str) -> None:

@@ -68,39 +68,36 @@ def requeue_binding(queue: str) -> str:
     return f"*.{queue}"
 
 
-def work_queue_arguments(queue: str, delivery_limit: int) -> FieldTable:
+def _quorum_dead_lettering(exchange: str) -> FieldTable:
+    """Every queue of the hub: quorum, with at-least-once dead-lettering to ``exchange``.
+
+    At-least-once dead-lettering needs ``reject-publish`` overflow: a full queue refuses new
+    publishes (the publisher sees it) instead of dropping its oldest message.
+    """
     return {
         "x-queue-type": "quorum",
-        "x-delivery-limit": delivery_limit,
-        "x-dead-letter-exchange": DEAD,
-        "x-dead-letter-routing-key": queue,
-        # at-least-once dead-lettering: a poison message is never dropped on its way to Q.dead.
+        "x-dead-letter-exchange": exchange,
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
+    }
+
+
+def work_queue_arguments(queue: str, delivery_limit: int) -> FieldTable:
+    return _quorum_dead_lettering(DEAD) | {
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-routing-key": queue,
     }
 
 
 def dead_queue_arguments(queue: str) -> FieldTable:
     # A dead queue is terminal: no delivery limit, so listing it (get, then return) is harmless.
     # Its own dead-letter target is itself, so a mistaken reject puts the message back, not away.
-    return {
-        "x-queue-type": "quorum",
-        "x-dead-letter-exchange": DEAD,
-        "x-dead-letter-routing-key": queue,
-        "x-dead-letter-strategy": "at-least-once",
-        "x-overflow": "reject-publish",
-    }
+    return _quorum_dead_lettering(DEAD) | {"x-dead-letter-routing-key": queue}
 
 
 def retry_queue_arguments(delay_s: float) -> FieldTable:
     # No dead-letter routing key: the message keeps its key "<tier>.Q" on its way to jianhu.requeue.
-    return {
-        "x-queue-type": "quorum",
-        "x-message-ttl": round(delay_s * 1000),
-        "x-dead-letter-exchange": REQUEUE,
-        "x-dead-letter-strategy": "at-least-once",
-        "x-overflow": "reject-publish",
-    }
+    return _quorum_dead_lettering(REQUEUE) | {"x-message-ttl": round(delay_s * 1000)}
 
 
 @lru_cache(maxsize=4096)
