@@ -44,3 +44,15 @@ class DeadLetterNotFoundError(BusError):
 
 class StoreError(JianhuError):
     """The clinical store could not do what was asked."""
+
+
+class ResourceNotFoundError(StoreError):
+    """No resource (or no such version) with that type and id: HTTP 404."""
+
+
+class ResourceGoneError(StoreError):
+    """The resource existed and was deleted: HTTP 410."""
+
+
+class VersionConflictError(StoreError):
+    """The caller's expected version is not the current one (If-Match): HTTP 412 or 409."""

@@ -4,20 +4,30 @@ import sqlite3
 from pathlib import Path
 
 from hub.errors import StoreError
+from store.sqlite_resources import SqliteResources
 
 
 class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._resources: SqliteResources | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a 201 survives a power loss too
+            self._resources = SqliteResources(self._db)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+
+    @property
+    def resources(self) -> SqliteResources:
+        if self._resources is None:
+            raise StoreError("the store is not open")
+        return self._resources
 
     async def ping(self) -> None:
         if self._db is None:
@@ -31,3 +41,4 @@ class SqliteStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+            self._resources = None

@@ -1,0 +1,65 @@
+"""The resource part of the store contract: versioned FHIR resources with history.
+
+Every write makes a new version: ``meta.versionId`` counts from 1, ``meta.lastUpdated`` is the
+commit time, a delete is a version too (``deleted``), and every version stays readable (vread,
+history). Writes may name the version they expect (``if_match``) for optimistic locking.
+Bodies travel as parsed dicts in and orjson bytes out, so a read serves stored bytes unchanged.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+Resource = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of one resource as stored; ``body`` is None for a deletion."""
+
+    type: str
+    id: str
+    version: int
+    last_updated: datetime
+    body: bytes | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.body is None
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    version: StoredVersion
+    created: bool  # an update that made the resource (update-as-create) says so
+
+
+class ResourceStore(Protocol):
+    async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
+        """Store a new resource under a server-assigned (or, for update-as-create, given) id."""
+
+    async def read(self, type: str, id: str) -> StoredVersion:
+        """The current version; ``ResourceGoneError`` if deleted, ``ResourceNotFoundError``."""
+
+    async def vread(self, type: str, id: str, version: int) -> StoredVersion: ...
+
+    async def update(self, resource: Resource, if_match: int | None = None) -> WriteResult:
+        """A new version of ``resource['id']``; creates it when it does not exist yet."""
+
+    async def delete(self, type: str, id: str, if_match: int | None = None) -> StoredVersion | None:
+        """Record a deletion version; None when there was nothing to delete."""
+
+    async def history(
+        self,
+        type: str | None = None,
+        id: str | None = None,
+        since: datetime | None = None,
+        count: int = 100,
+        before_seq: int | None = None,
+    ) -> Sequence[tuple[int, StoredVersion]]:
+        """Versions newest first, each with its sequence number (the paging cursor)."""

@@ -1,0 +1,173 @@
+"""Versioned FHIR resources in SQLite: every version in ``resource_version``, the current one
+pointed at from ``resource_current``. One write is one transaction."""
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from hub.envelope import new_id
+from hub.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
+from store.resources import Resource, StoredVersion, WriteResult
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS resource_version (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,       -- commit order: history paging cursor
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    last_updated TEXT NOT NULL,
+    body BLOB,                                  -- NULL: this version is a deletion
+    UNIQUE (type, id, version)
+);
+CREATE INDEX IF NOT EXISTS ix_resource_version_type ON resource_version (type, seq);
+CREATE TABLE IF NOT EXISTS resource_current (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (type, id)
+) WITHOUT ROWID;
+"""
+
+
+def instant(moment: datetime) -> str:
+    """FHIR instant text, always UTC with milliseconds: sorts as text in commit order."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _with_meta(resource: Resource, id: str, version: int, last_updated: str) -> bytes:
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = last_updated
+    return orjson.dumps({**resource, "id": id, "meta": meta})
+
+
+def _row(type: str, id: str, version: int, last_updated: str, body: Any) -> StoredVersion:
+    moment = datetime.fromisoformat(last_updated.replace("Z", "+00:00"))
+    return StoredVersion(type, id, version, moment, bytes(body) if body is not None else None)
+
+
+class SqliteResources:
+    """The ``ResourceStore`` of the embedded store, on a connection the store owns."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        db.executescript(SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _current(self, type: str, id: str) -> tuple[int, bool] | None:
+        """(version, deleted) of the current version, or None when there never was one."""
+        row = self._db.execute(
+            "SELECT c.version, v.body IS NULL FROM resource_current c "
+            "JOIN resource_version v ON v.seq = c.seq WHERE c.type=? AND c.id=?",
+            (type, id),
+        ).fetchone()
+        return (row[0], bool(row[1])) if row else None
+
+    def _write(self, type: str, id: str, body: Resource | None, version: int) -> StoredVersion:
+        last_updated = instant(datetime.now(UTC))
+        raw = _with_meta(body, id, version, last_updated) if body is not None else None
+        seq = self._db.execute(
+            "INSERT INTO resource_version (type, id, version, last_updated, body) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (type, id, version, last_updated, raw),
+        ).lastrowid
+        self._db.execute(
+            "INSERT INTO resource_current (type, id, version, seq) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (type, id) DO UPDATE SET version=excluded.version, seq=excluded.seq",
+            (type, id, version, seq),
+        )
+        return _row(type, id, version, last_updated, raw)
+
+    async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
+        with self._tx():
+            return self._write(resource["resourceType"], id or new_id(), resource, 1)
+
+    async def update(self, resource: Resource, if_match: int | None = None) -> WriteResult:
+        type, id = resource["resourceType"], resource["id"]
+        with self._tx():
+            current = self._current(type, id)
+            version = current[0] if current else 0
+            if if_match is not None and if_match != version:
+                raise VersionConflictError(f"{type}/{id} is at version {version}, not {if_match}")
+            stored = self._write(type, id, resource, version + 1)
+        return WriteResult(stored, created=current is None or current[1])
+
+    async def delete(self, type: str, id: str, if_match: int | None = None) -> StoredVersion | None:
+        with self._tx():
+            current = self._current(type, id)
+            if current is None or current[1]:
+                return None  # nothing to delete: FHIR makes a repeated delete a success
+            if if_match is not None and if_match != current[0]:
+                raise VersionConflictError(
+                    f"{type}/{id} is at version {current[0]}, not {if_match}"
+                )
+            return self._write(type, id, None, current[0] + 1)
+
+    async def read(self, type: str, id: str) -> StoredVersion:
+        row = self._db.execute(
+            "SELECT v.version, v.last_updated, v.body FROM resource_current c "
+            "JOIN resource_version v ON v.seq = c.seq WHERE c.type=? AND c.id=?",
+            (type, id),
+        ).fetchone()
+        if row is None:
+            raise ResourceNotFoundError(f"{type}/{id} does not exist")
+        if row[2] is None:
+            raise ResourceGoneError(f"{type}/{id} was deleted (version {row[0]})")
+        return _row(type, id, *row)
+
+    async def vread(self, type: str, id: str, version: int) -> StoredVersion:
+        row = self._db.execute(
+            "SELECT last_updated, body FROM resource_version WHERE type=? AND id=? AND version=?",
+            (type, id, version),
+        ).fetchone()
+        if row is None:
+            raise ResourceNotFoundError(f"{type}/{id} has no version {version}")
+        if row[1] is None:
+            raise ResourceGoneError(f"{type}/{id} version {version} is a deletion")
+        return _row(type, id, version, *row)
+
+    async def history(
+        self,
+        type: str | None = None,
+        id: str | None = None,
+        since: datetime | None = None,
+        count: int = 100,
+        before_seq: int | None = None,
+    ) -> Sequence[tuple[int, StoredVersion]]:
+        where, params = _history_filter(type, id, since, before_seq)
+        rows = self._db.execute(
+            "SELECT seq, type, id, version, last_updated, body FROM resource_version"
+            f"{where} ORDER BY seq DESC LIMIT ?",
+            (*params, count),
+        ).fetchall()
+        return [(seq, _row(*rest)) for seq, *rest in rows]
+
+
+def _history_filter(
+    type: str | None, id: str | None, since: datetime | None, before_seq: int | None
+) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    for clause, value in (
+        ("type = ?", type),
+        ("id = ?", id),
+        ("last_updated >= ?", instant(since) if since else None),
+        ("seq < ?", before_seq),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
