@@ -11,7 +11,9 @@ import orjson
 
 from hub.envelope import new_id
 from hub.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
+from store.index import extract
 from store.resources import Resource, StoredVersion, WriteResult
+from store.sqlite_index import drop_index, schema, write_index
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -39,11 +41,11 @@ def instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _with_meta(resource: Resource, id: str, version: int, last_updated: str) -> bytes:
+def _with_meta(resource: Resource, id: str, version: int, last_updated: str) -> Resource:
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(version)
     meta["lastUpdated"] = last_updated
-    return orjson.dumps({**resource, "id": id, "meta": meta})
+    return {**resource, "id": id, "meta": meta}
 
 
 def _row(type: str, id: str, version: int, last_updated: str, body: Any) -> StoredVersion:
@@ -56,7 +58,7 @@ class SqliteResources:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        db.executescript(SCHEMA)
+        db.executescript(SCHEMA + schema())
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -79,7 +81,8 @@ class SqliteResources:
 
     def _write(self, type: str, id: str, body: Resource | None, version: int) -> StoredVersion:
         last_updated = instant(datetime.now(UTC))
-        raw = _with_meta(body, id, version, last_updated) if body is not None else None
+        stored = _with_meta(body, id, version, last_updated) if body is not None else None
+        raw = orjson.dumps(stored) if stored is not None else None
         seq = self._db.execute(
             "INSERT INTO resource_version (type, id, version, last_updated, body) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -90,6 +93,10 @@ class SqliteResources:
             "ON CONFLICT (type, id) DO UPDATE SET version=excluded.version, seq=excluded.seq",
             (type, id, version, seq),
         )
+        if stored is None:
+            drop_index(self._db, type, id)
+        else:
+            write_index(self._db, type, id, extract(stored))
         return _row(type, id, version, last_updated, raw)
 
     async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:

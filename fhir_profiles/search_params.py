@@ -1,0 +1,126 @@
+"""The R4 search parameters of the supported resource types, from the specification's own
+``search-parameters.json``, each with its compiled path walker."""
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from fhir_profiles.fhirpath import Walker, compile_expression
+
+SUPPORTED_TYPES = (
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Encounter",
+    "EpisodeOfCare",
+    "Condition",
+    "Observation",
+    "DiagnosticReport",
+    "ServiceRequest",
+    "Specimen",
+    "MedicationRequest",
+    "MedicationDispense",
+    "MedicationAdministration",
+    "Medication",
+    "Procedure",
+    "AllergyIntolerance",
+    "Immunization",
+    "DocumentReference",
+    "Composition",
+    "Binary",
+    "Appointment",
+    "Schedule",
+    "Slot",
+    "Coverage",
+    "Claim",
+    "ClaimResponse",
+    "ChargeItem",
+    "Account",
+    "Invoice",
+    "Task",
+    "Communication",
+    "Flag",
+    "Group",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "CodeSystem",
+    "ValueSet",
+    "ConceptMap",
+    "Subscription",
+    "AuditEvent",
+    "Provenance",
+    "Device",
+    "ImagingStudy",
+    "RelatedPerson",
+)
+# Parameter types indexed by value; composites are indexed from their components' values.
+VALUE_TYPES = frozenset({"token", "string", "date", "reference", "quantity", "number", "uri"})
+
+
+@dataclass(frozen=True)
+class Component:
+    definition: str  # canonical URL of the component's own SearchParameter
+    expression: str  # relative to the composite's element
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    resource_type: str
+    code: str
+    type: str  # token | string | date | reference | quantity | number | uri | composite | special
+    expression: str
+    walker: Walker
+    targets: tuple[str, ...] = ()  # reference: the resource types it may point to
+    components: tuple[Component, ...] = ()
+    url: str = ""
+
+
+def _definitions() -> list[dict[str, Any]]:
+    data = resources.files("fhir_profiles") / "data" / "search-parameters.json"
+    bundle = json.loads(data.read_text(encoding="utf-8"))
+    return [entry["resource"] for entry in bundle["entry"]]
+
+
+@cache
+def registry() -> dict[str, dict[str, SearchParam]]:
+    """resource type -> parameter code -> parameter, for every supported type."""
+    found: dict[str, dict[str, SearchParam]] = {name: {} for name in SUPPORTED_TYPES}
+    for definition in _definitions():
+        expression = definition.get("expression")
+        if not expression:
+            continue  # no expression: nothing the server can index (e.g. Resource._text)
+        for base in definition.get("base", []):
+            targets = SUPPORTED_TYPES if base in ("Resource", "DomainResource") else (base,)
+            for resource_type in targets:
+                if resource_type in found:
+                    _add(found[resource_type], definition, resource_type, expression)
+    return found
+
+
+def _add(
+    params: dict[str, SearchParam], definition: dict[str, Any], resource_type: str, expression: str
+) -> None:
+    walker = compile_expression(expression, resource_type)
+    if walker is None:
+        return
+    params[definition["code"]] = SearchParam(
+        resource_type=resource_type,
+        code=definition["code"],
+        type=definition["type"],
+        expression=expression,
+        walker=walker,
+        targets=tuple(definition.get("target", ())),
+        components=tuple(
+            Component(part["definition"], part["expression"])
+            for part in definition.get("component", ())
+        ),
+        url=definition.get("url", ""),
+    )
+
+
+def params_for(resource_type: str) -> dict[str, SearchParam]:
+    return registry().get(resource_type, {})

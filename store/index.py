@@ -1,0 +1,212 @@
+"""Search-index extraction, shared by every backend: a resource in, typed index rows out.
+
+Run once per write; each backend stores the rows in its own way (SQLite tables, MongoDB
+sub-documents) and compiles the same parsed query against them. Strings are normalised the way
+FHIR's default string search compares (case- and accent-insensitive); dates become the closed
+range [lo, hi] their precision covers, so ``2020`` matches all of 2020.
+"""
+
+import calendar
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fhir_profiles.search_params import SearchParam, params_for
+
+
+@dataclass
+class IndexRows:
+    """Every index value of one resource, by kind: tuples that start with the parameter code."""
+
+    token: list[tuple[str, str | None, str | None]] = field(default_factory=list)  # system, code
+    token_text: list[tuple[str, str]] = field(default_factory=list)  # display/text for :text
+    string: list[tuple[str, str, str]] = field(default_factory=list)  # normalised, exact
+    date: list[tuple[str, str, str]] = field(default_factory=list)  # lo, hi (UTC instants)
+    reference: list[tuple[str, str]] = field(default_factory=list)  # "Type/id" or URL
+    quantity: list[tuple[str, float, str | None, str | None]] = field(default_factory=list)
+    number: list[tuple[str, float]] = field(default_factory=list)
+    uri: list[tuple[str, str]] = field(default_factory=list)
+
+
+def normalise(text: str) -> str:
+    """Case- and accent-insensitive form used by FHIR's default string matching."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+def extract(resource: dict[str, Any]) -> IndexRows:
+    rows = IndexRows()
+    for param in params_for(resource.get("resourceType", "")).values():
+        extractor = _EXTRACTORS.get(param.type)
+        if extractor is not None:
+            for value in param.walker(resource):
+                extractor(rows, param, value)
+    return rows
+
+
+# --- token ---
+def _token(rows: IndexRows, param: SearchParam, value: Any) -> None:
+    code = param.code
+    if isinstance(value, bool | str | int | float):
+        rows.token.append((code, None, _text(value)))
+    elif isinstance(value, dict):
+        for system, token_code, text in _token_parts(value):
+            if system is not None or token_code is not None:
+                rows.token.append((code, system, token_code))
+            if text:
+                rows.token_text.append((code, normalise(text)))
+
+
+def _text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _token_parts(value: dict[str, Any]) -> Iterator[tuple[str | None, str | None, str | None]]:
+    if "coding" in value or "text" in value:  # CodeableConcept
+        for coding in value.get("coding", ()):
+            yield coding.get("system"), coding.get("code"), coding.get("display")
+        if value.get("text"):
+            yield None, None, value["text"]
+    elif "value" in value and ("system" in value or "use" in value or "type" in value):
+        # Identifier (system|value, and its type's text) or ContactPoint (value)
+        yield value.get("system"), str(value["value"]), (value.get("type") or {}).get("text")
+    elif "code" in value or "system" in value:  # Coding
+        yield value.get("system"), value.get("code"), value.get("display")
+    elif "value" in value:
+        yield None, str(value["value"]), None
+
+
+# --- string ---
+_NAME_PARTS = ("text", "family", "given", "prefix", "suffix")
+_ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "country")
+
+
+def _string(rows: IndexRows, param: SearchParam, value: Any) -> None:
+    for text in _strings_in(value):
+        rows.string.append((param.code, normalise(text), text))
+
+
+def _strings_in(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        parts = _NAME_PARTS if ("family" in value or "given" in value) else _ADDRESS_PARTS
+        for part in parts:
+            item = value.get(part)
+            for text in item if isinstance(item, list) else [item]:
+                if isinstance(text, str) and text:
+                    yield text
+
+
+# --- date ---
+_DATE = re.compile(
+    r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+def date_range(text: str) -> tuple[str, str] | None:
+    """The UTC interval a FHIR date/dateTime/instant covers at its precision, as ISO text."""
+    match = _DATE.match(text)
+    if match is None:
+        return None
+    year, month, day = int(match["y"]), match["m"], match["d"]
+    if month is None:
+        return f"{year:04d}-01-01T00:00:00.000Z", f"{year:04d}-12-31T23:59:59.999Z"
+    if day is None:
+        last = calendar.monthrange(year, int(month))[1]
+        return (
+            f"{year:04d}-{month}-01T00:00:00.000Z",
+            f"{year:04d}-{month}-{last:02d}T23:59:59.999Z",
+        )
+    if match["time"] is None:
+        return f"{year:04d}-{month}-{day}T00:00:00.000Z", f"{year:04d}-{month}-{day}T23:59:59.999Z"
+    time_part = match["time"]
+    precision = timedelta(
+        milliseconds=1 if "." in time_part else 1000 if time_part.count(":") == 2 else 60_000
+    )
+    return _instant_range(text, precision)
+
+
+def _instant_range(text: str, precision: timedelta) -> tuple[str, str] | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # no zone given: taken as UTC, the server's zone
+    start = moment.astimezone(UTC)
+    end = start + precision - timedelta(milliseconds=1)
+    return _iso_ms(start), _iso_ms(end)
+
+
+def _iso_ms(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _date(rows: IndexRows, param: SearchParam, value: Any) -> None:
+    for lo_text, hi_text in _date_bounds(value):
+        lo = date_range(lo_text) if lo_text else None
+        hi = date_range(hi_text) if hi_text else None
+        if lo or hi:
+            rows.date.append(
+                (
+                    param.code,
+                    lo[0] if lo else "0001-01-01T00:00:00.000Z",
+                    hi[1] if hi else "9999-12-31T23:59:59.999Z",
+                )
+            )
+
+
+def _date_bounds(value: Any) -> Iterator[tuple[str | None, str | None]]:
+    if isinstance(value, str):
+        yield value, value
+    elif isinstance(value, dict):
+        if "start" in value or "end" in value:  # Period: open ends are unbounded
+            yield value.get("start"), value.get("end")
+        for event in value.get("event", ()):  # Timing
+            yield event, event
+
+
+# --- reference, uri, quantity, number ---
+def _reference(rows: IndexRows, param: SearchParam, value: Any) -> None:
+    if isinstance(value, str):  # canonical
+        rows.reference.append((param.code, value))
+    elif isinstance(value, dict) and isinstance(value.get("reference"), str):
+        rows.reference.append((param.code, value["reference"]))
+
+
+def _uri(rows: IndexRows, param: SearchParam, value: Any) -> None:
+    if isinstance(value, str):
+        rows.uri.append((param.code, value))
+
+
+def _quantity(rows: IndexRows, param: SearchParam, value: Any) -> None:
+    if isinstance(value, dict) and isinstance(value.get("value"), int | float):
+        rows.quantity.append(
+            (
+                param.code,
+                float(value["value"]),
+                value.get("system"),
+                value.get("code") or value.get("unit"),
+            )
+        )
+
+
+def _number(rows: IndexRows, param: SearchParam, value: Any) -> None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        rows.number.append((param.code, float(value)))
+
+
+_EXTRACTORS = {
+    "token": _token,
+    "string": _string,
+    "date": _date,
+    "reference": _reference,
+    "uri": _uri,
+    "quantity": _quantity,
+    "number": _number,
+}

@@ -1,0 +1,61 @@
+"""Search-index tables of the SQLite store: one table per parameter kind, rewritten for a
+resource in the same transaction as its new version, so an index never disagrees with the data."""
+
+import sqlite3
+
+from store.index import IndexRows
+
+# kind -> value columns (after type, id, param); the first index serves "param = value" lookups.
+KINDS: dict[str, tuple[str, ...]] = {
+    "token": ("system", "code"),
+    "token_text": ("text",),
+    "string": ("norm", "exact"),
+    "date": ("lo", "hi"),
+    "reference": ("target",),
+    "quantity": ("value", "system", "code"),
+    "number": ("value",),
+    "uri": ("value",),
+}
+LOOKUP_COLUMNS = {
+    "token": "code, system",
+    "token_text": "text",
+    "string": "norm",
+    "date": "lo, hi",
+    "reference": "target",
+    "quantity": "value",
+    "number": "value",
+    "uri": "value",
+}
+
+
+def schema() -> str:
+    statements = []
+    for kind, columns in KINDS.items():
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS ix_{kind} "
+            f"(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, {', '.join(columns)});"
+        )
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS ix_{kind}_lookup ON ix_{kind} "
+            f"(type, param, {LOOKUP_COLUMNS[kind]});"
+        )
+        statements.append(f"CREATE INDEX IF NOT EXISTS ix_{kind}_owner ON ix_{kind} (type, id);")
+    return "\n".join(statements)
+
+
+def drop_index(db: sqlite3.Connection, type: str, id: str) -> None:
+    for kind in KINDS:
+        db.execute(f"DELETE FROM ix_{kind} WHERE type=? AND id=?", (type, id))
+
+
+def write_index(db: sqlite3.Connection, type: str, id: str, rows: IndexRows) -> None:
+    """Replace the resource's index rows (call inside the write's transaction)."""
+    drop_index(db, type, id)
+    for kind, columns in KINDS.items():
+        values = getattr(rows, kind)
+        if values:
+            marks = ", ".join("?" * (len(columns) + 3))
+            db.executemany(
+                f"INSERT INTO ix_{kind} VALUES ({marks})",
+                [(type, id, *value) for value in values],
+            )
