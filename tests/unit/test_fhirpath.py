@@ -27,7 +27,7 @@ def _concrete(expression: str, resource: dict[str, Any]) -> str:
     """fhirpathpy does not apply ``Resource.x`` to subtypes; name the concrete type instead."""
     for root in ("DomainResource.", "Resource."):
         if expression.startswith(root):
-            return resource["resourceType"] + "." + expression.removeprefix(root)
+            return str(resource["resourceType"]) + "." + expression.removeprefix(root)
     return expression
 
 
