@@ -56,3 +56,7 @@ class ResourceGoneError(StoreError):
 
 class VersionConflictError(StoreError):
     """The caller's expected version is not the current one (If-Match): HTTP 412 or 409."""
+
+
+class SearchError(JianhuError):
+    """A search request that cannot be run as asked: HTTP 400 with the parameter named."""

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from store.query import SearchQuery
+
 Resource = dict[str, Any]
 
 
@@ -53,6 +55,13 @@ class ResourceStore(Protocol):
 
     async def delete(self, type: str, id: str, if_match: int | None = None) -> StoredVersion | None:
         """Record a deletion version; None when there was nothing to delete."""
+
+    async def search(
+        self, query: SearchQuery, count: int = 50, offset: int = 0
+    ) -> Sequence[StoredVersion]:
+        """Current, not deleted resources that match every clause of the parsed query."""
+
+    async def count(self, query: SearchQuery) -> int: ...
 
     async def history(
         self,

@@ -12,8 +12,10 @@ import orjson
 from hub.envelope import new_id
 from hub.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
 from store.index import extract
+from store.query import SearchQuery
 from store.resources import Resource, StoredVersion, WriteResult
 from store.sqlite_index import drop_index, schema, write_index
+from store.sqlite_search import compile_query
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -146,6 +148,28 @@ class SqliteResources:
         if row[1] is None:
             raise ResourceGoneError(f"{type}/{id} version {version} is a deletion")
         return _row(type, id, version, *row)
+
+    async def search(
+        self, query: SearchQuery, count: int = 50, offset: int = 0
+    ) -> Sequence[StoredVersion]:
+        """Current, not deleted resources matching every clause, in id order."""
+        where, params = compile_query(query)
+        rows = self._db.execute(
+            "SELECT c.type, c.id, v.version, v.last_updated, v.body FROM resource_current c "
+            f"JOIN resource_version v ON v.seq = c.seq WHERE {where} AND v.body IS NOT NULL "
+            "ORDER BY c.id LIMIT ? OFFSET ?",
+            (*params, count, offset),
+        ).fetchall()
+        return [_row(*row) for row in rows]
+
+    async def count(self, query: SearchQuery) -> int:
+        where, params = compile_query(query)
+        (total,) = self._db.execute(
+            "SELECT COUNT(*) FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
+            f"WHERE {where} AND v.body IS NOT NULL",
+            params,
+        ).fetchone()
+        return int(total)
 
     async def history(
         self,

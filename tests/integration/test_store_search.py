@@ -1,0 +1,142 @@
+"""Search on the store: every parameter kind, modifiers, prefixes and one level of chaining.
+
+Runs through the store interface, so every backend meets the same expectations.
+"""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.errors import SearchError
+from store.query import parse_search
+from store.resources import ResourceStore
+from store.sqlite import SqliteStore
+from tests.fixtures.examples import CONDITION, ENCOUNTER, ID_CARD, OBSERVATION, PATIENT
+
+
+@pytest.fixture(params=["sqlite"])
+async def loaded(request: Any, tmp_path: Path) -> AsyncIterator[ResourceStore]:
+    store = SqliteStore(tmp_path / "jianhu.sqlite3")
+    await store.open()
+    resources = store.resources
+    await resources.update(PATIENT)
+    await resources.update(
+        {
+            **PATIENT,
+            "id": "p2",
+            "gender": "female",
+            "birthDate": "1985-06",
+            "name": [{"text": "李四", "family": "李", "given": ["四"]}],
+            "identifier": [{"system": ID_CARD, "value": "33060219850615002X"}],
+            "telecom": [],
+            "address": [{"city": "杭州市"}],
+        }
+    )
+    await resources.update(OBSERVATION)
+    await resources.update(
+        {
+            **OBSERVATION,
+            "id": "o2",
+            "subject": {"reference": "Patient/p2"},
+            "effectiveDateTime": "2026-10-01T08:00:00+08:00",
+            "valueQuantity": {**OBSERVATION["valueQuantity"], "value": 98.5},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}], "text": "血糖"},
+        }
+    )
+    await resources.update(CONDITION)
+    await resources.update(ENCOUNTER)
+    yield resources
+    await store.close()
+
+
+async def ids(resources: ResourceStore, type: str, query: str) -> list[str]:
+    pairs = [tuple(part.split("=", 1)) for part in query.split("&")] if query else []
+    found = await resources.search(parse_search(type, pairs))  # type: ignore[arg-type]
+    return sorted(version.id for version in found)
+
+
+async def test_token_forms(loaded: ResourceStore) -> None:
+    assert await ids(loaded, "Patient", f"identifier={ID_CARD}|330602199001011234") == ["p1"]
+    assert await ids(loaded, "Patient", "identifier=330602199001011234") == ["p1"]
+    assert await ids(loaded, "Patient", "identifier=|330602199001011234") == []
+    assert await ids(loaded, "Patient", f"identifier={ID_CARD}|") == ["p1", "p2"]
+    assert await ids(loaded, "Patient", "gender=male,female") == ["p1", "p2"]
+    assert await ids(loaded, "Patient", "gender:not=male") == ["p2"]
+    assert await ids(loaded, "Observation", "code:text=血") == ["o1", "o2"]
+    assert await ids(loaded, "Observation", "code:text=血糖") == ["o2"]
+    assert await ids(loaded, "Patient", "_id=p2") == ["p2"]
+
+
+async def test_string_forms(loaded: ResourceStore) -> None:
+    assert await ids(loaded, "Patient", "name=张") == ["p1"]
+    assert await ids(loaded, "Patient", "name:exact=张三") == ["p1"]
+    assert await ids(loaded, "Patient", "name:exact=张") == ["p1"]  # the family part
+    assert await ids(loaded, "Patient", "name:exact=张三丰") == []
+    assert await ids(loaded, "Patient", "address:contains=鉴湖") == ["p1"]
+    assert await ids(loaded, "Patient", "address-city=杭州") == ["p2"]
+
+
+async def test_date_prefixes_and_precision(loaded: ResourceStore) -> None:
+    assert await ids(loaded, "Patient", "birthdate=1990") == ["p1"]
+    assert await ids(loaded, "Patient", "birthdate=1985-06") == ["p2"]
+    assert await ids(loaded, "Patient", "birthdate=1985-06-15") == []  # a month is wider
+    assert await ids(loaded, "Patient", "birthdate=lt1989") == ["p2"]
+    assert await ids(loaded, "Patient", "birthdate=ge1990-01-01") == ["p1"]
+    assert await ids(loaded, "Observation", "date=ge2026-11-01") == ["o1"]
+    assert await ids(loaded, "Observation", "date=ge2026-10-01&date=lt2026-12-01") == ["o1", "o2"]
+    assert await ids(loaded, "Condition", "onset-date=2026-11-22") == []  # period not within
+    assert await ids(loaded, "Condition", "onset-date=ap2026-11-22") == ["c1"]
+    assert await ids(loaded, "Condition", "onset-date=sa2026-11-19") == ["c1"]
+    with pytest.raises(SearchError):
+        await ids(loaded, "Patient", "birthdate=yesterday")
+
+
+async def test_references_and_chains(loaded: ResourceStore) -> None:
+    assert await ids(loaded, "Observation", "subject=Patient/p1") == ["o1"]
+    assert await ids(loaded, "Observation", "patient=p2") == ["o2"]
+    assert await ids(loaded, "Observation", "subject:Patient=p2") == ["o2"]
+    assert await ids(loaded, "Observation", "subject=p1") == ["o1"]  # several target types
+    chained = f"subject:Patient.identifier={ID_CARD}|33060219850615002X"
+    assert await ids(loaded, "Observation", chained) == ["o2"]
+    assert await ids(loaded, "Observation", "patient.gender=male") == ["o1"]
+
+
+async def test_quantities_and_missing(loaded: ResourceStore) -> None:
+    assert await ids(loaded, "Observation", "value-quantity=132") == ["o1"]
+    assert await ids(loaded, "Observation", "value-quantity=98.5") == ["o2"]
+    assert await ids(loaded, "Observation", "value-quantity=gt100") == ["o1"]
+    assert await ids(
+        loaded, "Observation", "value-quantity=lt100|http://unitsofmeasure.org|g/L"
+    ) == ["o2"]
+    assert await ids(loaded, "Observation", "value-quantity=132||mg/dL") == []
+    assert await ids(loaded, "Patient", "phone:missing=true") == ["p2"]
+    assert await ids(loaded, "Patient", "phone:missing=false") == ["p1"]
+
+
+async def test_combined_search_the_emr_runs(loaded: ResourceStore) -> None:
+    query = "subject=Patient/p1&code=http://loinc.org|718-7&date=ge2026-11-01"
+    assert await ids(loaded, "Observation", query) == ["o1"]
+
+
+async def test_unknown_parameters_are_reported_not_applied(loaded: ResourceStore) -> None:
+    query = parse_search("Patient", [("gender", "male"), ("shoe-size", "42"), ("_count", "5")])
+    assert query.unknown == ("shoe-size",)
+    assert [v.id for v in await loaded.search(query)] == ["p1"]
+
+
+async def test_deleted_resources_are_not_found_and_counted(loaded: ResourceStore) -> None:
+    assert await loaded.count(parse_search("Patient", [])) == 2
+    await loaded.delete("Patient", "p2")
+    assert await ids(loaded, "Patient", "") == ["p1"]
+    assert await loaded.count(parse_search("Patient", [])) == 1
+
+
+async def test_bad_modifiers_are_refused(loaded: ResourceStore) -> None:
+    with pytest.raises(SearchError):
+        parse_search("Patient", [("gender:contains", "m")])
+    with pytest.raises(SearchError):
+        parse_search("Patient", [("phone:missing", "maybe")])
+    with pytest.raises(SearchError):
+        parse_search("Observation", [("subject.name", "张")])  # which type? several targets
