@@ -14,7 +14,7 @@ from yarl import URL
 from hub.bus.base import Bus
 from hub.bus.embedded import EmbeddedBus
 from hub.bus.rabbit import RabbitBus
-from hub.bus.topology import EVENTS, INBOUND, QueueSpec, dead_queue_name
+from hub.bus.topology import INBOUND, QueueSpec, dead_queue_name
 from hub.metrics import HubMetrics
 from hub.settings import BusSettings
 from tests.broker import Broker, find_broker
@@ -114,6 +114,3 @@ async def buses(request: Any, tmp_path: Path) -> AsyncIterator[BusFactory]:
     factory = BusFactory(request.param, tmp_path, broker)
     yield factory
     await factory.cleanup()
-
-
-__all__ = ["EVENTS", "INBOUND", "BusFactory"]

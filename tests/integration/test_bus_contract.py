@@ -10,7 +10,7 @@ from hub.bus.topology import EVENTS
 from hub.envelope import Envelope
 from hub.errors import PermanentError, RetryableError, TopologyError, UnroutableError
 from hub.settings import BusSettings
-from tests.conftest import FAST_RETRIES, BusFactory
+from tests.conftest import BusFactory
 
 WAIT_S = 15.0
 
@@ -301,6 +301,3 @@ async def _wait_for_dead(bus: Bus, queue: str, count: int) -> list:  # type: ign
         assert loop.time() < deadline, f"{len(found)} dead letters, expected {count}"
         await asyncio.sleep(0.05)
     return found
-
-
-__all__ = ["FAST_RETRIES"]
