@@ -7,5 +7,3 @@ from hub.settings import Role
 
 RUNTIME = web.AppKey("runtime", Runtime)
 ROLE = web.RequestKey("role", Role)  # the caller's role, set by the auth middleware
-
-__all__ = ["ROLE", "RUNTIME", "Role"]
