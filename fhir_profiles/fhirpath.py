@@ -206,3 +206,12 @@ def _where_equals(field: str, literal: str) -> Step:
         return [node for node in nodes if isinstance(node, dict) and node.get(field) == literal]
 
     return step
+
+
+def compile_relative(expression: str) -> Walker:
+    """A walker for an expression relative to an element, as composite components use
+    (``code``, ``value.as(Quantity) | value.as(Range)``)."""
+    walkers = [_compile_part(f"Resource.{part.strip()}") for part in expression.split(" | ")]
+    if len(walkers) == 1:
+        return walkers[0]
+    return lambda element: [value for walker in walkers for value in walker(element)]

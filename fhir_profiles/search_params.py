@@ -7,7 +7,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from fhir_profiles.fhirpath import Walker, compile_expression
+from fhir_profiles.fhirpath import Walker, compile_expression, compile_relative
 
 SUPPORTED_TYPES = (
     "Patient",
@@ -65,6 +65,8 @@ VALUE_TYPES = frozenset({"token", "string", "date", "reference", "quantity", "nu
 class Component:
     definition: str  # canonical URL of the component's own SearchParameter
     expression: str  # relative to the composite's element
+    type: str  # the component parameter's type: token, quantity, date, string, reference
+    walker: Walker
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ def _definitions() -> list[dict[str, Any]]:
 def registry() -> dict[str, dict[str, SearchParam]]:
     """resource type -> parameter code -> parameter, for every supported type."""
     found: dict[str, dict[str, SearchParam]] = {name: {} for name in SUPPORTED_TYPES}
-    for definition in _definitions():
+    definitions = _definitions()
+    types_by_url = {definition["url"]: definition["type"] for definition in definitions}
+    for definition in definitions:
         expression = definition.get("expression")
         if not expression:
             continue  # no expression: nothing the server can index (e.g. Resource._text)
@@ -97,12 +101,16 @@ def registry() -> dict[str, dict[str, SearchParam]]:
             targets = SUPPORTED_TYPES if base in ("Resource", "DomainResource") else (base,)
             for resource_type in targets:
                 if resource_type in found:
-                    _add(found[resource_type], definition, resource_type, expression)
+                    _add(found[resource_type], definition, resource_type, expression, types_by_url)
     return found
 
 
 def _add(
-    params: dict[str, SearchParam], definition: dict[str, Any], resource_type: str, expression: str
+    params: dict[str, SearchParam],
+    definition: dict[str, Any],
+    resource_type: str,
+    expression: str,
+    types_by_url: dict[str, str],
 ) -> None:
     walker = compile_expression(expression, resource_type)
     if walker is None:
@@ -115,7 +123,12 @@ def _add(
         walker=walker,
         targets=tuple(definition.get("target", ())),
         components=tuple(
-            Component(part["definition"], part["expression"])
+            Component(
+                part["definition"],
+                part["expression"],
+                types_by_url.get(part["definition"], "special"),
+                compile_relative(part["expression"]),
+            )
             for part in definition.get("component", ())
         ),
         url=definition.get("url", ""),

@@ -16,6 +16,9 @@ from typing import Any
 
 from fhir_profiles.search_params import SearchParam, params_for
 
+# param, first component (a token: system, code), second component (system, code, lo, hi)
+CompositeRow = tuple[str, str | None, str | None, str | None, str | None, Any, Any]
+
 
 @dataclass
 class IndexRows:
@@ -29,6 +32,7 @@ class IndexRows:
     quantity: list[tuple[str, float, str | None, str | None]] = field(default_factory=list)
     number: list[tuple[str, float]] = field(default_factory=list)
     uri: list[tuple[str, str]] = field(default_factory=list)
+    composite: list[CompositeRow] = field(default_factory=list)
 
 
 def normalise(text: str) -> str:
@@ -40,11 +44,48 @@ def normalise(text: str) -> str:
 def extract(resource: dict[str, Any]) -> IndexRows:
     rows = IndexRows()
     for param in params_for(resource.get("resourceType", "")).values():
+        if param.type == "composite":
+            _composite(rows, param, resource)
+            continue
         extractor = _EXTRACTORS.get(param.type)
         if extractor is not None:
             for value in param.walker(resource):
                 extractor(rows, param, value)
     return rows
+
+
+def _composite(rows: IndexRows, param: SearchParam, resource: dict[str, Any]) -> None:
+    """Each element the composite selects gives every (first x second) pair of its components,
+    so ``code-value-quantity`` matches a code and a value of the same element only."""
+    if len(param.components) != 2 or param.components[0].type != "token":
+        return
+    first, second = param.components
+    second_extract = _EXTRACTORS.get(second.type)
+    if second_extract is None:
+        return
+    for element in param.walker(resource):
+        if not isinstance(element, dict):
+            continue
+        heads, tails = IndexRows(), IndexRows()
+        for value in first.walker(element):
+            _token(heads, param, value)
+        for value in second.walker(element):
+            second_extract(tails, param, value)
+        for _, system, code in heads.token:
+            for tail in _composite_tails(second.type, tails):
+                rows.composite.append((param.code, system, code, *tail))
+
+
+def _composite_tails(kind: str, tails: IndexRows) -> list[tuple[Any, Any, Any, Any]]:
+    """The second component as (system, code, lo, hi)."""
+    shapes: dict[str, list[tuple[Any, Any, Any, Any]]] = {
+        "token": [(system, code, None, None) for _, system, code in tails.token],
+        "quantity": [(system, code, number, number) for _, number, system, code in tails.quantity],
+        "date": [(None, None, lo, hi) for _, lo, hi in tails.date],
+        "string": [(None, norm, None, None) for _, norm, _exact in tails.string],
+        "reference": [(None, target, None, None) for _, target in tails.reference],
+    }
+    return shapes.get(kind, [])
 
 
 # --- token ---

@@ -4,8 +4,9 @@ Repeated parameters are AND-ed; comma-separated values within one are OR-ed. Eac
 compiles a ``SearchQuery`` into its own language (``store.sqlite_search`` for SQLite).
 """
 
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
 from fhir_profiles.search_params import SearchParam, params_for
@@ -21,6 +22,7 @@ MODIFIERS = {
     "quantity": {"missing"},
     "number": {"missing"},
     "uri": {"missing"},
+    "composite": {"missing"},
 }
 # Result-shaping parameters, handled by the API rather than by the index.
 CONTROL = frozenset(
@@ -52,6 +54,7 @@ class Value:
     low: str | float = ""  # date range start / number lower bound
     high: str | float = ""  # date range end / number upper bound
     no_system: bool = False  # token "|code": the code must have no system
+    parts: tuple["Value", ...] = ()  # composite: one value per component
 
 
 @dataclass(frozen=True)
@@ -65,23 +68,46 @@ class Clause:
 
 
 @dataclass(frozen=True)
+class SortKey:
+    param: SearchParam
+    descending: bool = False
+
+
+@dataclass(frozen=True)
 class SearchQuery:
     resource_type: str
     clauses: tuple[Clause, ...]
-    unknown: tuple[str, ...]  # parameters ignored (reported back unless handling is strict)
+    unknown: tuple[str, ...] = ()  # parameters ignored (reported back unless handling is strict)
+    sort: tuple[SortKey, ...] = ()
 
 
 def parse_search(resource_type: str, pairs: Iterable[tuple[str, str]]) -> SearchQuery:
-    clauses, unknown = [], []
+    clauses, unknown, sort = [], [], []
     for name, raw in pairs:
-        if name in CONTROL:
+        if name == "_sort":
+            sort.extend(parse_sort(resource_type, raw))
+        elif name in CONTROL:
             continue
-        clause = parse_clause(resource_type, name, raw)
-        if clause is None:
+        elif (clause := parse_clause(resource_type, name, raw)) is None:
             unknown.append(name)
         else:
             clauses.append(clause)
-    return SearchQuery(resource_type, tuple(clauses), tuple(unknown))
+    return SearchQuery(resource_type, tuple(clauses), tuple(unknown), tuple(sort))
+
+
+SORTABLE = frozenset({"token", "string", "date", "reference", "quantity", "number", "uri"})
+
+
+def parse_sort(resource_type: str, raw: str) -> list[SortKey]:
+    """``_sort=-date,code``: keys in order, ``-`` for descending."""
+    keys = []
+    for part in filter(None, raw.split(",")):
+        code = part.removeprefix("-")
+        param = params_for(resource_type).get(code)
+        if param is None or param.type not in SORTABLE:
+            raise SearchError(f"_sort: {code} is not a sortable parameter of {resource_type}")
+        keys.append(SortKey(param, descending=part.startswith("-")))
+    return keys
 
 
 def parse_clause(resource_type: str, name: str, raw: str) -> Clause | None:
@@ -97,8 +123,25 @@ def parse_clause(resource_type: str, name: str, raw: str) -> Clause | None:
             raise SearchError(f"{name}: :missing takes true or false")
         return Clause(param, "missing", (), missing=raw == "true")
     _check_modifier(param, modifier_or_none, name)
-    values = tuple(_parse_value(param, modifier_or_none, part) for part in _split(raw))
+    if param.type == "composite":
+        values = tuple(_composite_value(param, part) for part in _split(raw))
+    else:
+        values = tuple(
+            _parse_value(param, modifier_or_none, _unescape(part)) for part in _split(raw)
+        )
     return Clause(param, modifier_or_none, values)
+
+
+def _composite_value(param: SearchParam, raw: str) -> Value:
+    """``code$value``: each part parsed as its component's own parameter type."""
+    texts = _split(raw, "$")
+    if len(texts) != len(param.components) or len(texts) != 2:
+        raise SearchError(f"{param.code}: give {len(param.components)} values joined by $")
+    parts = []
+    for component, text in zip(param.components, texts, strict=True):
+        as_param = replace(param, type=component.type, code=param.code)
+        parts.append(_parse_value(as_param, None, _unescape(text)))
+    return Value(parts=tuple(parts))
 
 
 def _check_modifier(param: SearchParam, modifier: str | None, name: str) -> None:
@@ -124,22 +167,27 @@ def _parse_chain(resource_type: str, name: str, raw: str) -> Clause:
     return Clause(param, None, (), chain=inner, chain_type=targets[0])
 
 
-def _split(raw: str) -> list[str]:
-    """Comma-separated OR values; ``\\,`` is a literal comma."""
+def _split(raw: str, separator: str = ",") -> list[str]:
+    """Comma-separated OR values (or ``$``-joined composite parts); ``\\,`` is a literal comma.
+    Other escapes stay for the next split; ``_unescape`` removes them from the final text."""
     parts, current, escaped = [], [], False
     for char in raw:
         if escaped:
-            current.append(char)
+            current.append(char if char == separator else "\\" + char)
             escaped = False
         elif char == "\\":
             escaped = True
-        elif char == ",":
+        elif char == separator:
             parts.append("".join(current))
             current = []
         else:
             current.append(char)
     parts.append("".join(current))
     return parts
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
 
 
 def _prefixed(raw: str) -> tuple[str, str]:

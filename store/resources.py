@@ -7,6 +7,7 @@ Bodies travel as parsed dicts in and orjson bytes out, so a read serves stored b
 """
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -41,7 +42,16 @@ class WriteResult:
     created: bool  # an update that made the resource (update-as-create) says so
 
 
+@dataclass(frozen=True)
+class SearchPage:
+    items: Sequence[StoredVersion]
+    next_cursor: str | None  # opaque; None on the last page
+
+
 class ResourceStore(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Every write inside commits together or not at all (transaction Bundles)."""
+
     async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
         """Store a new resource under a server-assigned (or, for update-as-create, given) id."""
 
@@ -56,10 +66,14 @@ class ResourceStore(Protocol):
     async def delete(self, type: str, id: str, if_match: int | None = None) -> StoredVersion | None:
         """Record a deletion version; None when there was nothing to delete."""
 
+    async def read_many(self, keys: Sequence[tuple[str, str]]) -> Sequence[StoredVersion]:
+        """The current versions of those that exist and are not deleted, in no set order."""
+
     async def search(
-        self, query: SearchQuery, count: int = 50, offset: int = 0
-    ) -> Sequence[StoredVersion]:
-        """Current, not deleted resources that match every clause of the parsed query."""
+        self, query: SearchQuery, count: int = 50, cursor: str | None = None
+    ) -> SearchPage:
+        """Current, not deleted resources that match every clause of the parsed query, in the
+        query's sort order (then by id); ``cursor`` continues after an earlier page."""
 
     async def count(self, query: SearchQuery) -> int: ...
 

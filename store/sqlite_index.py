@@ -15,6 +15,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "quantity": ("value", "system", "code"),
     "number": ("value",),
     "uri": ("value",),
+    "composite": ("c1_system", "c1_code", "c2_system", "c2_code", "c2_lo", "c2_hi"),
 }
 LOOKUP_COLUMNS = {
     "token": "code, system",
@@ -25,6 +26,7 @@ LOOKUP_COLUMNS = {
     "quantity": "value",
     "number": "value",
     "uri": "value",
+    "composite": "c1_code, c2_code",
 }
 
 

@@ -1,21 +1,29 @@
 """Versioned FHIR resources in SQLite: every version in ``resource_version``, the current one
 pointed at from ``resource_current``. One write is one transaction."""
 
+import asyncio
+import base64
+import binascii
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from hub.envelope import new_id
-from hub.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
+from hub.errors import (
+    ResourceGoneError,
+    ResourceNotFoundError,
+    SearchError,
+    VersionConflictError,
+)
 from store.index import extract
 from store.query import SearchQuery
-from store.resources import Resource, StoredVersion, WriteResult
+from store.resources import Resource, SearchPage, StoredVersion, WriteResult
 from store.sqlite_index import drop_index, schema, write_index
-from store.sqlite_search import compile_query
+from store.sqlite_search import after_clause, compile_query, order_clause, sort_exprs
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -60,10 +68,15 @@ class SqliteResources:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self._in_transaction = False
+        self._transaction_lock = asyncio.Lock()
         db.executescript(SCHEMA + schema())
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self._in_transaction:  # part of a caller's transaction: it commits
+            yield self._db
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -71,6 +84,19 @@ class SqliteResources:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """One SQLite transaction around every write inside. The connection is shared, so the
+        lock keeps other requests' writes out, and the body must not wait on anything but this
+        store (SQLite calls here never suspend), or other readers would see uncommitted rows."""
+        async with self._transaction_lock:
+            with self._tx():
+                self._in_transaction = True
+                try:
+                    yield
+                finally:
+                    self._in_transaction = False
 
     def _current(self, type: str, id: str) -> tuple[int, bool] | None:
         """(version, deleted) of the current version, or None when there never was one."""
@@ -149,18 +175,39 @@ class SqliteResources:
             raise ResourceGoneError(f"{type}/{id} version {version} is a deletion")
         return _row(type, id, version, *row)
 
+    async def read_many(self, keys: Sequence[tuple[str, str]]) -> Sequence[StoredVersion]:
+        found = []
+        for start in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
+            chunk = keys[start : start + 400]
+            pairs = " OR ".join(["(c.type = ? AND c.id = ?)"] * len(chunk))
+            rows = self._db.execute(
+                "SELECT c.type, c.id, v.version, v.last_updated, v.body FROM resource_current c "
+                f"JOIN resource_version v ON v.seq = c.seq WHERE ({pairs}) AND v.body IS NOT NULL",
+                [part for key in chunk for part in key],
+            ).fetchall()
+            found.extend(_row(*row) for row in rows)
+        return found
+
     async def search(
-        self, query: SearchQuery, count: int = 50, offset: int = 0
-    ) -> Sequence[StoredVersion]:
-        """Current, not deleted resources matching every clause, in id order."""
+        self, query: SearchQuery, count: int = 50, cursor: str | None = None
+    ) -> SearchPage:
         where, params = compile_query(query)
+        exprs = sort_exprs(query)
+        order, order_args = order_clause(exprs)
+        if cursor is not None:
+            after, after_args = after_clause(exprs, decode_cursor(cursor, len(exprs)))
+            where, params = f"{where} AND {after}", [*params, *after_args]
+        keys = ", ".join(expr.sql for expr in exprs)
+        key_args = [arg for expr in exprs for arg in expr.args]
         rows = self._db.execute(
-            "SELECT c.type, c.id, v.version, v.last_updated, v.body FROM resource_current c "
-            f"JOIN resource_version v ON v.seq = c.seq WHERE {where} AND v.body IS NOT NULL "
-            "ORDER BY c.id LIMIT ? OFFSET ?",
-            (*params, count, offset),
+            f"SELECT c.type, c.id, v.version, v.last_updated, v.body, {keys} "
+            "FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
+            f"WHERE {where} AND v.body IS NOT NULL ORDER BY {order} LIMIT ?",
+            (*key_args, *params, *order_args, count + 1),
         ).fetchall()
-        return [_row(*row) for row in rows]
+        page = rows[:count]
+        next_cursor = encode_cursor(list(page[-1][5:])) if len(rows) > count else None
+        return SearchPage([_row(*row[:5]) for row in page], next_cursor)
 
     async def count(self, query: SearchQuery) -> int:
         where, params = compile_query(query)
@@ -186,6 +233,20 @@ class SqliteResources:
             (*params, count),
         ).fetchall()
         return [(seq, _row(*rest)) for seq, *rest in rows]
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, length: int) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise SearchError("_cursor: not a cursor this server gave out") from exc
+    if not isinstance(values, list) or len(values) != length:
+        raise SearchError("_cursor: it belongs to a search with another sort order")
+    return values
 
 
 def _history_filter(

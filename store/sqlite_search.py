@@ -1,9 +1,10 @@
 """Compiles a parsed ``SearchQuery`` into SQLite: one ``id IN (...)`` per clause, against the
 index tables of ``store.sqlite_index``; clauses AND-ed, a clause's values OR-ed."""
 
+from dataclasses import dataclass
 from typing import Any
 
-from store.query import Clause, SearchQuery, Value
+from store.query import Clause, SearchQuery, SortKey, Value
 
 Sql = tuple[str, list[Any]]
 
@@ -126,6 +127,38 @@ def _token_test(modifier: str | None, value: Value) -> Sql:
     return "(" + " AND ".join(tests or ["1"]) + ")", args
 
 
+def _composite_test(modifier: str | None, value: Value) -> Sql:
+    """First component a token, second any kind: each tested on its own columns."""
+    head, tail = value.parts
+    tests, args = [], []
+    for column, wanted in (("c1_code", head.code), ("c1_system", head.system)):
+        if wanted is not None:
+            tests.append(f"i.{column} = ?")
+            args.append(wanted)
+    if head.no_system:
+        tests.append("i.c1_system IS NULL")
+    tail_sql, tail_args = _composite_tail(tail)
+    return "(" + " AND ".join([*tests, tail_sql]) + ")", [*args, *tail_args]
+
+
+def _composite_tail(value: Value) -> Sql:
+    if value.low != "" and isinstance(value.low, str):  # a date range
+        sql, args = _ranged(_DATE_TESTS, value, value.low, value.high)
+        return sql.replace("i.lo", "i.c2_lo").replace("i.hi", "i.c2_hi"), args
+    if value.low != "":  # a quantity
+        sql, args = _number_test(None, value)
+        sql = sql.replace("i.value", "i.c2_lo")
+    else:  # a token, string or reference: matched on its code column
+        sql, args = ("1", [])
+        if value.code is not None or value.text:
+            sql, args = "i.c2_code = ?", [value.code if value.code is not None else value.text]
+    if value.system:
+        sql, args = f"{sql} AND i.c2_system = ?", [*args, value.system]
+    if value.code is not None and value.low != "":
+        sql, args = f"{sql} AND i.c2_code = ?", [*args, value.code]
+    return f"({sql})", args
+
+
 def _ranged(tests: dict[str, str], value: Value, low: Any, high: Any) -> Sql:
     """``low``/``high``: what the one-sided prefixes compare with (gt, le, sa use the top)."""
     sql = tests[value.prefix]
@@ -144,8 +177,80 @@ _TESTS = {
     "quantity": _quantity_test,
     "reference": _reference_test,
     "uri": _uri_test,
+    "composite": _composite_test,
 }
 
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# --- ordering and keyset paging ---
+_SORT_COLUMN = {
+    "token": "code",
+    "string": "norm",
+    "reference": "target",
+    "quantity": "value",
+    "number": "value",
+    "uri": "value",
+}
+# Resources without a value for a sort key come last in either direction.
+_LAST_TEXT, _LAST_NUMBER = "\uffff", 1e308
+
+
+@dataclass(frozen=True)
+class SortExpr:
+    sql: str
+    args: tuple[Any, ...]
+    descending: bool
+
+
+def sort_exprs(query: SearchQuery) -> list[SortExpr]:
+    """One SQL expression per ``_sort`` key, then ``c.id`` so the order is total and stable."""
+    exprs = [_sort_expr(key) for key in query.sort]
+    return [*exprs, SortExpr("c.id", (), False)]
+
+
+def _sort_expr(key: SortKey) -> SortExpr:
+    param, desc = key.param, key.descending
+    if param.code == "_id":
+        return SortExpr("c.id", (), desc)
+    if param.code == "_lastUpdated":
+        return SortExpr("v.last_updated", (), desc)
+    if param.type == "date":
+        column, kind, last = ("hi" if desc else "lo"), "date", ("" if desc else _LAST_TEXT)
+    else:
+        column, kind = _SORT_COLUMN[param.type], param.type
+        numeric = kind in ("quantity", "number")
+        last_number = -_LAST_NUMBER if desc else _LAST_NUMBER
+        last = last_number if numeric else ("" if desc else _LAST_TEXT)
+    pick = "MAX" if desc else "MIN"
+    sql = (
+        f"COALESCE((SELECT {pick}(i.{column}) FROM ix_{kind} i "
+        f"WHERE i.type = c.type AND i.id = c.id AND i.param = ?), ?)"
+    )
+    return SortExpr(sql, (param.code, last), desc)
+
+
+def order_clause(exprs: list[SortExpr]) -> Sql:
+    parts, args = [], []
+    for expr in exprs:
+        parts.append(f"{expr.sql} {'DESC' if expr.descending else 'ASC'}")
+        args.extend(expr.args)
+    return ", ".join(parts), args
+
+
+def after_clause(exprs: list[SortExpr], last: list[Any]) -> Sql:
+    """Rows strictly after ``last`` (the previous page's final sort values) in this order:
+    (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ..., with < for descending keys."""
+    ors, args = [], []
+    for position, expr in enumerate(exprs):
+        ands, and_args = [], []
+        for before, value in zip(exprs[:position], last, strict=False):
+            ands.append(f"{before.sql} = ?")
+            and_args.extend([*before.args, value])
+        ands.append(f"{expr.sql} {'<' if expr.descending else '>'} ?")
+        and_args.extend([*expr.args, last[position]])
+        ors.append("(" + " AND ".join(ands) + ")")
+        args.extend(and_args)
+    return "(" + " OR ".join(ors) + ")", args

@@ -53,7 +53,7 @@ async def loaded(request: Any, tmp_path: Path) -> AsyncIterator[ResourceStore]:
 
 async def ids(resources: ResourceStore, type: str, query: str) -> list[str]:
     pairs = [tuple(part.split("=", 1)) for part in query.split("&")] if query else []
-    found = await resources.search(parse_search(type, pairs))  # type: ignore[arg-type]
+    found = (await resources.search(parse_search(type, pairs))).items  # type: ignore[arg-type]
     return sorted(version.id for version in found)
 
 
@@ -123,7 +123,7 @@ async def test_combined_search_the_emr_runs(loaded: ResourceStore) -> None:
 async def test_unknown_parameters_are_reported_not_applied(loaded: ResourceStore) -> None:
     query = parse_search("Patient", [("gender", "male"), ("shoe-size", "42"), ("_count", "5")])
     assert query.unknown == ("shoe-size",)
-    assert [v.id for v in await loaded.search(query)] == ["p1"]
+    assert [v.id for v in (await loaded.search(query)).items] == ["p1"]
 
 
 async def test_deleted_resources_are_not_found_and_counted(loaded: ResourceStore) -> None:
@@ -140,3 +140,73 @@ async def test_bad_modifiers_are_refused(loaded: ResourceStore) -> None:
         parse_search("Patient", [("phone:missing", "maybe")])
     with pytest.raises(SearchError):
         parse_search("Observation", [("subject.name", "张")])  # which type? several targets
+
+
+async def test_composites_match_code_and_value_of_the_same_element(loaded: ResourceStore) -> None:
+    assert await ids(loaded, "Observation", "code-value-quantity=http://loinc.org|718-7$gt100") == [
+        "o1"
+    ]
+    assert await ids(loaded, "Observation", "code-value-quantity=718-7$lt100") == []
+    assert await ids(loaded, "Observation", "code-value-quantity=2345-7$lt100") == ["o2"]
+    # 8480-6 is a component: component-code-value-quantity sees it, code-value-quantity does not
+    assert await ids(loaded, "Observation", "component-code-value-quantity=8480-6$120") == [
+        "o1",
+        "o2",
+    ]
+    assert await ids(loaded, "Observation", "code-value-quantity=8480-6$120") == []
+    with pytest.raises(SearchError):
+        await ids(loaded, "Observation", "code-value-quantity=718-7")  # the value is missing
+
+
+async def test_sort_on_several_keys_both_directions(loaded: ResourceStore) -> None:
+    async def order(query: str) -> list[str]:
+        pairs = [tuple(part.split("=", 1)) for part in query.split("&")]
+        page = await loaded.search(parse_search("Observation", pairs))  # type: ignore[arg-type]
+        return [version.id for version in page.items]
+
+    assert await order("_sort=date") == ["o2", "o1"]
+    assert await order("_sort=-date") == ["o1", "o2"]
+    assert await order("_sort=-value-quantity") == ["o1", "o2"]
+    # same status, so code decides, compared as text: "2345-7" < "718-7"
+    assert await order("_sort=status,code") == ["o2", "o1"]
+    assert await order("_sort=status,-code") == ["o1", "o2"]
+    with pytest.raises(SearchError):
+        parse_search("Observation", [("_sort", "shoe-size")])
+
+
+async def test_cursor_pages_are_stable_while_resources_are_added(loaded: ResourceStore) -> None:
+    for number in range(7):
+        await loaded.update({**PATIENT, "id": f"p-extra-{number}", "birthDate": f"20{number:02d}"})
+    query = parse_search("Patient", [("_sort", "-birthdate")])
+    first = await loaded.search(query, count=4)
+    assert first.next_cursor is not None
+    # a resource that sorts before the cursor appears on no later page: no duplicates, no gaps
+    await loaded.update({**PATIENT, "id": "p-newest", "birthDate": "2030"})
+    second = await loaded.search(query, count=4, cursor=first.next_cursor)
+    assert second.next_cursor is not None
+    third = await loaded.search(query, count=4, cursor=second.next_cursor)
+    assert third.next_cursor is None
+    seen = [v.id for page in (first, second, third) for v in page.items]
+    assert len(seen) == len(set(seen)) == 9
+    assert seen[:2] == ["p-extra-6", "p-extra-5"]
+    assert seen[-2:] == ["p1", "p2"]  # 1990, then 1985-06
+    with pytest.raises(SearchError):
+        await loaded.search(query, cursor="not-a-cursor")
+
+
+async def test_a_transaction_commits_all_or_nothing(loaded: ResourceStore) -> None:
+    async def failing() -> None:
+        async with loaded.transaction():
+            await loaded.update({**PATIENT, "id": "t1"})
+            await loaded.delete("Patient", "p2")
+            raise RuntimeError("the third entry failed")
+
+    with pytest.raises(RuntimeError):
+        await failing()
+    assert await ids(loaded, "Patient", "") == ["p1", "p2"]
+    async with loaded.transaction():
+        await loaded.update({**PATIENT, "id": "t1"})
+        await loaded.delete("Patient", "p2")
+    assert await ids(loaded, "Patient", "") == ["p1", "t1"]
+    found = await loaded.read_many([("Patient", "t1"), ("Patient", "p2"), ("Patient", "nope")])
+    assert [version.id for version in found] == ["t1"]
