@@ -176,7 +176,7 @@ class SqliteResources:
         return _row(type, id, version, *row)
 
     async def read_many(self, keys: Sequence[tuple[str, str]]) -> Sequence[StoredVersion]:
-        found = []
+        found: list[StoredVersion] = []
         for start in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
             chunk = keys[start : start + 400]
             pairs = " OR ".join(["(c.type = ? AND c.id = ?)"] * len(chunk))

@@ -217,6 +217,7 @@ def _sort_expr(key: SortKey) -> SortExpr:
         return SortExpr("c.id", (), desc)
     if param.code == "_lastUpdated":
         return SortExpr("v.last_updated", (), desc)
+    last: str | float
     if param.type == "date":
         column, kind, last = ("hi" if desc else "lo"), "date", ("" if desc else _LAST_TEXT)
     else:
@@ -233,7 +234,7 @@ def _sort_expr(key: SortKey) -> SortExpr:
 
 
 def order_clause(exprs: list[SortExpr]) -> Sql:
-    parts, args = [], []
+    parts, args = [], list[Any]()
     for expr in exprs:
         parts.append(f"{expr.sql} {'DESC' if expr.descending else 'ASC'}")
         args.extend(expr.args)
