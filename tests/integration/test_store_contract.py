@@ -27,7 +27,7 @@ async def resources(request: Any, tmp_path: Path) -> AsyncIterator[ResourceStore
 def patient(name: str = "张三", **extra: Any) -> dict[str, Any]:
     return {
         "resourceType": "Patient",
-        "identifier": [{"system": "urn:oid:2.16.156.10011.1.1", "value": "330602199001011234"}],
+        "identifier": [{"system": "urn:oid:2.16.156.10011.1.1", "value": "330602199001011231"}],
         "name": [{"text": name, "family": name[0], "given": [name[1:]]}],
         "gender": "male",
         **extra,

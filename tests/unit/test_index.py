@@ -6,7 +6,7 @@ from tests.fixtures.examples import CONDITION, ENCOUNTER, ID_CARD, OBSERVATION, 
 
 def test_tokens_keep_system_and_code_and_text_for_text_search() -> None:
     rows = extract(PATIENT)
-    assert ("identifier", ID_CARD, "330602199001011234") in rows.token
+    assert ("identifier", ID_CARD, "330602199001011231") in rows.token
     assert ("gender", None, "male") in rows.token
     assert ("active", None, "true") in rows.token
     assert ("phone", "phone", "13812345678") in rows.token
