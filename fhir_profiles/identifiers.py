@@ -40,7 +40,9 @@ def id_card_problem(number: str) -> str | None:
         date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
     except ValueError:
         return "positions 7-14 of a resident ID number must be a birth date"
-    expected = _CHECK[sum(int(digit) * weight for digit, weight in zip(text, _WEIGHTS)) % 11]
+    expected = _CHECK[
+        sum(int(digit) * weight for digit, weight in zip(text[:17], _WEIGHTS, strict=True)) % 11
+    ]
     if text[17] != expected:
         return "the check character of the resident ID number is wrong (GB 11643)"
     return None

@@ -52,6 +52,14 @@ class BusSettings(BaseModel):
         return delays
 
 
+class FhirSettings(BaseModel):
+    """The FHIR API: its public base URL (behind a proxy) and request limits."""
+
+    base_url: str = ""  # empty: taken from each request's scheme and host
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="larger bodies get 413")
+    validate_input: bool = True  # validate every resource a client writes
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="JIANHU_",
@@ -70,6 +78,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     shutdown_grace_s: float = Field(30.0, ge=0)
     bus: BusSettings = BusSettings()
+    fhir: FhirSettings = FhirSettings()
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -1,10 +1,12 @@
 """What the runtime needs of any store backend: open it, check it, close it.
 
-The full resource interface (create, read, search, history, transactions) lands with the
-clinical store; the runtime depends only on this narrow part.
+The resource interface itself (create, read, search, history, transactions) is
+``store.resources.ResourceStore``.
 """
 
 from typing import Protocol
+
+from store.resources import ResourceStore
 
 
 class Store(Protocol):
@@ -14,3 +16,7 @@ class Store(Protocol):
         """Raise ``StoreError`` when the store cannot serve a request right now."""
 
     async def close(self) -> None: ...
+
+    @property
+    def resources(self) -> ResourceStore:
+        """The FHIR resources; raises ``StoreError`` while the store is closed."""

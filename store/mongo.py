@@ -1,5 +1,7 @@
 """The production store on MongoDB, through PyMongo's async client (write concern majority)."""
 
+from typing import Any
+
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
@@ -24,6 +26,10 @@ class MongoStore:
             await self._client.admin.command("ping")
         except PyMongoError as exc:
             raise StoreError(f"MongoDB: {type(exc).__name__}") from exc
+
+    @property
+    def resources(self) -> Any:
+        raise StoreError("the MongoDB resource store is not available in this version")
 
     async def close(self) -> None:
         await self._client.close()

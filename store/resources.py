@@ -69,6 +69,9 @@ class ResourceStore(Protocol):
     async def read_many(self, keys: Sequence[tuple[str, str]]) -> Sequence[StoredVersion]:
         """The current versions of those that exist and are not deleted, in no set order."""
 
+    async def referencing(self, target: str, limit: int) -> Sequence[StoredVersion]:
+        """Current resources of any type with a search reference to ``target`` (``Type/id``)."""
+
     async def search(
         self, query: SearchQuery, count: int = 50, cursor: str | None = None
     ) -> SearchPage:

@@ -42,6 +42,8 @@ def schema() -> str:
             f"(type, param, {LOOKUP_COLUMNS[kind]});"
         )
         statements.append(f"CREATE INDEX IF NOT EXISTS ix_{kind}_owner ON ix_{kind} (type, id);")
+    # $everything and _revinclude look a target up across every type and parameter
+    statements.append("CREATE INDEX IF NOT EXISTS ix_reference_target ON ix_reference (target);")
     return "\n".join(statements)
 
 

@@ -188,6 +188,12 @@ class SqliteResources:
             found.extend(_row(*row) for row in rows)
         return found
 
+    async def referencing(self, target: str, limit: int) -> Sequence[StoredVersion]:
+        rows = self._db.execute(
+            "SELECT DISTINCT type, id FROM ix_reference WHERE target = ? LIMIT ?", (target, limit)
+        ).fetchall()
+        return await self.read_many([(type_, id_) for type_, id_ in rows])
+
     async def search(
         self, query: SearchQuery, count: int = 50, cursor: str | None = None
     ) -> SearchPage:

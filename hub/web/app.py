@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from hub.runtime import Runtime
-from hub.web import health, ops
+from hub.web import fhir, health, ops
 from hub.web.auth import auth_middleware
 from hub.web.keys import RUNTIME
 
@@ -22,4 +22,5 @@ def make_app(runtime: Runtime, consume: bool = True) -> web.Application:
     app.cleanup_ctx.append(runtime_ctx)
     health.add_routes(app)
     ops.add_routes(app)
+    fhir.add_routes(app)
     return app

@@ -1,0 +1,242 @@
+"""Transaction and batch Bundles.
+
+A batch runs its entries one by one, each with its own outcome. A transaction is atomic: ids
+of new resources are chosen first, ``urn:uuid`` and conditional references (``Patient?
+identifier=...``) are resolved, conditional creates and updates are matched, and then every
+write runs inside one store transaction in the order the spec gives (DELETE, POST, PUT, PATCH);
+reads run after the commit. Any failing entry rolls the whole Bundle back.
+"""
+
+import base64
+import binascii
+from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from hub.envelope import new_id
+from hub.fhir.interaction import FhirRequest, FhirResponse
+from hub.fhir.outcome import FhirError
+from hub.fhir.paths import Target, parse_path
+from hub.fhir.search import bundle
+from store.sqlite_resources import instant
+
+if TYPE_CHECKING:
+    from hub.fhir.service import FhirService
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
+MAX_ENTRIES = 5000
+_HEADERS = {
+    "ifMatch": "if-match",
+    "ifNoneMatch": "if-none-match",
+    "ifNoneExist": "if-none-exist",
+    "ifModifiedSince": "if-modified-since",
+}
+
+
+@dataclass
+class Entry:
+    position: int
+    full_url: str | None
+    request: FhirRequest
+
+
+class BundleProcessor:
+    def __init__(self, service: "FhirService") -> None:
+        self.service = service
+
+    async def process(self, request: FhirRequest, target: Target) -> FhirResponse:
+        body = request.body
+        if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+            raise FhirError.of(
+                400, "invalid", "POST to the base takes a transaction or batch Bundle"
+            )
+        kind = body.get("type")
+        if kind not in ("transaction", "batch"):
+            raise FhirError.of(400, "invalid", f"Bundle.type {kind!r}: use transaction or batch")
+        raw_entries = body.get("entry") or []
+        if not isinstance(raw_entries, list) or len(raw_entries) > MAX_ENTRIES:
+            raise FhirError.of(400, "invalid", f"Bundle.entry: a list of at most {MAX_ENTRIES}")
+        entries = [_entry(request, position, raw) for position, raw in enumerate(raw_entries)]
+        if kind == "batch":
+            responses = [await self._batch_entry(entry) for entry in entries]
+        else:
+            responses = await self._transaction(entries)
+        result = bundle(f"{kind}-response", [_response_entry(r) for r in responses], [])
+        del result["link"]
+        return FhirResponse(200, result)
+
+    async def _batch_entry(self, entry: Entry) -> FhirResponse:
+        try:
+            return await self.service.dispatch(entry.request)
+        except FhirError as exc:
+            return FhirResponse(exc.status, _outcome_of(exc))
+
+    async def _transaction(self, entries: list[Entry]) -> list[FhirResponse]:
+        mapping = await self._assign_ids(entries)
+        for entry in entries:
+            if entry.request.body is not None and entry.request.method in ("POST", "PUT"):
+                body = await self._resolve_references(entry, entry.request.body, mapping)
+                entry.request = replace(entry.request, body=body)
+        _refuse_duplicates(entries)
+        responses: dict[int, FhirResponse] = {}
+        ordered = sorted(entries, key=lambda e: (ORDER[e.request.method], e.position))
+        writes = [e for e in ordered if e.request.method not in ("GET", "HEAD")]
+        async with self.service.resources.transaction():
+            for entry in writes:
+                responses[entry.position] = await self._run(entry)
+        for entry in ordered:
+            if entry.position not in responses:
+                responses[entry.position] = await self._run(entry)
+        return [responses[position] for position in range(len(entries))]
+
+    async def _run(self, entry: Entry) -> FhirResponse:
+        try:
+            return await self.service.dispatch(entry.request)
+        except FhirError as exc:
+            where = f"Bundle.entry[{entry.position}]"
+            issues = [replace(i, diagnostics=f"{where}: {i.diagnostics}") for i in exc.issues]
+            raise FhirError(exc.status, issues) from exc
+
+    async def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
+        """fullUrl -> ``Type/id`` for every entry that creates or names a resource."""
+        mapping: dict[str, str] = {}
+        for entry in entries:
+            request, target = entry.request, parse_path(entry.request.path)
+            if request.method == "POST" and target.type and target.id is None:
+                reference = await self._post_target(entry, target.type)
+            elif request.method == "PUT" and target.type and target.id is None:
+                reference = await self._conditional_put_target(entry, target.type)
+            elif target.type and target.id:
+                reference = f"{target.type}/{target.id}"
+            else:
+                continue
+            if entry.full_url:
+                mapping[entry.full_url] = reference
+        return mapping
+
+    async def _post_target(self, entry: Entry, type_: str) -> str:
+        condition = entry.request.header("if-none-exist")
+        if condition:
+            pairs = parse_qsl(condition.split("?", 1)[-1], keep_blank_values=True)
+            found = await self.service.matches(type_, pairs, f"entry {entry.position} ifNoneExist")
+            if found:
+                return f"{type_}/{found[0].id}"  # the create is skipped at dispatch time
+        entry.request = replace(entry.request, assigned_id=new_id())
+        return f"{type_}/{entry.request.assigned_id}"
+
+    async def _conditional_put_target(self, entry: Entry, type_: str) -> str:
+        found = await self.service.matches(
+            type_, entry.request.query, f"entry {entry.position} conditional update"
+        )
+        body = entry.request.body if isinstance(entry.request.body, dict) else {}
+        id_ = found[0].id if found else body.get("id") or new_id()
+        entry.request = replace(
+            entry.request, path=f"{type_}/{id_}", query=(), body={**body, "id": id_}
+        )
+        return f"{type_}/{id_}"
+
+    async def _resolve_references(self, entry: Entry, node: Any, mapping: dict[str, str]) -> Any:
+        if isinstance(node, list):
+            return [await self._resolve_references(entry, item, mapping) for item in node]
+        if not isinstance(node, dict):
+            return node
+        resolved = {
+            key: await self._resolve_references(entry, v, mapping) for key, v in node.items()
+        }
+        reference = node.get("reference")
+        if isinstance(reference, str):
+            resolved["reference"] = await self._resolve_reference(entry, reference, mapping)
+        return resolved
+
+    async def _resolve_reference(
+        self, entry: Entry, reference: str, mapping: dict[str, str]
+    ) -> str:
+        if reference in mapping:
+            return mapping[reference]
+        if reference.startswith("urn:uuid:"):
+            raise FhirError.of(
+                400, "not-found", f"Bundle.entry[{entry.position}]: {reference} names no entry"
+            )
+        if "?" in reference and not reference.startswith(("http:", "https:")):
+            type_, _, criteria = reference.partition("?")
+            pairs = parse_qsl(criteria, keep_blank_values=True)
+            found = await self.service.matches(type_, pairs, f"reference {reference}")
+            if not found:
+                raise FhirError.of(
+                    404, "not-found", f"Bundle.entry[{entry.position}]: {reference} matched nothing"
+                )
+            return f"{type_}/{found[0].id}"
+        return reference
+
+
+def _entry(request: FhirRequest, position: int, raw: Any) -> Entry:
+    where = f"Bundle.entry[{position}]"
+    call = raw.get("request") if isinstance(raw, dict) else None
+    if not isinstance(call, dict) or call.get("method") not in METHODS or not call.get("url"):
+        raise FhirError.of(400, "required", f"{where}.request needs a method and a url", where)
+    method = "GET" if call["method"] == "HEAD" else call["method"]
+    url = urlsplit(str(call["url"]).removeprefix(request.base))
+    headers = {_HEADERS[key]: str(value) for key, value in call.items() if key in _HEADERS}
+    body = raw.get("resource")
+    if method == "PATCH":
+        body = _patch_body(body, where)
+    sub = FhirRequest(
+        method=method,
+        path=url.path.strip("/"),
+        query=tuple(parse_qsl(url.query, keep_blank_values=True)),
+        headers={**request.headers, **headers},
+        body=body,
+        base=request.base,
+    )
+    full_url = raw.get("fullUrl")
+    return Entry(position, full_url if isinstance(full_url, str) else None, sub)
+
+
+def _patch_body(body: Any, where: str) -> Any:
+    """A transaction carries a JSON Patch as a Binary resource (base64 data)."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Binary":
+        raise FhirError.of(400, "invalid", f"{where}: a PATCH entry carries a Binary JSON Patch")
+    try:
+        return orjson.loads(base64.b64decode(body.get("data", ""), validate=True))
+    except (binascii.Error, orjson.JSONDecodeError) as exc:
+        raise FhirError.of(400, "invalid", f"{where}: the Binary is not a JSON Patch") from exc
+
+
+def _refuse_duplicates(entries: list[Entry]) -> None:
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.request.method in ("PUT", "PATCH", "DELETE") and not entry.request.query:
+            if entry.request.path in seen:
+                raise FhirError.of(
+                    400, "invalid", f"Bundle.entry[{entry.position}]: {entry.request.path} twice"
+                )
+            seen.add(entry.request.path)
+
+
+def _outcome_of(exc: FhirError) -> dict[str, Any]:
+    return {"resourceType": "OperationOutcome", "issue": [i.as_json() for i in exc.issues]}
+
+
+def _response_entry(response: FhirResponse) -> dict[str, Any]:
+    status = f"{response.status} {HTTPStatus(response.status).phrase}"
+    answer: dict[str, Any] = {"status": status}
+    if location := response.headers.get("Location"):
+        answer["location"] = location
+    if etag := response.headers.get("ETag"):
+        answer["etag"] = etag
+    if modified := response.headers.get("Last-Modified"):
+        answer["lastModified"] = instant(parsedate_to_datetime(modified))
+    entry: dict[str, Any] = {"response": answer}
+    body = response.body
+    if isinstance(body, bytes):
+        body = orjson.Fragment(body)
+    if body is not None and response.status >= 400:
+        answer["outcome"] = body
+    elif body is not None:
+        entry["resource"] = body
+    return entry

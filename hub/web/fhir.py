@@ -1,0 +1,118 @@
+"""The FHIR R4 REST API under ``/fhir``: HTTP in, ``FhirRequest`` to the service, HTTP out.
+
+JSON only (``application/fhir+json``); a client that accepts only XML gets 406 and an XML body
+415. Bodies over ``JIANHU_FHIR__MAX_BODY_BYTES`` get 413 before they are read to the end.
+"""
+
+from urllib.parse import parse_qsl
+
+import orjson
+from aiohttp import web
+
+from hub.fhir.capability import capability_statement
+from hub.fhir.interaction import JSON_TYPE, FhirRequest, FhirResponse
+from hub.fhir.outcome import FhirError, outcome
+from hub.fhir.service import FhirService
+from hub.settings import Role
+from hub.web.auth import allow
+from hub.web.keys import RUNTIME
+
+CONTENT_TYPE = f"{JSON_TYPE}; charset=utf-8"
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
+_FORM = "application/x-www-form-urlencoded"
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/fhir/metadata", metadata)
+    app.router.add_route("*", "/fhir{tail:(/.*)?}", handle)
+
+
+def base_url(request: web.Request) -> str:
+    configured = request.app[RUNTIME].settings.fhir.base_url
+    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}/fhir"
+
+
+async def metadata(request: web.Request) -> web.StreamResponse:
+    """Public, as the spec expects: clients read it before they authenticate."""
+    if _wants_xml(request):
+        return _error(FhirError.of(406, "not-supported", "this server speaks FHIR JSON only"))
+    return _respond(FhirResponse(200, capability_statement(base_url(request))))
+
+
+@allow(Role.CLINICIAN, Role.SYSTEM)
+async def handle(request: web.Request) -> web.StreamResponse:
+    try:
+        fhir_request = await _fhir_request(request)
+        service = FhirService(
+            request.app[RUNTIME].store.resources,
+            validate_input=request.app[RUNTIME].settings.fhir.validate_input,
+        )
+        return _respond(await service.dispatch(fhir_request))
+    except FhirError as exc:
+        return _error(exc)
+
+
+async def _fhir_request(request: web.Request) -> FhirRequest:
+    if _wants_xml(request):
+        raise FhirError.of(406, "not-supported", "this server speaks FHIR JSON only")
+    path = request.match_info["tail"].strip("/")
+    query = tuple(request.query.items())
+    body = None
+    if request.method in ("POST", "PUT", "PATCH"):
+        raw = await _read_body(request)
+        kind = request.content_type
+        if path.endswith("_search") and kind == _FORM:
+            query += tuple(parse_qsl(raw.decode(), keep_blank_values=True))
+        elif raw:
+            body = _parse_json(raw, kind, request.method)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    return FhirRequest(request.method, path, query, headers, body, base_url(request))
+
+
+async def _read_body(request: web.Request) -> bytes:
+    limit = request.app[RUNTIME].settings.fhir.max_body_bytes
+    too_big = FhirError.of(413, "too-costly", f"the body is over the limit of {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_json(raw: bytes, kind: str, method: str) -> object:
+    if method == "PATCH" and kind != "application/json-patch+json":
+        raise FhirError.of(415, "not-supported", "PATCH takes application/json-patch+json")
+    if kind and kind not in _JSON_TYPES and kind != "application/octet-stream":
+        raise FhirError.of(415, "not-supported", f"{kind} bodies are not accepted: send JSON")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise FhirError.of(400, "invalid", f"the body is not valid JSON: {exc}") from exc
+
+
+def _wants_xml(request: web.Request) -> bool:
+    requested = request.query.get("_format")
+    if requested:
+        return "xml" in requested
+    accepted = [part.split(";")[0].strip() for part in request.headers.get("Accept", "").split(",")]
+    if any("json" in kind or kind in ("*/*", "application/*", "") for kind in accepted):
+        return False
+    return any("xml" in kind for kind in accepted)
+
+
+def _respond(response: FhirResponse) -> web.Response:
+    if response.status == 304 or response.body is None:
+        return web.Response(status=response.status, headers=response.headers)
+    return web.Response(
+        status=response.status,
+        body=response.body_bytes(),
+        headers={**response.headers, "Content-Type": CONTENT_TYPE},
+    )
+
+
+def _error(exc: FhirError) -> web.Response:
+    return _respond(FhirResponse(exc.status, outcome(*exc.issues), exc.headers))
