@@ -86,7 +86,7 @@ def parse_search(resource_type: str, pairs: Iterable[tuple[str, str]]) -> Search
     for name, raw in pairs:
         if name == "_sort":
             sort.extend(parse_sort(resource_type, raw))
-        elif name in CONTROL:
+        elif name.partition(":")[0] in CONTROL:  # _include:iterate too
             continue
         elif (clause := parse_clause(resource_type, name, raw)) is None:
             unknown.append(name)

@@ -3,59 +3,12 @@
 Runs the whole hub app on a loopback port (embedded bus, SQLite store in a temporary folder).
 """
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from hub.runtime import Runtime
-from hub.settings import FhirSettings, load_settings
-from hub.web.app import make_app
 from tests.fixtures.examples import ID_CARD, OBSERVATION, PATIENT
-
-AUTH = {"Authorization": "Bearer emr-key"}
-FHIR_JSON = "application/fhir+json"
-
-Client = TestClient[Any, Any]
-
-
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Client]:
-    settings = load_settings(
-        data_dir=tmp_path,
-        api_keys="emr-key:clinician,wall-key:screen",
-        fhir=FhirSettings(max_body_bytes=64 * 1024),
-    )
-    client = TestClient(TestServer(make_app(Runtime(settings), consume=False)))
-    await client.start_server()
-    yield client
-    await client.close()
-
-
-def new_patient(**changes: Any) -> dict[str, Any]:
-    patient = {key: value for key, value in PATIENT.items() if key != "id"}
-    return {**patient, **changes}
-
-
-async def call(
-    api: Client, method: str, path: str, body: Any = None, **headers: str
-) -> tuple[int, Any, Any]:
-    """(status, JSON body or None, response headers)."""
-    response = await api.request(method, f"/fhir/{path}", json=body, headers={**AUTH, **headers})
-    text = await response.text()
-    data = None
-    if text:
-        assert response.content_type == FHIR_JSON, text
-        data = await response.json(content_type=None)
-    return response.status, data, response.headers
-
-
-async def count_of(api: Client, type_: str) -> int:
-    _, bundle, _ = await call(api, "GET", f"{type_}?_summary=count")
-    total: int = bundle["total"]
-    return total
+from tests.integration.fhir_api import AUTH, FHIR_JSON, Client, call, count_of, new_patient
 
 
 async def test_capability_statement_is_public_and_truthful(api: Client) -> None:
