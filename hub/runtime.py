@@ -4,15 +4,19 @@ as one unit. Built once by the entry point and passed down; no globals."""
 import logging
 from dataclasses import dataclass, field
 
+import aiohttp
+
 from hub.bus.base import Bus
 from hub.bus.embedded import EmbeddedBus
 from hub.bus.rabbit import RabbitBus
+from hub.events import EventRelay
 from hub.logs import log_event
 from hub.metrics import HubMetrics
 from hub.settings import Settings
 from routes.table import RoutingTable, default_table
 from store.base import Store
 from store.mongo import MongoStore
+from store.resources import ResourceStore
 from store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -37,16 +41,30 @@ class Runtime:
     metrics: HubMetrics = field(default_factory=HubMetrics)
     bus: Bus = field(init=False)
     store: Store = field(init=False)
+    relay: EventRelay | None = field(init=False, default=None)
+    _http: aiohttp.ClientSession | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.bus = make_bus(self.settings, self.metrics)
         self.store = make_store(self.settings)
+
+    @property
+    def resources(self) -> ResourceStore:
+        return self.store.resources
+
+    def http_client(self) -> aiohttp.ClientSession:
+        """One pooled HTTP client for every outbound call (rest-hooks, adapters)."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        return self._http
 
     async def start(self, consume: bool = True) -> None:
         await self.store.open()
         await self.bus.start()
         for spec in self.table.specs():
             await self.bus.declare(spec)
+        self.relay = EventRelay(self.bus, self.store.resources)
+        self.relay.start()
         if consume:
             for route in self.table.routes:
                 await self.bus.consume(route.queue, self.table.handlers[route.handler](self))
@@ -61,6 +79,10 @@ class Runtime:
     async def stop(self) -> None:
         """Stop consuming, let in-flight handlers finish within the grace time, then close."""
         log_event(log, "stopping", grace_s=self.settings.shutdown_grace_s)
+        if self.relay is not None:
+            await self.relay.stop()
         await self.bus.close(grace_s=self.settings.shutdown_grace_s)
+        if self._http is not None:
+            await self._http.close()
         await self.store.close()
         log_event(log, "stopped")

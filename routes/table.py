@@ -2,7 +2,8 @@
 
 Each ``Route`` names a work queue, the exchange and routing-key patterns it takes, and the
 handler that processes it, by a name resolved in ``HANDLERS``. Routing keys:
-- ``jianhu.inbound``: ``hl7v2.<TYPE>.<EVENT>`` (``hl7v2.ORU.R01``), ``fhir.<ResourceType>``;
+- ``jianhu.inbound``: ``hl7v2.<TYPE>.<EVENT>`` (``hl7v2.ORU.R01``), ``fhir.<ResourceType>``,
+  and the hub's own jobs as ``hub.<what>`` (``hub.subscription.deliver``);
 - ``jianhu.events``: ``fhir.<ResourceType>.<created|updated|deleted>``.
 Operations read this file (or ``jianhu routes``) to know where a message goes.
 """
@@ -10,8 +11,9 @@ Operations read this file (or ``jianhu routes``) to know where a message goes.
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from hub import subscriptions
 from hub.bus.base import Handler
-from hub.bus.topology import QueueSpec
+from hub.bus.topology import EVENTS, INBOUND, QueueSpec
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,27 @@ class RoutingTable:
 
 
 # The hub's routes. The normalizers, LIS features and outbound adapters add theirs here as they
-# are built; the table is deliberately empty of placeholders until then.
-ROUTES: tuple[Route, ...] = ()
-HANDLERS: Mapping[str, HandlerFactory] = {}
+# are built; no placeholders until then.
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "fhir.subscriptions",
+        EVENTS,
+        ("fhir.#",),
+        "subscription-matcher",
+        "match every FHIR write against the active Subscriptions",
+    ),
+    Route(
+        "fhir.subscription-delivery",
+        INBOUND,
+        (subscriptions.DELIVER_KEY,),
+        "subscription-sender",
+        "send rest-hook notifications, with retries and dead letters",
+    ),
+)
+HANDLERS: Mapping[str, HandlerFactory] = {
+    "subscription-matcher": subscriptions.matcher,  # type: ignore[dict-item]
+    "subscription-sender": subscriptions.sender,  # type: ignore[dict-item]
+}
 
 
 def default_table() -> RoutingTable:

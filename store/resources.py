@@ -6,6 +6,7 @@ history). Writes may name the version they expect (``if_match``) for optimistic 
 Bodies travel as parsed dicts in and orjson bytes out, so a read serves stored bytes unchanged.
 """
 
+import asyncio
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -40,6 +41,18 @@ class StoredVersion:
 class WriteResult:
     version: StoredVersion
     created: bool  # an update that made the resource (update-as-create) says so
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """A committed write waiting to be published as ``fhir.<Type>.<created|updated|deleted>``."""
+
+    seq: int
+    topic: str
+    type: str
+    id: str
+    version: int
+    body: bytes | None  # the version written; None for a deletion
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,15 @@ class ResourceStore(Protocol):
         query's sort order (then by id); ``cursor`` continues after an earlier page."""
 
     async def count(self, query: SearchQuery) -> int: ...
+
+    async def pending_events(self, limit: int) -> Sequence[OutboxEvent]:
+        """The oldest events of the outbox (written in the same transaction as their write)."""
+
+    async def events_published(self, up_to_seq: int) -> None:
+        """Remove the events up to ``up_to_seq`` once the bus confirmed them."""
+
+    def committed(self) -> asyncio.Event:
+        """Set after every commit that wrote events, so the relay need not poll hard."""
 
     async def history(
         self,

@@ -21,7 +21,7 @@ from hub.errors import (
 )
 from store.index import extract
 from store.query import SearchQuery
-from store.resources import Resource, SearchPage, StoredVersion, WriteResult
+from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion, WriteResult
 from store.sqlite_index import drop_index, schema, write_index
 from store.sqlite_search import after_clause, compile_query, order_clause, sort_exprs
 
@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS resource_version (
     UNIQUE (type, id, version)
 );
 CREATE INDEX IF NOT EXISTS ix_resource_version_type ON resource_version (type, seq);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,       -- publish order
+    topic TEXT NOT NULL,                         -- fhir.<Type>.<created|updated|deleted>
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS resource_current (
     type TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -70,6 +77,7 @@ class SqliteResources:
         self._db = db
         self._in_transaction = False
         self._transaction_lock = asyncio.Lock()
+        self._committed = asyncio.Event()
         db.executescript(SCHEMA + schema())
 
     @contextmanager
@@ -84,6 +92,7 @@ class SqliteResources:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        self._committed.set()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -125,6 +134,11 @@ class SqliteResources:
             drop_index(self._db, type, id)
         else:
             write_index(self._db, type, id, extract(stored))
+        change = "deleted" if stored is None else "created" if version == 1 else "updated"
+        self._db.execute(
+            "INSERT INTO outbox (topic, type, id, version) VALUES (?, ?, ?, ?)",
+            (f"fhir.{type}.{change}", type, id, version),
+        )
         return _row(type, id, version, last_updated, raw)
 
     async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
@@ -223,6 +237,25 @@ class SqliteResources:
             params,
         ).fetchone()
         return int(total)
+
+    async def pending_events(self, limit: int) -> Sequence[OutboxEvent]:
+        rows = self._db.execute(
+            "SELECT o.seq, o.topic, o.type, o.id, o.version, v.body FROM outbox o "
+            "JOIN resource_version v ON v.type = o.type AND v.id = o.id AND v.version = o.version "
+            "ORDER BY o.seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            OutboxEvent(seq, topic, type_, id_, version, bytes(body) if body is not None else None)
+            for seq, topic, type_, id_, version, body in rows
+        ]
+
+    async def events_published(self, up_to_seq: int) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM outbox WHERE seq <= ?", (up_to_seq,))
+
+    def committed(self) -> asyncio.Event:
+        return self._committed
 
     async def history(
         self,

@@ -1,0 +1,137 @@
+"""R4 Subscriptions with the rest-hook channel, fed from the events exchange.
+
+Two queues, so one slow or failing endpoint never holds back matching or other endpoints:
+- ``fhir.subscriptions`` takes every ``fhir.#`` event, finds the active Subscriptions whose
+  criteria (a search) the new version matches, and publishes one delivery job per match;
+- ``fhir.subscription-delivery`` sends each job to its endpoint. A transport failure, a 5xx,
+  408 or 429 is retried through the bus's delay tiers; any other 4xx goes straight to the dead
+  letters. Nothing is dropped: a dead delivery waits for ``jianhu dlq redrive``.
+"""
+
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import aiohttp
+import orjson
+
+from hub.bus.base import Bus, Delivery, Handler
+from hub.bus.topology import INBOUND
+from hub.errors import PermanentError, ResourceGoneError, ResourceNotFoundError, RetryableError
+from store.query import parse_search
+from store.resources import ResourceStore
+
+DELIVER_KEY = "hub.subscription.deliver"
+TIMEOUT_S = 10.0
+
+
+class Services(Protocol):
+    """What the handlers need of the running hub."""
+
+    @property
+    def bus(self) -> Bus: ...
+
+    @property
+    def resources(self) -> ResourceStore: ...
+
+    def http_client(self) -> aiohttp.ClientSession: ...
+
+
+async def active_rest_hooks(resources: ResourceStore) -> list[dict[str, Any]]:
+    query = parse_search("Subscription", [("status", "active"), ("type", "rest-hook")])
+    page = await resources.search(query, count=1000)
+    return [orjson.loads(version.body or b"{}") for version in page.items]
+
+
+async def matches(resources: ResourceStore, criteria: str, type_: str, id_: str) -> bool:
+    """Whether the current version of ``Type/id`` satisfies the subscription's search."""
+    wanted_type, _, query = criteria.partition("?")
+    if wanted_type != type_:
+        return False
+    pairs = [*parse_qsl(query, keep_blank_values=True), ("_id", id_)]
+    return await resources.count(parse_search(type_, pairs)) > 0
+
+
+def matcher(services: Services) -> Handler:
+    async def handle(delivery: Delivery) -> None:
+        envelope = delivery.envelope
+        type_ = envelope.headers.get("resource-type", "")
+        id_ = envelope.headers.get("resource-id", "")
+        if not envelope.type.endswith((".created", ".updated")):
+            return  # a deletion matches no search
+        if type_ == "Subscription":
+            await _activate(services.resources, id_)
+        for subscription in await active_rest_hooks(services.resources):
+            criteria = subscription.get("criteria", "")
+            if await matches(services.resources, criteria, type_, id_):
+                job = {
+                    "subscription": subscription["id"],
+                    "version": envelope.headers.get("resource-version", ""),
+                }
+                await services.bus.publish(
+                    envelope.caused("subscription.deliver", "application/json", orjson.dumps(job)),
+                    DELIVER_KEY,
+                    INBOUND,
+                )
+
+    return handle
+
+
+async def _activate(resources: ResourceStore, id_: str) -> None:
+    """A new rest-hook Subscription is taken on at once: ``requested`` becomes ``active``."""
+    try:
+        current = await resources.read("Subscription", id_)
+    except (ResourceNotFoundError, ResourceGoneError):
+        return
+    subscription = orjson.loads(current.body or b"{}")
+    if subscription.get("status") == "requested":
+        subscription["status"] = "active"
+        await resources.update(subscription, if_match=current.version)
+
+
+def sender(services: Services) -> Handler:
+    async def handle(delivery: Delivery) -> None:
+        job = orjson.loads(delivery.envelope.body)
+        try:
+            current = await services.resources.read("Subscription", job["subscription"])
+        except (ResourceNotFoundError, ResourceGoneError):
+            return  # the subscription is gone: nobody wants this any more
+        subscription = orjson.loads(current.body or b"{}")
+        if subscription.get("status") != "active":
+            return
+        await _post(services.http_client(), services.resources, subscription, job["version"])
+
+    return handle
+
+
+async def _post(
+    client: aiohttp.ClientSession,
+    resources: ResourceStore,
+    subscription: dict[str, Any],
+    version_path: str,
+) -> None:
+    channel = subscription.get("channel", {})
+    endpoint = channel.get("endpoint", "")
+    headers = dict(_header(line) for line in channel.get("header", []) if ":" in line)
+    method, url, body = "POST", endpoint, None
+    if channel.get("payload"):  # with a payload the resource is PUT to endpoint/Type/id
+        type_, id_, _, version = version_path.split("/")
+        stored = await resources.vread(type_, id_, int(version))
+        method, url, body = "PUT", f"{endpoint.rstrip('/')}/{type_}/{id_}", stored.body
+        headers["Content-Type"] = channel["payload"]
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
+    try:
+        async with client.request(
+            method, url, data=body, headers=headers, timeout=timeout
+        ) as response:
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise RetryableError(f"rest-hook {subscription['id']}: {type(exc).__name__}") from exc
+    if status >= 500 or status in (408, 429):
+        raise RetryableError(f"rest-hook {subscription['id']}: endpoint answered {status}")
+    if status >= 400:
+        raise PermanentError(f"rest-hook {subscription['id']}: endpoint refused with {status}")
+
+
+def _header(line: str) -> tuple[str, str]:
+    name, _, value = line.partition(":")
+    return name.strip(), value.strip()

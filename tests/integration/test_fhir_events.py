@@ -1,0 +1,202 @@
+"""FHIR writes become events through the outbox, and rest-hook Subscriptions deliver them, on
+the embedded bus and on the real RabbitMQ. Endpoints are real HTTP servers on loopback."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from hub.bus.base import Delivery
+from hub.bus.topology import EVENTS, QueueSpec
+from hub.runtime import Runtime
+from hub.settings import BusSettings, load_settings
+from hub.subscriptions import DELIVER_KEY
+from hub.web.app import make_app
+from store.sqlite import SqliteStore
+from tests.fixtures.examples import OBSERVATION
+from tests.integration.fhir_api import Client, call, new_patient
+from tests.integration.test_bus_contract import wait_until
+
+HEMOGLOBIN = "http://loinc.org|718-7"
+
+
+class Endpoint:
+    """A subscriber's rest-hook endpoint that records calls and answers as told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, bytes, str]] = []
+        self.answers: list[int] = []  # statuses to give, in order; then 200
+        self.server: TestServer | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.calls.append((request.method, request.path, body, request.headers.get("X-Key", "")))
+        return web.Response(status=self.answers.pop(0) if self.answers else 200)
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.server = TestServer(app)
+        await self.server.start_server()
+        return str(self.server.make_url("/hook"))
+
+
+class Hub:
+    def __init__(self, client: Client, runtime: Runtime, endpoint: Endpoint, url: str) -> None:
+        self.client, self.runtime, self.endpoint, self.url = client, runtime, endpoint, url
+
+
+@pytest.fixture(params=["embedded", "rabbit"])
+async def hub(request: Any, tmp_path: Path) -> AsyncIterator[Hub]:
+    amqp_url = request.getfixturevalue("broker").url if request.param == "rabbit" else ""
+    settings = load_settings(
+        data_dir=tmp_path,
+        amqp_url=amqp_url,
+        api_keys="emr-key:clinician",
+        bus=BusSettings(retry_delays_s=(0.1, 0.1), handler_timeout_s=5),
+        shutdown_grace_s=2,
+    )
+    runtime = Runtime(settings)
+    client = TestClient(TestServer(make_app(runtime)))
+    await client.start_server()
+    endpoint = Endpoint()
+    url = await endpoint.start()
+    yield Hub(client, runtime, endpoint, url)
+    await client.close()
+    assert endpoint.server is not None
+    await endpoint.server.close()
+    if request.param == "rabbit":
+        from tests.conftest import _delete_queues
+
+        queues = [route.queue for route in runtime.table.routes]
+        await _delete_queues(amqp_url, queues)
+
+
+def subscription(url: str, criteria: str, payload: bool = True) -> dict[str, Any]:
+    channel: dict[str, Any] = {"type": "rest-hook", "endpoint": url, "header": ["X-Key: s3cret"]}
+    if payload:
+        channel["payload"] = "application/fhir+json"
+    return {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "检验结果通知 EMR",
+        "criteria": criteria,
+        "channel": channel,
+    }
+
+
+def observation(patient_id: str, code: str = "718-7") -> dict[str, Any]:
+    body = {k: v for k, v in OBSERVATION.items() if k != "id"}
+    body["subject"] = {"reference": f"Patient/{patient_id}"}
+    body["code"] = {"coding": [{"system": "http://loinc.org", "code": code}]}
+    return body
+
+
+async def active(hub: Hub, id_: str) -> bool:
+    _, current, _ = await call(hub.client, "GET", f"Subscription/{id_}")
+    return bool(current["status"] == "active")
+
+
+async def test_matching_writes_are_delivered_to_the_endpoint(hub: Hub) -> None:
+    status, sub, _ = await call(
+        hub.client, "POST", "Subscription", subscription(hub.url, f"Observation?code={HEMOGLOBIN}")
+    )
+    assert status == 201
+    await wait_until_async(lambda: active(hub, sub["id"]))
+    _, patient, _ = await call(hub.client, "POST", "Patient", new_patient())
+    _, glucose, _ = await call(
+        hub.client, "POST", "Observation", observation(patient["id"], "2345-7")
+    )
+    _, matched, _ = await call(hub.client, "POST", "Observation", observation(patient["id"]))
+    await wait_until(lambda: len(hub.endpoint.calls) >= 1)
+    method, path, body, key = hub.endpoint.calls[0]
+    assert (method, path, key) == ("PUT", f"/hook/Observation/{matched['id']}", "s3cret")
+    assert orjson.loads(body)["id"] == matched["id"]
+    assert all(glucose["id"] not in call[1] for call in hub.endpoint.calls)
+
+
+async def test_failing_endpoints_are_retried_then_dead_lettered(hub: Hub) -> None:
+    hub.endpoint.answers = [503, 503]  # two failures, then success
+    _, sub, _ = await call(
+        hub.client,
+        "POST",
+        "Subscription",
+        subscription(hub.url, "Patient?gender=female", payload=False),
+    )
+    await wait_until_async(lambda: active(hub, sub["id"]))
+    await call(hub.client, "POST", "Patient", new_patient(gender="female"))
+    await wait_until(lambda: len(hub.endpoint.calls) == 3, timeout_s=15)
+    assert [c[0] for c in hub.endpoint.calls] == ["POST", "POST", "POST"]
+
+    hub.endpoint.answers = [400]  # refused: a person must look, so it waits in the dead letters
+    await call(hub.client, "POST", "Patient", new_patient(gender="female"))
+    dead: list[Any] = []
+
+    async def dead_lettered() -> bool:
+        dead[:] = await hub.runtime.bus.dead_letters("fhir.subscription-delivery")
+        return bool(dead)
+
+    await wait_until_async(dead_lettered)
+    assert dead[0].error_class.endswith("PermanentError")
+    assert dead[0].routing_key == DELIVER_KEY
+
+
+async def test_the_outbox_survives_a_crash_between_commit_and_publish(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Writes committed while no relay ran (a crash right after the commit) are published when
+    the hub starts again."""
+    events: list[Delivery] = []
+
+    async def record(delivery: Delivery) -> None:
+        events.append(delivery)
+
+    queue = QueueSpec(f"test.events.{tmp_path.name[-8:]}", EVENTS, ("fhir.Patient.*",))
+    await hub.runtime.bus.declare(queue)
+    await hub.runtime.bus.consume(queue.name, record)
+    assert hub.runtime.relay is not None
+    await hub.runtime.relay.stop()  # the crash: nothing relays from here on
+    store = SqliteStore(tmp_path / "jianhu.sqlite3")
+    await store.open()
+    created = await store.resources.create(new_patient())
+    await store.resources.delete("Patient", created.id)
+    await store.close()
+    await wait_until_async(lambda: _no_events(events), timeout_s=0.5)
+
+    hub.runtime.relay.start()  # the restart
+    await wait_until(lambda: len(events) == 2)
+    assert [e.envelope.type for e in events] == ["fhir.Patient.created", "fhir.Patient.deleted"]
+    assert events[0].envelope.headers["resource-version"] == f"Patient/{created.id}/_history/1"
+    assert orjson.loads(events[0].envelope.body)["id"] == created.id
+    assert await hub.runtime.resources.pending_events(10) == []
+    if hub.runtime.settings.amqp_url.get_secret_value():
+        from tests.conftest import _delete_queues
+
+        await _delete_queues(hub.runtime.settings.amqp_url.get_secret_value(), [queue.name])
+
+
+async def _no_events(events: list[Delivery]) -> bool:
+    assert events == []
+    return False
+
+
+async def wait_until_async(predicate: Any, timeout_s: float = 10.0) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            if await predicate():
+                return
+        except AssertionError:
+            raise
+        if loop.time() > deadline:
+            if timeout_s < 1:
+                return  # a "stays false" check: the time passed without it turning true
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
