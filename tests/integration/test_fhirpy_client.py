@@ -24,7 +24,7 @@ async def test_crud_through_fhirpy(api: Client) -> None:
     fetched["gender"] = "female"
     await fetched.save()
     assert fetched["meta"]["versionId"] == "2"
-    await fetched.delete()
+    await fetched.delete()  # type: ignore[no-untyped-call]
     assert await client.resources("Patient").search(_id=patient.id).count() == 0
 
 
