@@ -64,6 +64,7 @@ CHOICE_SUFFIXES = (
     "UsageContext",
     "Meta",
 )
+_SUFFIXES = frozenset(CHOICE_SUFFIXES)
 ABSTRACT_ROOTS = frozenset({"Resource", "DomainResource"})
 
 _AS_INFIX = re.compile(r"^\((?P<path>[^()]+) as (?P<type>\w+)\)(?P<rest>(\.\w+)*)$")
@@ -163,7 +164,8 @@ def _flatten(values: Iterable[Any]) -> list[Any]:
 
 
 def _child(name: str, choice: bool) -> Step:
-    choice_keys = tuple(name + suffix for suffix in CHOICE_SUFFIXES) if choice else ()
+    suffixes = _SUFFIXES if choice else frozenset()
+    size = len(name)
 
     def step(nodes: list[Any]) -> list[Any]:
         found = []
@@ -172,8 +174,13 @@ def _child(name: str, choice: bool) -> Step:
                 continue
             if name in node:
                 found.append(node[name])
-            else:  # ``Observation.effective`` means whichever effective[x] is present
-                found.extend(node[key] for key in choice_keys if key in node)
+            elif suffixes:  # ``Observation.effective`` means whichever effective[x] is present
+                # a node has a handful of keys; probing every choice suffix would cost ~50 lookups
+                found.extend(
+                    value
+                    for key, value in node.items()
+                    if key.startswith(name) and key[size:] in suffixes
+                )
         return _flatten(found)
 
     return step

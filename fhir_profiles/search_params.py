@@ -2,6 +2,7 @@
 ``search-parameters.json``, each with its compiled path walker."""
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -79,6 +80,25 @@ class SearchParam:
     targets: tuple[str, ...] = ()  # reference: the resource types it may point to
     components: tuple[Component, ...] = ()
     url: str = ""
+    # top-level elements the expression starts from; None when it starts at the resource itself.
+    # Extraction skips a parameter whose elements are all absent (most are, on any resource).
+    heads: frozenset[str] | None = None
+
+
+def expression_heads(expression: str, resource_type: str) -> frozenset[str] | None:
+    """``Observation.code | Observation.component.code`` -> {code, component}; a part naming
+    the resource alone (``Observation``, in composites) -> None."""
+    heads = set()
+    for part in expression.split(" | "):
+        path = part.strip().lstrip("(")
+        root, _, rest = path.partition(".")
+        if root not in (resource_type, "Resource", "DomainResource"):
+            continue
+        name = re.split(r"[.( ]", rest, maxsplit=1)[0]
+        if not name:
+            return None
+        heads.add(name)
+    return frozenset(heads)
 
 
 def _definitions() -> list[dict[str, Any]]:
@@ -132,6 +152,7 @@ def _add(
             for part in definition.get("component", ())
         ),
         url=definition.get("url", ""),
+        heads=expression_heads(expression, resource_type),
     )
 
 

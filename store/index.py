@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fhir_profiles.fhirpath import CHOICE_SUFFIXES
 from fhir_profiles.search_params import SearchParam, params_for
 
 # param, first component (a token: system, code), second component (system, code, lo, hi)
@@ -43,7 +44,10 @@ def normalise(text: str) -> str:
 
 def extract(resource: dict[str, Any]) -> IndexRows:
     rows = IndexRows()
+    present = element_names(resource)
     for param in params_for(resource.get("resourceType", "")).values():
+        if param.heads is not None and param.heads.isdisjoint(present):
+            continue
         if param.type == "composite":
             _composite(rows, param, resource)
             continue
@@ -52,6 +56,18 @@ def extract(resource: dict[str, Any]) -> IndexRows:
             for value in param.walker(resource):
                 extractor(rows, param, value)
     return rows
+
+
+_CHOICE_KEY = re.compile(f"^([a-z][A-Za-z]*?)(?:{'|'.join(CHOICE_SUFFIXES)})$")
+
+
+def element_names(resource: dict[str, Any]) -> set[str]:
+    """The resource's top-level keys, plus ``value`` for ``valueQuantity`` and the like."""
+    names = set(resource)
+    for key in resource:
+        if match := _CHOICE_KEY.match(key):
+            names.add(match[1])
+    return names
 
 
 def _composite(rows: IndexRows, param: SearchParam, resource: dict[str, Any]) -> None:

@@ -52,9 +52,12 @@ def drop_index(db: sqlite3.Connection, type: str, id: str) -> None:
         db.execute(f"DELETE FROM ix_{kind} WHERE type=? AND id=?", (type, id))
 
 
-def write_index(db: sqlite3.Connection, type: str, id: str, rows: IndexRows) -> None:
+def write_index(
+    db: sqlite3.Connection, type: str, id: str, rows: IndexRows, replace: bool = True
+) -> None:
     """Replace the resource's index rows (call inside the write's transaction)."""
-    drop_index(db, type, id)
+    if replace:
+        drop_index(db, type, id)
     for kind, columns in KINDS.items():
         values = getattr(rows, kind)
         if values:

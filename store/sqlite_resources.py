@@ -132,8 +132,8 @@ class SqliteResources:
         )
         if stored is None:
             drop_index(self._db, type, id)
-        else:
-            write_index(self._db, type, id, extract(stored))
+        else:  # a first version has no index rows to replace
+            write_index(self._db, type, id, extract(stored), replace=version > 1)
         change = "deleted" if stored is None else "created" if version == 1 else "updated"
         self._db.execute(
             "INSERT INTO outbox (topic, type, id, version) VALUES (?, ?, ?, ?)",
