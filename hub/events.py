@@ -47,15 +47,13 @@ class EventRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        """Publish what is already committed (best effort), then stop."""
+        """Stop at once: whatever is still in the outbox is published at the next start."""
         if self._task is None:
             return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        with contextlib.suppress(BusError):
-            await self.drain()
 
     async def drain(self) -> int:
         """Publish every pending event; returns how many were published."""

@@ -19,7 +19,10 @@ class SqliteStore:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a 201 survives a power loss too
-            self._resources = SqliteResources(self._db)
+            self._read_db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            self._resources = SqliteResources(self._db, self._read_db)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
 
@@ -39,6 +42,9 @@ class SqliteStore:
 
     async def close(self) -> None:
         if self._db is not None:
+            if self._resources is not None:
+                self._resources.flush()
             self._db.close()
+            self._read_db.close()
             self._db = None
             self._resources = None

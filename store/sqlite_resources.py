@@ -19,6 +19,7 @@ from hub.errors import (
     SearchError,
     VersionConflictError,
 )
+from hub.sqlite_commit import GroupCommit
 from store.index import extract
 from store.query import SearchQuery
 from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion, WriteResult
@@ -73,39 +74,39 @@ def _row(type: str, id: str, version: int, last_updated: str, body: Any) -> Stor
 class SqliteResources:
     """The ``ResourceStore`` of the embedded store, on a connection the store owns."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    def __init__(self, db: sqlite3.Connection, read_db: sqlite3.Connection) -> None:
+        """``db`` takes every write (group-committed); ``read_db`` serves reads and sees only
+        committed data."""
+        self._db, self._read = db, read_db
         self._in_transaction = False
         self._transaction_lock = asyncio.Lock()
         self._committed = asyncio.Event()
+        self._group = GroupCommit(db, self._committed.set)
         db.executescript(SCHEMA + schema())
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        if self._in_transaction:  # part of a caller's transaction: it commits
-            yield self._db
+    def _tx(self) -> Iterator[asyncio.Future[None] | None]:
+        """A write unit; the caller awaits the yielded commit (None inside a transaction,
+        which commits as a whole)."""
+        if self._in_transaction:
+            yield None
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-        self._committed.set()
+        with self._group.unit() as committed:
+            yield committed
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        """One SQLite transaction around every write inside. The connection is shared, so the
-        lock keeps other requests' writes out, and the body must not wait on anything but this
-        store (SQLite calls here never suspend), or other readers would see uncommitted rows."""
+        """Every write inside commits together or not at all. The body must not wait on
+        anything but this store (whose calls here never suspend), so no other writer's
+        statements can land inside it; the lock keeps other transactions out."""
         async with self._transaction_lock:
-            with self._tx():
+            with self._group.unit() as committed:
                 self._in_transaction = True
                 try:
                     yield
                 finally:
                     self._in_transaction = False
+            await committed
 
     def _current(self, type: str, id: str) -> tuple[int, bool] | None:
         """(version, deleted) of the current version, or None when there never was one."""
@@ -142,21 +143,24 @@ class SqliteResources:
         return _row(type, id, version, last_updated, raw)
 
     async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
-        with self._tx():
-            return self._write(resource["resourceType"], id or new_id(), resource, 1)
+        with self._tx() as committed:
+            stored = self._write(resource["resourceType"], id or new_id(), resource, 1)
+        await _durable(committed)
+        return stored
 
     async def update(self, resource: Resource, if_match: int | None = None) -> WriteResult:
         type, id = resource["resourceType"], resource["id"]
-        with self._tx():
+        with self._tx() as committed:
             current = self._current(type, id)
             version = current[0] if current else 0
             if if_match is not None and if_match != version:
                 raise VersionConflictError(f"{type}/{id} is at version {version}, not {if_match}")
             stored = self._write(type, id, resource, version + 1)
+        await _durable(committed)
         return WriteResult(stored, created=current is None or current[1])
 
     async def delete(self, type: str, id: str, if_match: int | None = None) -> StoredVersion | None:
-        with self._tx():
+        with self._tx() as committed:
             current = self._current(type, id)
             if current is None or current[1]:
                 return None  # nothing to delete: FHIR makes a repeated delete a success
@@ -164,10 +168,12 @@ class SqliteResources:
                 raise VersionConflictError(
                     f"{type}/{id} is at version {current[0]}, not {if_match}"
                 )
-            return self._write(type, id, None, current[0] + 1)
+            stored = self._write(type, id, None, current[0] + 1)
+        await _durable(committed)
+        return stored
 
     async def read(self, type: str, id: str) -> StoredVersion:
-        row = self._db.execute(
+        row = self._read.execute(
             "SELECT v.version, v.last_updated, v.body FROM resource_current c "
             "JOIN resource_version v ON v.seq = c.seq WHERE c.type=? AND c.id=?",
             (type, id),
@@ -179,7 +185,7 @@ class SqliteResources:
         return _row(type, id, *row)
 
     async def vread(self, type: str, id: str, version: int) -> StoredVersion:
-        row = self._db.execute(
+        row = self._read.execute(
             "SELECT last_updated, body FROM resource_version WHERE type=? AND id=? AND version=?",
             (type, id, version),
         ).fetchone()
@@ -194,7 +200,7 @@ class SqliteResources:
         for start in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
             chunk = keys[start : start + 400]
             pairs = " OR ".join(["(c.type = ? AND c.id = ?)"] * len(chunk))
-            rows = self._db.execute(
+            rows = self._read.execute(
                 "SELECT c.type, c.id, v.version, v.last_updated, v.body FROM resource_current c "
                 f"JOIN resource_version v ON v.seq = c.seq WHERE ({pairs}) AND v.body IS NOT NULL",
                 [part for key in chunk for part in key],
@@ -203,7 +209,7 @@ class SqliteResources:
         return found
 
     async def referencing(self, target: str, limit: int) -> Sequence[StoredVersion]:
-        rows = self._db.execute(
+        rows = self._read.execute(
             "SELECT DISTINCT type, id FROM ix_reference WHERE target = ? LIMIT ?", (target, limit)
         ).fetchall()
         return await self.read_many([(type_, id_) for type_, id_ in rows])
@@ -219,7 +225,7 @@ class SqliteResources:
             where, params = f"{where} AND {after}", [*params, *after_args]
         keys = ", ".join(expr.sql for expr in exprs)
         key_args = [arg for expr in exprs for arg in expr.args]
-        rows = self._db.execute(
+        rows = self._read.execute(
             f"SELECT c.type, c.id, v.version, v.last_updated, v.body, {keys} "
             "FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
             f"WHERE {where} AND v.body IS NOT NULL ORDER BY {order} LIMIT ?",
@@ -231,7 +237,7 @@ class SqliteResources:
 
     async def count(self, query: SearchQuery) -> int:
         where, params = compile_query(query)
-        (total,) = self._db.execute(
+        (total,) = self._read.execute(
             "SELECT COUNT(*) FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
             f"WHERE {where} AND v.body IS NOT NULL",
             params,
@@ -239,7 +245,7 @@ class SqliteResources:
         return int(total)
 
     async def pending_events(self, limit: int) -> Sequence[OutboxEvent]:
-        rows = self._db.execute(
+        rows = self._read.execute(
             "SELECT o.seq, o.topic, o.type, o.id, o.version, v.body FROM outbox o "
             "JOIN resource_version v ON v.type = o.type AND v.id = o.id AND v.version = o.version "
             "ORDER BY o.seq LIMIT ?",
@@ -251,8 +257,12 @@ class SqliteResources:
         ]
 
     async def events_published(self, up_to_seq: int) -> None:
-        with self._tx():
+        with self._tx() as committed:
             self._db.execute("DELETE FROM outbox WHERE seq <= ?", (up_to_seq,))
+        await _durable(committed)
+
+    def flush(self) -> None:
+        self._group.flush()
 
     def committed(self) -> asyncio.Event:
         return self._committed
@@ -266,12 +276,17 @@ class SqliteResources:
         before_seq: int | None = None,
     ) -> Sequence[tuple[int, StoredVersion]]:
         where, params = _history_filter(type, id, since, before_seq)
-        rows = self._db.execute(
+        rows = self._read.execute(
             "SELECT seq, type, id, version, last_updated, body FROM resource_version"
             f"{where} ORDER BY seq DESC LIMIT ?",
             (*params, count),
         ).fetchall()
         return [(seq, _row(*rest)) for seq, *rest in rows]
+
+
+async def _durable(committed: asyncio.Future[None] | None) -> None:
+    if committed is not None:
+        await committed
 
 
 def encode_cursor(values: list[Any]) -> str:

@@ -1,12 +1,14 @@
 """Compiles a parsed ``SearchQuery`` into SQLite: one ``id IN (...)`` per clause, against the
 index tables of ``store.sqlite_index``; clauses AND-ed, a clause's values OR-ed."""
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from store.query import Clause, SearchQuery, SortKey, Value
 
 Sql = tuple[str, list[Any]]
+_COLUMN = re.compile(r"(?<![\w+])(i\.\w+)")
 
 # FHIR date prefixes over the resource's range [lo, hi] and the searched range [low, high].
 _DATE_TESTS = {
@@ -34,29 +36,57 @@ _NUMBER_TESTS = {
 
 
 def compile_query(query: SearchQuery) -> Sql:
-    """The WHERE clause over ``resource_current c`` selecting the matching current resources."""
+    """The WHERE clause over ``resource_current c`` selecting the matching current resources.
+
+    One clause drives: its index lookup lists the candidates (``c.id IN (...)``). Every other
+    clause is checked per candidate through the index's (type, id) key (``EXISTS``), so a wide
+    clause such as ``date=ge2026`` never materialises hundreds of thousands of ids."""
     parts, params = ["c.type = ?"], [query.resource_type]
-    for clause in query.clauses:
-        sql, args = compile_clause(query.resource_type, clause)
+    driver = _driver(query.clauses)
+    for position, clause in enumerate(query.clauses):
+        sql, args = compile_clause(query.resource_type, clause, correlated=position != driver)
         parts.append(sql)
         params.extend(args)
     return " AND ".join(parts), params
 
 
-def compile_clause(resource_type: str, clause: Clause) -> Sql:
+# Clauses whose lookup is an equality on an indexed value: few rows, good drivers.
+_SELECTIVE = {"token": (None,), "reference": (None,), "string": ("exact",), "uri": (None,)}
+
+
+def _driver(clauses: tuple[Clause, ...]) -> int | None:
+    positive = [
+        n
+        for n, c in enumerate(clauses)
+        if c.modifier not in ("not", "missing") or (c.modifier == "missing" and not c.missing)
+    ]
+    for n in positive:
+        clause = clauses[n]
+        if clause.chain is None and clause.modifier in _SELECTIVE.get(clause.param.type, ()):
+            return n
+    return positive[0] if positive else None
+
+
+def compile_clause(resource_type: str, clause: Clause, correlated: bool = False) -> Sql:
     kind = clause.param.type
     table = "token_text" if clause.modifier == "text" else kind
-    head = f"SELECT i.id FROM ix_{table} i WHERE i.type = ? AND i.param = ?"
-    args: list[Any] = [resource_type, clause.param.code]
+    if correlated:
+        head = f"SELECT 1 FROM ix_{table} i WHERE i.type = c.type AND i.id = c.id AND i.param = ?"
+        args: list[Any] = [clause.param.code]
+        yes, no = "EXISTS", "NOT EXISTS"
+    else:
+        head = f"SELECT i.id FROM ix_{table} i WHERE i.type = ? AND i.param = ?"
+        args = [resource_type, clause.param.code]
+        yes, no = "c.id IN", "c.id NOT IN"
     if clause.modifier == "missing":
-        return (f"c.id NOT IN ({head})" if clause.missing else f"c.id IN ({head})"), args
+        return (f"{no} ({head})" if clause.missing else f"{yes} ({head})"), args
     if clause.chain is not None:
         inner_type = clause.chain_type or ""
         inner_sql, inner_args = compile_clause(inner_type, clause.chain)
         inner = inner_sql.replace("c.id IN", "id IN", 1)
         targets = f"SELECT ? || '/' || id FROM resource_current WHERE type = ? AND {inner}"
         return (
-            f"c.id IN ({head} AND i.target IN ({targets}))",
+            f"{yes} ({head} AND i.target IN ({targets}))",
             [*args, inner_type, inner_type, *inner_args],
         )
     tests, test_args = [], []
@@ -64,10 +94,13 @@ def compile_clause(resource_type: str, clause: Clause) -> Sql:
         sql, values = _value_test(kind, clause.modifier, value)
         tests.append(sql)
         test_args.extend(values)
-    body = f"{head} AND ({' OR '.join(tests)})"
+    condition = " OR ".join(tests)
+    if correlated:  # "+i.code": look the candidate up by its (type, id), not by the value index
+        condition = _COLUMN.sub(r"+\1", condition)
+    body = f"{head} AND ({condition})"
     if clause.modifier == "not":  # resources with no matching token, including none at all
-        return f"c.id NOT IN ({body})", [*args, *test_args]
-    return f"c.id IN ({body})", [*args, *test_args]
+        return f"{no} ({body})", [*args, *test_args]
+    return f"{yes} ({body})", [*args, *test_args]
 
 
 def _value_test(kind: str, modifier: str | None, value: Value) -> Sql:
@@ -77,10 +110,10 @@ def _value_test(kind: str, modifier: str | None, value: Value) -> Sql:
 def _string_test(modifier: str | None, value: Value) -> Sql:
     if modifier == "exact":
         return "i.exact = ?", [value.text]
-    pattern = _like_escape(value.text)
-    return "i.norm LIKE ? ESCAPE '\\'", [
-        f"%{pattern}%" if modifier == "contains" else f"{pattern}%"
-    ]
+    if modifier == "contains":
+        return "i.norm LIKE ? ESCAPE '\\'", [f"%{_like_escape(value.text)}%"]
+    # starts-with as a range, so the (type, param, norm) index serves it
+    return "(i.norm >= ? AND i.norm < ?)", [value.text, value.text + "\U0010ffff"]
 
 
 def _date_test(modifier: str | None, value: Value) -> Sql:

@@ -25,6 +25,7 @@ from hub.errors import BusError, TopologyError, UnroutableError
 from hub.logs import log_event
 from hub.metrics import BusMetrics
 from hub.settings import BusSettings
+from hub.sqlite_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class EmbeddedBus(Bus):
         self._wake: dict[str, asyncio.Event] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._group: GroupCommit | None = None
+        self._pending: asyncio.Future[None] | None = None
 
     # --- lifecycle ---
     async def start(self) -> None:
@@ -82,6 +85,8 @@ class EmbeddedBus(Bus):
 
     async def close(self, grace_s: float | None = None) -> None:
         await self.stop_consuming(self.settings.handler_timeout_s if grace_s is None else grace_s)
+        if self._group is not None:
+            self._group.flush()  # the acks of the last turn
         self._close_db()  # first, so a cancelled handler cannot settle: its row stays in flight
         await self._inflight.cancel()
 
@@ -96,6 +101,9 @@ class EmbeddedBus(Bus):
         await self._inflight.cancel()
 
     def _close_db(self) -> None:
+        if self._group is not None:
+            self._group.discard()  # closing with it open rolls it back, as a crash would
+            self._group = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -114,14 +122,17 @@ class EmbeddedBus(Bus):
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        """A write unit of the group commit: a publish awaits ``_durable()`` before it
+        returns; an ack does not, since a lost ack only means one more delivery."""
+        if self._group is None:
+            self._group = GroupCommit(self.db, lambda: None)
+        with self._group.unit() as committed:
+            self._pending = committed
+            yield self.db
+
+    async def _durable(self) -> None:
+        if self._pending is not None:
+            await self._pending
 
     # --- topology and publishing ---
     async def declare(self, spec: topo.QueueSpec) -> None:
@@ -157,6 +168,7 @@ class EmbeddedBus(Bus):
                 "VALUES (?, ?, ?, ?)",
                 rows,
             )
+        await self._durable()
         for envelope, key in items:
             self._count_published(exchange, key, envelope.id)
         for queue in {row[0] for row in rows}:
