@@ -6,6 +6,8 @@ from pathlib import Path
 from hub.errors import StoreError
 from store.sqlite_resources import SqliteResources
 
+CACHE_KIB = 64 * 1024
+
 
 class SqliteStore:
     def __init__(self, path: Path) -> None:
@@ -22,6 +24,8 @@ class SqliteStore:
             self._read_db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False
             )
+            for db in (self._db, self._read_db):  # 64 MB of pages each: index upper levels stay hot
+                db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._resources = SqliteResources(self._db, self._read_db)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc

@@ -37,11 +37,19 @@ def schema() -> str:
             f"CREATE TABLE IF NOT EXISTS ix_{kind} "
             f"(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, {', '.join(columns)});"
         )
+        # the value lookup ends with the id, so a driving clause reads this index alone
+        statements.append(f"DROP INDEX IF EXISTS ix_{kind}_lookup;")
         statements.append(
-            f"CREATE INDEX IF NOT EXISTS ix_{kind}_lookup ON ix_{kind} "
-            f"(type, param, {LOOKUP_COLUMNS[kind]});"
+            f"CREATE INDEX IF NOT EXISTS ix_{kind}_by_value ON ix_{kind} "
+            f"(type, param, {LOOKUP_COLUMNS[kind]}, id);"
         )
-        statements.append(f"CREATE INDEX IF NOT EXISTS ix_{kind}_owner ON ix_{kind} (type, id);")
+        # (type, id) first, then every value: dropping a resource's rows and checking a clause
+        # for one candidate (EXISTS) both read this index alone, never the table
+        statements.append(f"DROP INDEX IF EXISTS ix_{kind}_owner;")
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS ix_{kind}_by_owner ON ix_{kind} "
+            f"(type, id, param, {', '.join(columns)});"
+        )
     # $everything and _revinclude look a target up across every type and parameter
     statements.append("CREATE INDEX IF NOT EXISTS ix_reference_target ON ix_reference (target);")
     return "\n".join(statements)
