@@ -99,3 +99,11 @@ def identifier_issues(type_: str, resource: Resource) -> Iterator[Issue]:
         if problem:
             where = f"{type_}.identifier[{position}].value"
             yield Issue("error", "value", f"{where}: {problem}", (where,))
+
+
+def preload() -> None:
+    """Load the models and expand the value sets now, so the first write does not wait ~1 s."""
+    for type_ in SUPPORTED_TYPES:
+        get_fhir_model_class(type_)
+        for _, value_set in elements().get(type_, {}).get("bindings", ()):
+            expansion(value_set)

@@ -1,11 +1,13 @@
 """The running hub: settings, metrics, bus, store and routes wired together, started and stopped
 as one unit. Built once by the entry point and passed down; no globals."""
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
 import aiohttp
 
+from fhir_profiles.validation import preload
 from hub.bus.base import Bus
 from hub.bus.embedded import EmbeddedBus
 from hub.bus.rabbit import RabbitBus
@@ -59,6 +61,8 @@ class Runtime:
         return self._http
 
     async def start(self, consume: bool = True) -> None:
+        if self.settings.fhir.validate_input:
+            await asyncio.to_thread(preload)
         await self.store.open()
         await self.bus.start()
         for spec in self.table.specs():

@@ -4,6 +4,7 @@ import sqlite3
 from pathlib import Path
 
 from hub.errors import StoreError
+from store.sqlite_checkpoint import Checkpointer
 from store.sqlite_resources import SqliteResources
 
 CACHE_KIB = 64 * 1024
@@ -21,12 +22,15 @@ class SqliteStore:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a 201 survives a power loss too
+            self._db.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's thread does it
             self._read_db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False
             )
             for db in (self._db, self._read_db):  # 64 MB of pages each: index upper levels stay hot
                 db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._resources = SqliteResources(self._db, self._read_db)
+            self._checkpointer = Checkpointer(self.path)
+            self._checkpointer.start()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
 
@@ -48,6 +52,7 @@ class SqliteStore:
         if self._db is not None:
             if self._resources is not None:
                 self._resources.flush()
+            await self._checkpointer.stop()
             self._db.close()
             self._read_db.close()
             self._db = None
