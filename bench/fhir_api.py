@@ -177,9 +177,16 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         await wait_ready(base)
         rows = []
-        for name, scenario in scenarios(args.patients).items():
+        plan = [
+            (name, scenario, args.clients) for name, scenario in scenarios(args.patients).items()
+        ]
+        # latency without queueing: one client at a time
+        plan.append(
+            ("search identifier, 1 client", scenarios(args.patients)["search identifier"], 1)
+        )
+        for name, scenario, clients in plan:
             rate, latencies, errors = await drive(
-                base, scenario, args.clients, args.seconds, args.warmup
+                base, scenario, clients, args.seconds, args.warmup
             )
             rows.append(
                 (
@@ -191,7 +198,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 )
             )
             print(
-                f"  {name:22s} {rate:8,.0f} req/s  p50 {rows[-1][2]:6.1f} ms  "
+                f"  {name:30s} {rate:8,.0f} req/s  p50 {rows[-1][2]:6.1f} ms  "
                 f"p99 {rows[-1][3]:6.1f} ms  errors {errors}",
                 flush=True,
             )
