@@ -52,6 +52,18 @@ class BusSettings(BaseModel):
         return delays
 
 
+class JwtSettings(BaseModel):
+    """JWT bearer tokens (besides the static API keys). Configure a secret (HS256) or a public
+    key (RS256); with neither, only API keys are accepted."""
+
+    hs256_secret: SecretStr = SecretStr("")
+    rs256_public_key: SecretStr = SecretStr("")  # PEM text
+    issuer: str = ""  # required "iss" when set
+    audience: str = ""  # required "aud" when set
+    role_claim: str = "role"  # one of the hub's roles; default clinician
+    leeway_s: float = Field(30.0, ge=0)
+
+
 class FhirSettings(BaseModel):
     """The FHIR API: its public base URL (behind a proxy) and request limits."""
 
@@ -79,6 +91,7 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(30.0, ge=0)
     bus: BusSettings = BusSettings()
     fhir: FhirSettings = FhirSettings()
+    jwt: JwtSettings = JwtSettings()
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from hub.fhir.scopes import Principal
+
 JSON_TYPE = "application/fhir+json"
 
 
@@ -19,6 +21,7 @@ class FhirRequest:
     body: Any = None  # parsed JSON
     base: str = ""  # the server's base URL, for fullUrl, Location and paging links
     assigned_id: str | None = None  # a transaction's POST entry: the id chosen up front
+    principal: Principal | None = None  # the caller; None for the hub's own calls
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)

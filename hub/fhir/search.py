@@ -11,6 +11,7 @@ import orjson
 from fhir_profiles.issues import Issue
 from fhir_profiles.search_params import SearchParam, params_for
 from hub.envelope import new_id
+from hub.fhir.access import visible
 from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target
@@ -80,8 +81,8 @@ class Searcher:
             result["total"] = await self.resources.count(query)
             return FhirResponse(200, result)
         page = await self.resources.search(query, count=count, cursor=options.get("_cursor"))
-        matches = list(page.items)
-        included = await self.includes(request, matches)
+        matches = [v for v in page.items if visible(request, v)]
+        included = [v for v in await self.includes(request, matches) if visible(request, v)]
         entries = [self._entry(request, v, "match", summary, names) for v in matches]
         entries += [self._entry(request, v, "include", summary, names) for v in included]
         if query.unknown:

@@ -15,6 +15,7 @@ import orjson
 from fhir_profiles.issues import Issue
 from fhir_profiles.validation import validate
 from hub.errors import ResourceGoneError, ResourceNotFoundError, SearchError, VersionConflictError
+from hub.fhir.access import authorize, check_writable, visible
 from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target, checked_id, parse_path
@@ -40,6 +41,7 @@ class FhirService:
     async def dispatch(self, request: FhirRequest) -> FhirResponse:
         try:
             target = parse_path(request.path)
+            authorize(request, target)
             return await self._route(request, target)(request, target)
         except SearchError as exc:
             raise FhirError.of(400, "invalid", str(exc)) from exc
@@ -100,6 +102,8 @@ class FhirService:
         return self._read_response(request, version)
 
     def _read_response(self, request: FhirRequest, version: StoredVersion) -> FhirResponse:
+        if not visible(request, version):
+            raise FhirError.of(403, "forbidden", "outside the patient this token is bound to")
         if request.header("if-none-match") in (version.etag, f'"{version.version}"'):
             return FhirResponse(304, None, {"ETag": version.etag})
         summary, names = shaping(request.query)
@@ -205,6 +209,7 @@ class FhirService:
         if body.get("resourceType") != type_:
             found = body.get("resourceType")
             raise FhirError.of(400, "invalid", f"resourceType {found!r} is not {type_}")
+        check_writable(request, body)
         self.check_valid(body)
         return dict(body)
 

@@ -1,18 +1,19 @@
 """Bearer-token authentication and role checks for every HTTP API.
 
-Keys come from ``JIANHU_API_KEYS``; each carries one role. Routes declare the roles they allow
+Tokens are API keys from ``JIANHU_API_KEYS`` (each carries one role) or JWTs
+(``hub.web.tokens``). Routes declare the roles they allow
 with ``@allow(...)``; a route without it is public (only the health probes are).
 """
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from hub.settings import Role, Settings
+from hub.settings import Role
 from hub.web.errors import problem
-from hub.web.keys import ROLE, RUNTIME
+from hub.web.keys import PRINCIPAL, ROLE, RUNTIME
+from hub.web.tokens import TokenError, principal_for
 
 RequestHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ALLOWED = "__jianhu_roles__"
@@ -28,15 +29,6 @@ def allow(*roles: Role) -> Callable[[RequestHandler], RequestHandler]:
     return mark
 
 
-def role_for(settings: Settings, token: str) -> Role | None:
-    """Constant-time comparison against every configured key."""
-    found = None
-    for api_key in settings.api_keys:
-        if hmac.compare_digest(api_key.key.get_secret_value().encode(), token.encode()):
-            found = api_key.role
-    return found
-
-
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     roles: frozenset[Role] | None = getattr(handler, _ALLOWED, None)
@@ -45,10 +37,15 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return problem(401, "login", "a bearer token is required", {"WWW-Authenticate": "Bearer"})
-    role = role_for(request.app[RUNTIME].settings, token.strip())
-    if role is None:
+    try:
+        principal = principal_for(request.app[RUNTIME].settings, token.strip())
+    except TokenError as exc:
+        return problem(401, "login", str(exc), {"WWW-Authenticate": "Bearer"})
+    if principal is None:
         return problem(401, "login", "unknown token", {"WWW-Authenticate": "Bearer"})
+    role = Role(principal.role)
     if role not in roles:
         return problem(403, "forbidden", f"role {role} may not do this")
     request[ROLE] = role
+    request[PRINCIPAL] = principal
     return await handler(request)  # type: ignore[no-any-return]

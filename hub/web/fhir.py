@@ -15,7 +15,7 @@ from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.service import FhirService
 from hub.settings import Role
 from hub.web.auth import allow
-from hub.web.keys import RUNTIME
+from hub.web.keys import PRINCIPAL, RUNTIME
 
 CONTENT_TYPE = f"{JSON_TYPE}; charset=utf-8"
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
@@ -39,7 +39,7 @@ async def metadata(request: web.Request) -> web.StreamResponse:
     return _respond(FhirResponse(200, capability_statement(base_url(request))))
 
 
-@allow(Role.CLINICIAN, Role.SYSTEM)
+@allow(Role.CLINICIAN, Role.SYSTEM, Role.OPS, Role.SCREEN)  # scopes narrow each one down
 async def handle(request: web.Request) -> web.StreamResponse:
     try:
         fhir_request = await _fhir_request(request)
@@ -66,7 +66,15 @@ async def _fhir_request(request: web.Request) -> FhirRequest:
         elif raw:
             body = _parse_json(raw, kind, request.method)
     headers = {name.lower(): value for name, value in request.headers.items()}
-    return FhirRequest(request.method, path, query, headers, body, base_url(request))
+    return FhirRequest(
+        request.method,
+        path,
+        query,
+        headers,
+        body,
+        base_url(request),
+        principal=request.get(PRINCIPAL),
+    )
 
 
 async def _read_body(request: web.Request) -> bytes:

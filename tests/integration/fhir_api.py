@@ -16,11 +16,14 @@ FHIR_JSON = "application/fhir+json"
 Client = TestClient[Any, Any]
 
 
-async def start_api(tmp_path: Path) -> Client:
+async def start_api(tmp_path: Path, **overrides: Any) -> Client:
     settings = load_settings(
-        data_dir=tmp_path,
-        api_keys="emr-key:clinician,wall-key:screen",
-        fhir=FhirSettings(max_body_bytes=64 * 1024),
+        **{
+            "data_dir": tmp_path,
+            "api_keys": "emr-key:clinician,wall-key:screen,ops-key:ops",
+            "fhir": FhirSettings(max_body_bytes=64 * 1024),
+            **overrides,
+        }
     )
     client = TestClient(TestServer(make_app(Runtime(settings), consume=False)))
     await client.start_server()
