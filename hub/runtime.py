@@ -12,6 +12,7 @@ from hub.bus.base import Bus
 from hub.bus.embedded import EmbeddedBus
 from hub.bus.rabbit import RabbitBus
 from hub.events import EventRelay
+from hub.fhir.audit import AuditTrail
 from hub.logs import log_event
 from hub.metrics import HubMetrics
 from hub.settings import Settings
@@ -44,6 +45,7 @@ class Runtime:
     bus: Bus = field(init=False)
     store: Store = field(init=False)
     relay: EventRelay | None = field(init=False, default=None)
+    audit: AuditTrail | None = field(init=False, default=None)
     _http: aiohttp.ClientSession | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -69,6 +71,8 @@ class Runtime:
             await self.bus.declare(spec)
         self.relay = EventRelay(self.bus, self.store.resources)
         self.relay.start()
+        self.audit = AuditTrail(self.store.resources)
+        self.audit.start()
         if consume:
             for route in self.table.routes:
                 await self.bus.consume(route.queue, self.table.handlers[route.handler](self))
@@ -85,6 +89,8 @@ class Runtime:
         log_event(log, "stopping", grace_s=self.settings.shutdown_grace_s)
         if self.relay is not None:
             await self.relay.stop()
+        if self.audit is not None:
+            await self.audit.stop()
         await self.bus.close(grace_s=self.settings.shutdown_grace_s)
         if self._http is not None:
             await self._http.close()

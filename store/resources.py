@@ -68,6 +68,9 @@ class ResourceStore(Protocol):
     async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
         """Store a new resource under a server-assigned (or, for update-as-create, given) id."""
 
+    async def append(self, resources: Sequence[Resource]) -> None:
+        """Store new resources in one write without outbox events (the audit trail)."""
+
     async def read(self, type: str, id: str) -> StoredVersion:
         """The current version; ``ResourceGoneError`` if deleted, ``ResourceNotFoundError``."""
 

@@ -117,7 +117,9 @@ class SqliteResources:
         ).fetchone()
         return (row[0], bool(row[1])) if row else None
 
-    def _write(self, type: str, id: str, body: Resource | None, version: int) -> StoredVersion:
+    def _write(
+        self, type: str, id: str, body: Resource | None, version: int, event: bool = True
+    ) -> StoredVersion:
         last_updated = instant(datetime.now(UTC))
         stored = _with_meta(body, id, version, last_updated) if body is not None else None
         raw = orjson.dumps(stored) if stored is not None else None
@@ -135,11 +137,12 @@ class SqliteResources:
             drop_index(self._db, type, id)
         else:  # a first version has no index rows to replace
             write_index(self._db, type, id, extract(stored), replace=version > 1)
-        change = "deleted" if stored is None else "created" if version == 1 else "updated"
-        self._db.execute(
-            "INSERT INTO outbox (topic, type, id, version) VALUES (?, ?, ?, ?)",
-            (f"fhir.{type}.{change}", type, id, version),
-        )
+        if event:
+            change = "deleted" if stored is None else "created" if version == 1 else "updated"
+            self._db.execute(
+                "INSERT INTO outbox (topic, type, id, version) VALUES (?, ?, ?, ?)",
+                (f"fhir.{type}.{change}", type, id, version),
+            )
         return _row(type, id, version, last_updated, raw)
 
     async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
@@ -147,6 +150,12 @@ class SqliteResources:
             stored = self._write(resource["resourceType"], id or new_id(), resource, 1)
         await _durable(committed)
         return stored
+
+    async def append(self, resources: Sequence[Resource]) -> None:
+        with self._tx() as committed:
+            for resource in resources:
+                self._write(resource["resourceType"], new_id(), resource, 1, event=False)
+        await _durable(committed)
 
     async def update(self, resource: Resource, if_match: int | None = None) -> WriteResult:
         type, id = resource["resourceType"], resource["id"]

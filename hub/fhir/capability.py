@@ -89,7 +89,19 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "mode": "server",
                 "security": {
                     "cors": False,
-                    "description": "Bearer tokens (API keys) mapped to roles",
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/"
+                                    "restful-security-service",
+                                    "code": "SMART-on-FHIR",
+                                }
+                            ]
+                        }
+                    ],
+                    "description": "Bearer tokens: API keys mapped to roles, or JWTs "
+                    "(HS256/RS256) with SMART scopes (patient/, user/, system/; v1 and v2)",
                 },
                 "resource": _resources(),
                 "interaction": [

@@ -9,9 +9,11 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
+from hub.fhir.audit import audit_event
 from hub.fhir.capability import capability_statement
 from hub.fhir.interaction import JSON_TYPE, FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
+from hub.fhir.paths import Target, parse_path
 from hub.fhir.service import FhirService
 from hub.settings import Role
 from hub.web.auth import allow
@@ -41,15 +43,35 @@ async def metadata(request: web.Request) -> web.StreamResponse:
 
 @allow(Role.CLINICIAN, Role.SYSTEM, Role.OPS, Role.SCREEN)  # scopes narrow each one down
 async def handle(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
     try:
         fhir_request = await _fhir_request(request)
-        service = FhirService(
-            request.app[RUNTIME].store.resources,
-            validate_input=request.app[RUNTIME].settings.fhir.validate_input,
-        )
-        return _respond(await service.dispatch(fhir_request))
     except FhirError as exc:
         return _error(exc)
+    service = FhirService(runtime.resources, validate_input=runtime.settings.fhir.validate_input)
+    try:
+        response = await service.dispatch(fhir_request)
+    except FhirError as exc:
+        _audit(request, fhir_request, exc.status, None)
+        return _error(exc)
+    _audit(request, fhir_request, response.status, response.headers.get("Location"))
+    return _respond(response)
+
+
+def _audit(request: web.Request, fhir: FhirRequest, status: int, location: str | None) -> None:
+    trail = request.app[RUNTIME].audit
+    if trail is None:
+        return
+    try:
+        target = parse_path(fhir.path)
+    except FhirError:
+        target = Target()
+    what = None
+    if location:  # Type/id of what was written
+        what = "/".join(location.removeprefix(fhir.base + "/").split("/")[:2])
+    elif target.type and target.id:
+        what = f"{target.type}/{target.id}"
+    trail.record(audit_event(fhir, target, status, request.remote, what))
 
 
 async def _fhir_request(request: web.Request) -> FhirRequest:
