@@ -200,6 +200,11 @@ def _instant_range(text: str, precision: timedelta) -> tuple[str, str] | None:
     return _iso_ms(start), _iso_ms(end)
 
 
+def instant(moment: datetime) -> str:
+    """FHIR instant text, always UTC with milliseconds: sorts as text in time order."""
+    return _iso_ms(moment.astimezone(UTC))
+
+
 def _iso_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 

@@ -56,9 +56,28 @@ class OutboxEvent:
 
 
 @dataclass(frozen=True)
+class AuditFilter:
+    """One condition on the audit log: ``date >= 2026-11-01T00:00:00.000Z``."""
+
+    param: str  # _id, date, agent-name, entity, subtype, action, outcome
+    op: str  # = >= <= > <
+    value: str
+
+
+@dataclass(frozen=True)
 class SearchPage:
     items: Sequence[StoredVersion]
     next_cursor: str | None  # opaque; None on the last page
+
+
+class AuditLog(Protocol):
+    async def read(self, id: str) -> StoredVersion: ...
+
+    async def search(
+        self, filters: Sequence[AuditFilter], count: int, cursor: str | None, newest_first: bool
+    ) -> SearchPage: ...
+
+    async def count(self, filters: Sequence[AuditFilter]) -> int: ...
 
 
 class ResourceStore(Protocol):
@@ -68,8 +87,13 @@ class ResourceStore(Protocol):
     async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
         """Store a new resource under a server-assigned (or, for update-as-create, given) id."""
 
-    async def append(self, resources: Sequence[Resource]) -> None:
-        """Store new resources in one write without outbox events (the audit trail)."""
+    @property
+    def audit(self) -> "AuditLog":
+        """The audit log: AuditEvents, immutable, kept apart from the versioned resources."""
+
+    async def append_audit(self, events: Sequence[Resource]) -> list[Resource]:
+        """Append AuditEvents in one write (no versions, no outbox events); returns them with
+        their ids."""
 
     async def read(self, type: str, id: str) -> StoredVersion:
         """The current version; ``ResourceGoneError`` if deleted, ``ResourceNotFoundError``."""

@@ -20,9 +20,10 @@ from hub.errors import (
     VersionConflictError,
 )
 from hub.sqlite_commit import GroupCommit
-from store.index import extract
+from store.index import extract, instant
 from store.query import SearchQuery
 from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion, WriteResult
+from store.sqlite_audit import SqliteAuditLog
 from store.sqlite_index import drop_index, schema, write_index
 from store.sqlite_search import after_clause, compile_query, order_clause, sort_exprs
 
@@ -54,11 +55,6 @@ CREATE TABLE IF NOT EXISTS resource_current (
 """
 
 
-def instant(moment: datetime) -> str:
-    """FHIR instant text, always UTC with milliseconds: sorts as text in commit order."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _with_meta(resource: Resource, id: str, version: int, last_updated: str) -> Resource:
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(version)
@@ -83,6 +79,7 @@ class SqliteResources:
         self._committed = asyncio.Event()
         self._group = GroupCommit(db, self._committed.set)
         db.executescript(SCHEMA + schema())
+        self._audit = SqliteAuditLog(db, read_db)
 
     @contextmanager
     def _tx(self) -> Iterator[asyncio.Future[None] | None]:
@@ -117,9 +114,7 @@ class SqliteResources:
         ).fetchone()
         return (row[0], bool(row[1])) if row else None
 
-    def _write(
-        self, type: str, id: str, body: Resource | None, version: int, event: bool = True
-    ) -> StoredVersion:
+    def _write(self, type: str, id: str, body: Resource | None, version: int) -> StoredVersion:
         last_updated = instant(datetime.now(UTC))
         stored = _with_meta(body, id, version, last_updated) if body is not None else None
         raw = orjson.dumps(stored) if stored is not None else None
@@ -137,12 +132,11 @@ class SqliteResources:
             drop_index(self._db, type, id)
         else:  # a first version has no index rows to replace
             write_index(self._db, type, id, extract(stored), replace=version > 1)
-        if event:
-            change = "deleted" if stored is None else "created" if version == 1 else "updated"
-            self._db.execute(
-                "INSERT INTO outbox (topic, type, id, version) VALUES (?, ?, ?, ?)",
-                (f"fhir.{type}.{change}", type, id, version),
-            )
+        change = "deleted" if stored is None else "created" if version == 1 else "updated"
+        self._db.execute(
+            "INSERT INTO outbox (topic, type, id, version) VALUES (?, ?, ?, ?)",
+            (f"fhir.{type}.{change}", type, id, version),
+        )
         return _row(type, id, version, last_updated, raw)
 
     async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
@@ -151,11 +145,15 @@ class SqliteResources:
         await _durable(committed)
         return stored
 
-    async def append(self, resources: Sequence[Resource]) -> None:
+    @property
+    def audit(self) -> SqliteAuditLog:
+        return self._audit
+
+    async def append_audit(self, events: Sequence[Resource]) -> list[Resource]:
         with self._tx() as committed:
-            for resource in resources:
-                self._write(resource["resourceType"], new_id(), resource, 1, event=False)
+            stored = self._audit.insert(events)
         await _durable(committed)
+        return stored
 
     async def update(self, resource: Resource, if_match: int | None = None) -> WriteResult:
         type, id = resource["resourceType"], resource["id"]

@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 from hub.fhir.interaction import FhirRequest
 from hub.fhir.paths import Target
 from hub.logs import log_event
+from store.index import instant
 from store.resources import Resource, ResourceStore
-from store.sqlite_resources import instant
 
 log = logging.getLogger(__name__)
 FLUSH_S, BATCH = 0.25, 500
@@ -114,7 +114,7 @@ class AuditTrail:
     async def flush(self) -> None:
         while self._buffer:
             batch = self._buffer[:BATCH]
-            await self.resources.append(batch)  # on failure the batch stays for the next try
+            await self.resources.append_audit(batch)  # on failure it stays for the next try
             del self._buffer[: len(batch)]
 
     async def _run(self) -> None:

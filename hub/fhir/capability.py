@@ -7,6 +7,7 @@ from typing import Any
 
 from fhir_profiles.search_params import SUPPORTED_TYPES, params_for
 from hub import __version__
+from hub.fhir.audit_api import SEARCH_PARAMS as AUDIT_SEARCH_PARAMS
 from store.query import MODIFIERS
 
 INTERACTIONS = (
@@ -35,7 +36,24 @@ _TYPE_OPERATIONS = {
 
 @cache
 def _resources() -> list[dict[str, Any]]:
-    return [_resource(type_) for type_ in SUPPORTED_TYPES]
+    return [_audit_resource() if t == "AuditEvent" else _resource(t) for t in SUPPORTED_TYPES]
+
+
+def _audit_resource() -> dict[str, Any]:
+    """AuditEvents live in the immutable audit log: read, create and a few searches."""
+    params = params_for("AuditEvent")
+    return {
+        "type": "AuditEvent",
+        "profile": "http://hl7.org/fhir/StructureDefinition/AuditEvent",
+        "interaction": [{"code": code} for code in ("read", "create", "search-type")],
+        "versioning": "no-version",
+        "readHistory": False,
+        "updateCreate": False,
+        "searchParam": [
+            {"name": name, "definition": params[name].url, "type": kind}
+            for name, kind in AUDIT_SEARCH_PARAMS.items()
+        ],
+    }
 
 
 def _resource(type_: str) -> dict[str, Any]:

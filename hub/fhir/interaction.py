@@ -48,6 +48,10 @@ class FhirResponse:
             return self.body
         return orjson.dumps(self.body)
 
+    def body_fragment(self) -> Any:
+        """The body for embedding in a Bundle without parsing it again."""
+        return orjson.Fragment(self.body) if isinstance(self.body, bytes) else self.body
+
     def json(self) -> Any:
         """The body as JSON data (for Bundle entries that embed a response)."""
         if self.body is None or isinstance(self.body, dict):

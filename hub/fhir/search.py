@@ -16,9 +16,9 @@ from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target
 from hub.fhir.shaping import shape, shaping
+from store.index import instant
 from store.query import parse_search
 from store.resources import StoredVersion
-from store.sqlite_resources import instant
 
 if TYPE_CHECKING:
     from hub.fhir.service import FhirService

@@ -32,8 +32,9 @@ class FhirService:
         self.resources = resources
         self.validate_input = validate_input
         # late imports keep each module small and free of cycles
-        from hub.fhir import operations, search, transaction
+        from hub.fhir import audit_api, operations, search, transaction
 
+        self.audit = audit_api.AuditApi(self)
         self.search = search.Searcher(self)
         self.operations = operations.Operations(self)
         self.bundles = transaction.BundleProcessor(self)
@@ -52,6 +53,8 @@ class FhirService:
 
     def _route(self, request: FhirRequest, target: Target) -> Handler:
         method = request.method
+        if target.type == "AuditEvent" and target.operation is None:
+            return self.audit.handle
         if target.operation is not None:
             return self.operations.handle
         if target.type is None:

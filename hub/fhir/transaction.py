@@ -22,7 +22,7 @@ from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError
 from hub.fhir.paths import Target, parse_path
 from hub.fhir.search import bundle
-from store.sqlite_resources import instant
+from store.index import instant
 
 if TYPE_CHECKING:
     from hub.fhir.service import FhirService

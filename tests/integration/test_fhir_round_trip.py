@@ -16,6 +16,12 @@ def without_meta(resource: dict[str, object]) -> dict[str, object]:
 async def test_every_supported_type_round_trips_unchanged(api: Client) -> None:
     assert set(EXAMPLES) == set(SUPPORTED_TYPES)
     for type_, example in EXAMPLES.items():
+        if type_ == "AuditEvent":  # the audit log takes creates only, with its own ids
+            status, stored, _ = await call(api, "POST", type_, example)
+            assert status == 201, stored
+            status, read, _ = await call(api, "GET", f"{type_}/{stored['id']}")
+            assert without_meta(read) == {**example, "id": stored["id"]}
+            continue
         status, stored, _ = await call(api, "PUT", f"{type_}/{example['id']}", example)
         assert status == 201, (type_, stored)
         status, read, _ = await call(api, "GET", f"{type_}/{example['id']}")

@@ -3,6 +3,7 @@
 Runs on every backend that is built; MongoDB joins when its resource backend lands.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,7 +133,9 @@ async def test_history_newest_first_with_a_stable_cursor(resources: ResourceStor
 
 async def test_history_since_filters_by_commit_time(resources: ResourceStore) -> None:
     old = await resources.create(patient())
+    await asyncio.sleep(0.005)  # times are kept to the millisecond
     cut = datetime.now(UTC)
+    await asyncio.sleep(0.005)
     await resources.update({**body(old), "gender": "female"})
     recent = await resources.history("Patient", since=cut)
     assert [v.version for _, v in recent] == [2]
