@@ -60,7 +60,7 @@ class EventRelay:
         published = 0
         while events := await self.resources.pending_events(BATCH):
             await self.bus.publish_many([(event_envelope(e), e.topic) for e in events], EVENTS)
-            await self.resources.events_published(events[-1].seq)
+            await self.resources.events_published(events)
             published += len(events)
         return published
 

@@ -47,7 +47,7 @@ class WriteResult:
 class OutboxEvent:
     """A committed write waiting to be published as ``fhir.<Type>.<created|updated|deleted>``."""
 
-    seq: int
+    seq: int | str  # the backend's publish order
     topic: str
     type: str
     id: str
@@ -123,8 +123,8 @@ class ResourceStore(Protocol):
     async def pending_events(self, limit: int) -> Sequence[OutboxEvent]:
         """The oldest events of the outbox (written in the same transaction as their write)."""
 
-    async def events_published(self, up_to_seq: int) -> None:
-        """Remove the events up to ``up_to_seq`` once the bus confirmed them."""
+    async def events_published(self, events: Sequence[OutboxEvent]) -> None:
+        """Remove these events once the bus confirmed them."""
 
     def committed(self) -> asyncio.Event:
         """Set after every commit that wrote events, so the relay need not poll hard."""
@@ -135,6 +135,7 @@ class ResourceStore(Protocol):
         id: str | None = None,
         since: datetime | None = None,
         count: int = 100,
-        before_seq: int | None = None,
-    ) -> Sequence[tuple[int, StoredVersion]]:
-        """Versions newest first, each with its sequence number (the paging cursor)."""
+        cursor: str | None = None,
+    ) -> SearchPage:
+        """Versions newest first (deletions included, as versions without a body); ``cursor``
+        continues after an earlier page."""

@@ -263,9 +263,9 @@ class SqliteResources:
             for seq, topic, type_, id_, version, body in rows
         ]
 
-    async def events_published(self, up_to_seq: int) -> None:
+    async def events_published(self, events: Sequence[OutboxEvent]) -> None:
         with self._tx() as committed:
-            self._db.execute("DELETE FROM outbox WHERE seq <= ?", (up_to_seq,))
+            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(e.seq,) for e in events])
         await _durable(committed)
 
     def flush(self) -> None:
@@ -280,15 +280,19 @@ class SqliteResources:
         id: str | None = None,
         since: datetime | None = None,
         count: int = 100,
-        before_seq: int | None = None,
-    ) -> Sequence[tuple[int, StoredVersion]]:
-        where, params = _history_filter(type, id, since, before_seq)
+        cursor: str | None = None,
+    ) -> SearchPage:
+        if cursor is not None and not cursor.isdigit():
+            raise SearchError("_cursor: not a cursor this server gave out")
+        where, params = _history_filter(type, id, since, int(cursor) if cursor else None)
         rows = self._read.execute(
             "SELECT seq, type, id, version, last_updated, body FROM resource_version"
             f"{where} ORDER BY seq DESC LIMIT ?",
-            (*params, count),
+            (*params, count + 1),
         ).fetchall()
-        return [(seq, _row(*rest)) for seq, *rest in rows]
+        page = rows[:count]
+        next_cursor = str(page[-1][0]) if len(rows) > count else None
+        return SearchPage([_row(*rest) for _, *rest in page], next_cursor)
 
 
 async def _durable(committed: asyncio.Future[None] | None) -> None:

@@ -169,18 +169,13 @@ class Searcher:
     async def history(self, request: FhirRequest, target: Target) -> FhirResponse:
         options = dict(request.query)
         since = _since(options.get("_since"))
-        cursor = options.get("_cursor")
-        if cursor is not None and not cursor.isdigit():
-            raise FhirError.of(400, "invalid", "_cursor: not a cursor this server gave out")
         count = page_size(request.query) or DEFAULT_COUNT
-        rows = await self.resources.history(
-            target.type, target.id, since, count + 1, int(cursor) if cursor else None
+        page = await self.resources.history(
+            target.type, target.id, since, count, options.get("_cursor")
         )
-        page = list(rows[:count])
-        next_cursor = str(page[-1][0]) if len(rows) > count else None
         path = "/".join(part for part in (target.type, target.id, "_history") if part)
-        entries = [_history_entry(request.base, version) for _, version in page]
-        return FhirResponse(200, bundle("history", entries, links(request, path, next_cursor)))
+        entries = [_history_entry(request.base, version) for version in page.items]
+        return FhirResponse(200, bundle("history", entries, links(request, path, page.next_cursor)))
 
 
 def _include_spec(spec: str) -> tuple[str, SearchParam]:

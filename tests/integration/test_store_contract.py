@@ -114,21 +114,22 @@ async def test_history_newest_first_with_a_stable_cursor(resources: ResourceStor
     other = await resources.create({"resourceType": "Practitioner", "name": [{"text": "王医生"}]})
     await resources.delete("Patient", first.id)
 
-    instance = await resources.history("Patient", first.id)
-    assert [v.version for _, v in instance] == [3, 2, 1]
-    assert instance[0][1].deleted
+    instance = (await resources.history("Patient", first.id)).items
+    assert [v.version for v in instance] == [3, 2, 1]
+    assert instance[0].deleted
 
-    by_type = await resources.history("Patient")
-    assert {v.id for _, v in by_type} == {first.id}
+    by_type = (await resources.history("Patient")).items
+    assert {v.id for v in by_type} == {first.id}
 
     system = await resources.history(count=2)
-    assert [(v.type, v.version) for _, v in system] == [("Patient", 3), ("Practitioner", 1)]
-    rest = await resources.history(count=10, before_seq=system[-1][0])
-    assert [(v.type, v.id, v.version) for _, v in rest] == [
+    assert [(v.type, v.version) for v in system.items] == [("Patient", 3), ("Practitioner", 1)]
+    assert system.next_cursor is not None
+    rest = (await resources.history(count=10, cursor=system.next_cursor)).items
+    assert [(v.type, v.id, v.version) for v in rest] == [
         ("Patient", first.id, 2),
         ("Patient", first.id, 1),
     ]
-    assert other.id not in {v.id for _, v in rest}
+    assert other.id not in {v.id for v in rest}
 
 
 async def test_history_since_filters_by_commit_time(resources: ResourceStore) -> None:
@@ -137,5 +138,5 @@ async def test_history_since_filters_by_commit_time(resources: ResourceStore) ->
     cut = datetime.now(UTC)
     await asyncio.sleep(0.005)
     await resources.update({**body(old), "gender": "female"})
-    recent = await resources.history("Patient", since=cut)
-    assert [v.version for _, v in recent] == [2]
+    recent = (await resources.history("Patient", since=cut)).items
+    assert [v.version for v in recent] == [2]
