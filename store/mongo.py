@@ -1,25 +1,38 @@
-"""The production store on MongoDB, through PyMongo's async client (write concern majority)."""
-
-from typing import Any
+"""The production store on MongoDB, through PyMongo's async client (write concern majority;
+multi-document transactions need a replica set, even a one-node one)."""
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from hub.errors import StoreError
+from store.mongo_resources import Doc, MongoResources
 
 
 class MongoStore:
-    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
-        self._client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+    def __init__(self, url: str, timeout_s: float = 5.0, database: str = "jianhu") -> None:
+        self._client: AsyncMongoClient[Doc] = AsyncMongoClient(
             url, serverSelectionTimeoutMS=int(timeout_s * 1000), w="majority"
         )
         self.db = self._client.get_default_database(
-            "jianhu", write_concern=WriteConcern(w="majority")
+            database, write_concern=WriteConcern(w="majority")
         )
+        self._resources: MongoResources | None = None
 
     async def open(self) -> None:
         await self.ping()
+        resources = MongoResources(self._client, self.db)
+        try:
+            await resources.create_indexes()
+        except PyMongoError as exc:
+            raise StoreError(f"MongoDB: cannot create the indexes: {type(exc).__name__}") from exc
+        self._resources = resources
+
+    @property
+    def resources(self) -> MongoResources:
+        if self._resources is None:
+            raise StoreError("the store is not open")
+        return self._resources
 
     async def ping(self) -> None:
         try:
@@ -27,9 +40,6 @@ class MongoStore:
         except PyMongoError as exc:
             raise StoreError(f"MongoDB: {type(exc).__name__}") from exc
 
-    @property
-    def resources(self) -> Any:
-        raise StoreError("the MongoDB resource store is not available in this version")
-
     async def close(self) -> None:
+        self._resources = None
         await self._client.close()

@@ -1,6 +1,6 @@
 """The resource-store contract: versions, history, optimistic locking and deletes.
 
-Runs on every backend that is built; MongoDB joins when its resource backend lands.
+Runs on every backend: SQLite always, MongoDB when a server is reachable.
 """
 
 import asyncio
@@ -14,15 +14,13 @@ import pytest
 
 from hub.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
 from store.resources import ResourceStore
-from store.sqlite import SqliteStore
+from tests.stores import BACKENDS, open_store
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=BACKENDS)
 async def resources(request: Any, tmp_path: Path) -> AsyncIterator[ResourceStore]:
-    store = SqliteStore(tmp_path / "jianhu.sqlite3")
-    await store.open()
-    yield store.resources
-    await store.close()
+    async with open_store(request.param, tmp_path) as store:
+        yield store
 
 
 def patient(name: str = "张三", **extra: Any) -> dict[str, Any]:

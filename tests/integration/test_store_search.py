@@ -12,15 +12,18 @@ import pytest
 from hub.errors import SearchError
 from store.query import parse_search
 from store.resources import ResourceStore
-from store.sqlite import SqliteStore
 from tests.fixtures.examples import CONDITION, ENCOUNTER, ID_CARD, OBSERVATION, PATIENT
+from tests.stores import BACKENDS, open_store
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=BACKENDS)
 async def loaded(request: Any, tmp_path: Path) -> AsyncIterator[ResourceStore]:
-    store = SqliteStore(tmp_path / "jianhu.sqlite3")
-    await store.open()
-    resources = store.resources
+    async with open_store(request.param, tmp_path) as resources:
+        await _load(resources)
+        yield resources
+
+
+async def _load(resources: ResourceStore) -> None:
     await resources.update(PATIENT)
     await resources.update(
         {
@@ -47,8 +50,6 @@ async def loaded(request: Any, tmp_path: Path) -> AsyncIterator[ResourceStore]:
     )
     await resources.update(CONDITION)
     await resources.update(ENCOUNTER)
-    yield resources
-    await store.close()
 
 
 async def ids(resources: ResourceStore, type: str, query: str) -> list[str]:
