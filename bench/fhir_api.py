@@ -4,8 +4,9 @@ scenario and the hub's peak RSS. Not a test: it prints figures.
 
     python bench/fhir_api.py [--patients 10000] [--seconds 15] [--clients 32]
 
-The store is seeded once into ``--data-dir`` (default ``.run/fhir-bench``; about 100 resources
-per patient, so 10,000 patients are 1,000,000 resources) and reused by later runs.
+The store is seeded once into ``--data-dir``/seed (default ``.run/fhir-bench``; about 100
+resources per patient, so 10,000 patients are 1,000,000 resources); each run copies it to
+``--data-dir``/run first, so every run starts from the same store.
 """
 
 import argparse
@@ -166,10 +167,14 @@ def count_resources(data_dir: Path) -> int:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    data_dir: Path = args.data_dir
-    if not (data_dir / "jianhu.sqlite3").exists():
-        print(f"seeding {args.patients:,} patients into {data_dir} ...", flush=True)
-        await seed(data_dir, args.patients)
+    seeded: Path = args.data_dir / "seed"
+    if not (seeded / "jianhu.sqlite3").exists():
+        print(f"seeding {args.patients:,} patients into {seeded} ...", flush=True)
+        await seed(seeded, args.patients)
+    # every run starts from the same seeded store: the writes of one run never skew the next
+    data_dir = args.data_dir / "run"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    shutil.copytree(seeded, data_dir)
     print(f"store: {count_resources(data_dir):,} resources")
     port = args.port
     hub = start_hub(data_dir, port)

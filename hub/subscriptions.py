@@ -8,6 +8,7 @@ Two queues, so one slow or failing endpoint never holds back matching or other e
   letters. Nothing is dropped: a dead delivery waits for ``jianhu dlq redrive``.
 """
 
+import time
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -21,6 +22,7 @@ from store.query import parse_search
 from store.resources import ResourceStore
 
 DELIVER_KEY = "hub.subscription.deliver"
+CACHE_S = 5.0
 TIMEOUT_S = 10.0
 
 
@@ -52,15 +54,26 @@ async def matches(resources: ResourceStore, criteria: str, type_: str, id_: str)
 
 
 def matcher(services: Services) -> Handler:
+    # The active subscriptions, read again after a Subscription changes (when this process
+    # sees the event) and at least every CACHE_S (when another hub process consumed it),
+    # instead of once per event.
+    cache: dict[str, list[dict[str, Any]]] = {}
+    read_at = [0.0]
+
     async def handle(delivery: Delivery) -> None:
         envelope = delivery.envelope
         type_ = envelope.headers.get("resource-type", "")
         id_ = envelope.headers.get("resource-id", "")
+        now = time.monotonic()
+        if type_ == "Subscription" or now - read_at[0] > CACHE_S:
+            cache.clear()
         if not envelope.type.endswith((".created", ".updated")):
             return  # a deletion matches no search
         if type_ == "Subscription":
             await _activate(services.resources, id_)
-        for subscription in await active_rest_hooks(services.resources):
+        if "active" not in cache:
+            cache["active"], read_at[0] = await active_rest_hooks(services.resources), now
+        for subscription in cache["active"]:
             criteria = subscription.get("criteria", "")
             if await matches(services.resources, criteria, type_, id_):
                 job = {
