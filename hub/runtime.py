@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from fhir_profiles.terminology_seed import ensure_code_systems
 from fhir_profiles.validation import preload
 from hub.bus.base import Bus
 from hub.bus.embedded import EmbeddedBus
@@ -66,6 +67,7 @@ class Runtime:
         if self.settings.fhir.validate_input:
             await asyncio.to_thread(preload)
         await self.store.open()
+        await ensure_code_systems(self.store.resources)
         await self.bus.start()
         for spec in self.table.specs():
             await self.bus.declare(spec)
