@@ -23,6 +23,7 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a 201 survives a power loss too
             self._db.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's thread does it
+            self._db.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
             self._read_db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False
             )

@@ -1,14 +1,15 @@
-"""WAL checkpoints off the event loop. SQLite's automatic checkpoint runs inside whichever
-COMMIT crosses the threshold, copying pages into the database file and syncing it while every
-request waits; here a thread with its own connection checkpoints instead (PASSIVE: it never
-blocks a writer), and the write connection's automatic checkpoint is off."""
+"""WAL checkpoints mostly off the event loop. SQLite's automatic checkpoint runs inside
+whichever COMMIT crosses the threshold, copying pages into the database file and syncing it
+while every request waits; here a thread with its own connection does the copying (PASSIVE: it
+never blocks a writer), the write connection's automatic checkpoint is off, and the write
+connection only catches up the last frames once a second (``SqliteResources``)."""
 
 import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
 
-INTERVAL_S = 1.0
+INTERVAL_S = 0.5
 
 
 class Checkpointer:

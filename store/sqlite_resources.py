@@ -5,6 +5,7 @@ import asyncio
 import base64
 import binascii
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion, Wr
 from store.sqlite_audit import SqliteAuditLog
 from store.sqlite_index import drop_index, schema, write_index
 from store.sqlite_search import after_clause, compile_query, order_clause, sort_exprs
+
+CATCH_UP_S = 1.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -77,7 +80,8 @@ class SqliteResources:
         self._in_transaction = False
         self._transaction_lock = asyncio.Lock()
         self._committed = asyncio.Event()
-        self._group = GroupCommit(db, self._committed.set)
+        self._group = GroupCommit(db, self._after_commit)
+        self._caught_up_at = 0.0
         db.executescript(SCHEMA + schema())
         self._audit = SqliteAuditLog(db, read_db)
 
@@ -270,6 +274,17 @@ class SqliteResources:
 
     def flush(self) -> None:
         self._group.flush()
+
+    def _after_commit(self) -> None:
+        self._committed.set()
+        now = time.monotonic()
+        if now - self._caught_up_at > CATCH_UP_S:
+            # The checkpoint thread copies the bulk of the WAL while writes go on, but it can
+            # never finish while writers keep appending, and SQLite restarts the WAL only after
+            # a complete checkpoint: this connection, right after a commit, backfills the last
+            # few frames, so the WAL is reused instead of growing without bound.
+            self._caught_up_at = now
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def committed(self) -> asyncio.Event:
         return self._committed
