@@ -14,6 +14,8 @@ from hub.bus.embedded import EmbeddedBus
 from hub.bus.rabbit import RabbitBus
 from hub.events import EventRelay
 from hub.fhir.audit import AuditTrail
+from hub.hl7v2.ingest import Ingest
+from hub.hl7v2.server import MllpListener
 from hub.logs import log_event
 from hub.metrics import HubMetrics
 from hub.settings import Settings
@@ -47,6 +49,7 @@ class Runtime:
     store: Store = field(init=False)
     relay: EventRelay | None = field(init=False, default=None)
     audit: AuditTrail | None = field(init=False, default=None)
+    listeners: list[MllpListener] = field(init=False, default_factory=list)
     _http: aiohttp.ClientSession | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -75,6 +78,18 @@ class Runtime:
         self.relay.start()
         self.audit = AuditTrail(self.store.resources)
         self.audit.start()
+        for listener_settings in self.settings.hl7.listeners:
+            ingest = Ingest(
+                self.bus, self.store.archive, listener_settings, self.settings.hl7.message_types
+            )
+            port = (
+                listener_settings.port
+                if listener_settings.port is not None
+                else self.settings.mllp_port
+            )
+            listener = MllpListener(ingest, listener_settings, self.settings.http_host, port)
+            await listener.start()
+            self.listeners.append(listener)
         if consume:
             for route in self.table.routes:
                 await self.bus.consume(route.queue, self.table.handlers[route.handler](self))
@@ -84,11 +99,15 @@ class Runtime:
             bus=type(self.bus).__name__,
             store=type(self.store).__name__,
             routes=len(self.table.routes),
+            mllp_ports=[listener.port for listener in self.listeners],
         )
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight handlers finish within the grace time, then close."""
         log_event(log, "stopping", grace_s=self.settings.shutdown_grace_s)
+        for listener in self.listeners:  # first: no new messages while the rest shuts down
+            await listener.stop()
+        self.listeners.clear()
         if self.relay is not None:
             await self.relay.stop()
         if self.audit is not None:

@@ -52,6 +52,49 @@ class BusSettings(BaseModel):
         return delays
 
 
+class ListenerSettings(BaseModel):
+    """One MLLP listener: who may send, in what character set, with what limits."""
+
+    name: str = "default"
+    port: int | None = Field(None, ge=1, le=65535)  # None: JIANHU_MLLP_PORT
+    charset: str = "utf-8"  # what the senders really use; MSH-18 is only a hint
+    fallback_charset: str = "gb18030"  # tried when the bytes are not valid in ``charset``
+    trust_msh18: bool = False  # decode by MSH-18 when it names a known character set
+    allowed_senders: tuple[str, ...] = ()  # "APP" or "APP^FACILITY" (MSH-3/MSH-4); empty: any
+    allowed_peers: tuple[str, ...] = ()  # source addresses or networks (CIDR); empty: any
+    processing_id: str = "P"  # MSH-11 this listener takes (P production, T training, D debug)
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    idle_timeout_s: float = Field(600.0, gt=0)
+    duplicate_window_s: float = Field(7 * 24 * 3600.0, ge=0)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+
+class Hl7Settings(BaseModel):
+    listeners: tuple[ListenerSettings, ...] = (ListenerSettings(),)
+    message_types: tuple[str, ...] = (  # MSH-9 code^event taken; others get AR
+        "ADT^A01",
+        "ADT^A02",
+        "ADT^A03",
+        "ADT^A04",
+        "ADT^A05",
+        "ADT^A06",
+        "ADT^A08",
+        "ADT^A11",
+        "ADT^A13",
+        "ADT^A40",
+        "ORM^O01",
+        "OML^O21",
+        "ORU^R01",
+        "MDM^T02",
+        "SIU^S12",
+        "SIU^S13",
+        "SIU^S14",
+        "SIU^S15",
+        "DFT^P03",
+    )
+
+
 class JwtSettings(BaseModel):
     """JWT bearer tokens (besides the static API keys). Configure a secret (HS256) or a public
     key (RS256); with neither, only API keys are accepted."""
@@ -92,6 +135,7 @@ class Settings(BaseSettings):
     bus: BusSettings = BusSettings()
     fhir: FhirSettings = FhirSettings()
     jwt: JwtSettings = JwtSettings()
+    hl7: Hl7Settings = Hl7Settings()
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ The resource interface itself (create, read, search, history, transactions) is
 
 from typing import Protocol
 
+from store.archive import MessageArchive
 from store.resources import ResourceStore
 
 
@@ -20,3 +21,7 @@ class Store(Protocol):
     @property
     def resources(self) -> ResourceStore:
         """The FHIR resources; raises ``StoreError`` while the store is closed."""
+
+    @property
+    def archive(self) -> MessageArchive:
+        """The HL7 v2 message archive."""

@@ -6,6 +6,7 @@ from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from hub.errors import StoreError
+from store.mongo_archive import MongoArchive
 from store.mongo_resources import Doc, MongoResources
 
 
@@ -18,6 +19,7 @@ class MongoStore:
             database, write_concern=WriteConcern(w="majority")
         )
         self._resources: MongoResources | None = None
+        self._archive: MongoArchive | None = None
 
     async def open(self) -> None:
         await self.ping()
@@ -27,6 +29,17 @@ class MongoStore:
         except PyMongoError as exc:
             raise StoreError(f"MongoDB: cannot create the indexes: {type(exc).__name__}") from exc
         self._resources = resources
+        self._archive = MongoArchive(self.db["hl7_messages"])
+        try:
+            await self._archive.create_indexes()
+        except PyMongoError as exc:
+            raise StoreError(f"MongoDB: cannot create the indexes: {type(exc).__name__}") from exc
+
+    @property
+    def archive(self) -> MongoArchive:
+        if self._archive is None:
+            raise StoreError("the store is not open")
+        return self._archive
 
     @property
     def resources(self) -> MongoResources:

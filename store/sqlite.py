@@ -4,6 +4,7 @@ import sqlite3
 from pathlib import Path
 
 from hub.errors import StoreError
+from store.sqlite_archive import SqliteArchive
 from store.sqlite_checkpoint import Checkpointer
 from store.sqlite_resources import SqliteResources
 
@@ -34,6 +35,10 @@ class SqliteStore:
             self._checkpointer.start()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+
+    @property
+    def archive(self) -> SqliteArchive:
+        return self.resources.archive
 
     @property
     def resources(self) -> SqliteResources:

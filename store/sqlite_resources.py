@@ -24,6 +24,7 @@ from hub.sqlite_commit import GroupCommit
 from store.index import extract, instant
 from store.query import SearchQuery
 from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion, WriteResult
+from store.sqlite_archive import SqliteArchive
 from store.sqlite_audit import SqliteAuditLog
 from store.sqlite_index import drop_index, schema, write_index
 from store.sqlite_search import after_clause, compile_query, order_clause, sort_exprs
@@ -84,6 +85,7 @@ class SqliteResources:
         self._caught_up_at = 0.0
         db.executescript(SCHEMA + schema())
         self._audit = SqliteAuditLog(db, read_db)
+        self.archive = SqliteArchive(db, read_db, self._group)
 
     @contextmanager
     def _tx(self) -> Iterator[asyncio.Future[None] | None]:

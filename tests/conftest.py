@@ -21,6 +21,8 @@ from tests.broker import Broker, find_broker
 from tests.tcp_proxy import TcpProxy
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
+# Every hub a test starts listens for MLLP on a free port, so tests never fight over 2575.
+os.environ.setdefault("JIANHU_MLLP_PORT", "0")
 FAST_RETRIES = BusSettings(retry_delays_s=(0.2, 0.4), delivery_limit=5, handler_timeout_s=10)
 
 

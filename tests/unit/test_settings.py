@@ -7,7 +7,13 @@ from hub.settings import Role, load_settings
 
 
 def test_defaults_are_the_embedded_hub(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("JIANHU_HTTP_PORT", "JIANHU_AMQP_URL", "JIANHU_MONGO_URL", "JIANHU_API_KEYS"):
+    for name in (
+        "JIANHU_HTTP_PORT",
+        "JIANHU_MLLP_PORT",
+        "JIANHU_AMQP_URL",
+        "JIANHU_MONGO_URL",
+        "JIANHU_API_KEYS",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     assert (settings.http_port, settings.mllp_port) == (8080, 2575)
