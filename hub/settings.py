@@ -56,7 +56,7 @@ class ListenerSettings(BaseModel):
     """One MLLP listener: who may send, in what character set, with what limits."""
 
     name: str = "default"
-    port: int | None = Field(None, ge=1, le=65535)  # None: JIANHU_MLLP_PORT
+    port: int | None = Field(None, ge=0, le=65535)  # None: JIANHU_MLLP_PORT
     charset: str = "utf-8"  # what the senders really use; MSH-18 is only a hint
     fallback_charset: str = "gb18030"  # tried when the bytes are not valid in ``charset``
     trust_msh18: bool = False  # decode by MSH-18 when it names a known character set
@@ -125,7 +125,7 @@ class Settings(BaseSettings):
 
     http_host: str = "0.0.0.0"
     http_port: int = Field(8080, ge=1, le=65535)
-    mllp_port: int = Field(2575, ge=1, le=65535)
+    mllp_port: int = Field(2575, ge=0, le=65535)  # 0: any free port (tests)
     data_dir: Path = Path("./data")
     amqp_url: SecretStr = SecretStr("")  # empty: the embedded bus in data_dir
     mongo_url: SecretStr = SecretStr("")  # empty: the embedded SQLite store in data_dir

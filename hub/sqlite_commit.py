@@ -63,8 +63,17 @@ class GroupCommit:
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            group.set_exception(StoreError(f"the store could not commit: {exc}"))
+            if not group.done():
+                group.set_exception(StoreError(f"the store could not commit: {exc}"))
             group.exception()  # every writer sees it; nobody need read it for the loop's sake
             return
-        group.set_result(None)
+        if not group.done():
+            group.set_result(None)
         self._on_commit()
+
+
+async def durable(committed: "asyncio.Future[None] | None") -> None:
+    """Wait for a group's COMMIT. Shielded: a writer that is cancelled while it waits must not
+    cancel the group's future under every other writer of the same turn."""
+    if committed is not None:
+        await asyncio.shield(committed)

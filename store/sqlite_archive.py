@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from hub.errors import StoreError
-from hub.sqlite_commit import GroupCommit
+from hub.sqlite_commit import GroupCommit, durable
 from store.archive import ArchivedMessage, ArchiveQuery
 from store.index import instant
 
@@ -55,7 +55,7 @@ class SqliteArchive:
     async def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._group.unit() as committed:
             self._db.executemany(sql, rows)
-        await committed
+        await durable(committed)
 
     async def add(self, message: ArchivedMessage) -> None:
         with self._group.unit() as committed:
@@ -83,7 +83,7 @@ class SqliteArchive:
                 "INSERT OR IGNORE INTO hl7_message_patient VALUES (?, ?)",
                 [(patient, message.id) for patient in message.patient_ids],
             )
-        await committed
+        await durable(committed)
 
     async def find_duplicate(
         self, sender_application: str, sender_facility: str, control_id: str, since: datetime
@@ -171,7 +171,7 @@ class SqliteArchive:
                 "DELETE FROM hl7_message_patient WHERE message_id = ?", [(i,) for i in ids]
             )
             self._db.executemany("DELETE FROM hl7_message WHERE id = ?", [(i,) for i in ids])
-        await committed
+        await durable(committed)
         return len(ids)
 
     def _message(self, row: Sequence[Any]) -> ArchivedMessage:

@@ -20,7 +20,7 @@ from hub.errors import (
     SearchError,
     VersionConflictError,
 )
-from hub.sqlite_commit import GroupCommit
+from hub.sqlite_commit import GroupCommit, durable
 from store.index import extract, instant
 from store.query import SearchQuery
 from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion, WriteResult
@@ -109,7 +109,7 @@ class SqliteResources:
                     yield
                 finally:
                     self._in_transaction = False
-            await committed
+            await durable(committed)
 
     def _current(self, type: str, id: str) -> tuple[int, bool] | None:
         """(version, deleted) of the current version, or None when there never was one."""
@@ -148,7 +148,7 @@ class SqliteResources:
     async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
         with self._tx() as committed:
             stored = self._write(resource["resourceType"], id or new_id(), resource, 1)
-        await _durable(committed)
+        await durable(committed)
         return stored
 
     @property
@@ -158,7 +158,7 @@ class SqliteResources:
     async def append_audit(self, events: Sequence[Resource]) -> list[Resource]:
         with self._tx() as committed:
             stored = self._audit.insert(events)
-        await _durable(committed)
+        await durable(committed)
         return stored
 
     async def update(self, resource: Resource, if_match: int | None = None) -> WriteResult:
@@ -169,7 +169,7 @@ class SqliteResources:
             if if_match is not None and if_match != version:
                 raise VersionConflictError(f"{type}/{id} is at version {version}, not {if_match}")
             stored = self._write(type, id, resource, version + 1)
-        await _durable(committed)
+        await durable(committed)
         return WriteResult(stored, created=current is None or current[1])
 
     async def delete(self, type: str, id: str, if_match: int | None = None) -> StoredVersion | None:
@@ -182,7 +182,7 @@ class SqliteResources:
                     f"{type}/{id} is at version {current[0]}, not {if_match}"
                 )
             stored = self._write(type, id, None, current[0] + 1)
-        await _durable(committed)
+        await durable(committed)
         return stored
 
     async def read(self, type: str, id: str) -> StoredVersion:
@@ -272,7 +272,7 @@ class SqliteResources:
     async def events_published(self, events: Sequence[OutboxEvent]) -> None:
         with self._tx() as committed:
             self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(e.seq,) for e in events])
-        await _durable(committed)
+        await durable(committed)
 
     def flush(self) -> None:
         self._group.flush()
@@ -310,11 +310,6 @@ class SqliteResources:
         page = rows[:count]
         next_cursor = str(page[-1][0]) if len(rows) > count else None
         return SearchPage([_row(*rest) for _, *rest in page], next_cursor)
-
-
-async def _durable(committed: asyncio.Future[None] | None) -> None:
-    if committed is not None:
-        await committed
 
 
 def encode_cursor(values: list[Any]) -> str:

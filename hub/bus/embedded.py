@@ -25,7 +25,7 @@ from hub.errors import BusError, TopologyError, UnroutableError
 from hub.logs import log_event
 from hub.metrics import BusMetrics
 from hub.settings import BusSettings
-from hub.sqlite_commit import GroupCommit
+from hub.sqlite_commit import GroupCommit, durable
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class EmbeddedBus(Bus):
 
     async def _durable(self) -> None:
         if self._pending is not None:
-            await self._pending
+            await durable(self._pending)
 
     # --- topology and publishing ---
     async def declare(self, spec: topo.QueueSpec) -> None:
