@@ -206,7 +206,8 @@ def instant(moment: datetime) -> str:
 
 
 def _iso_ms(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """``moment`` is UTC; isoformat is several times faster than strftime."""
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _date(rows: IndexRows, param: SearchParam, value: Any) -> None:

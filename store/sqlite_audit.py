@@ -51,7 +51,11 @@ def columns_of(event: Resource) -> tuple[Any, ...]:
     entities = event.get("entity") or [{}]
     subtypes = event.get("subtype") or [{}]
     what = (entities[0].get("what") or {}).get("reference")
-    recorded = date_range(event.get("recorded", "")) or (instant(datetime.now(UTC)),)
+    recorded_text = event.get("recorded", "")
+    if len(recorded_text) == 24 and recorded_text.endswith("Z"):  # already a UTC instant
+        recorded: tuple[str, ...] = (recorded_text,)
+    else:
+        recorded = date_range(recorded_text) or (instant(datetime.now(UTC)),)
     return (
         event["id"],
         recorded[0],  # UTC with milliseconds, so instants compare as text
