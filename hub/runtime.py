@@ -20,6 +20,7 @@ from hub.logs import log_event
 from hub.metrics import HubMetrics
 from hub.settings import Settings
 from routes.table import RoutingTable, default_table
+from store.archive import MessageArchive
 from store.base import Store
 from store.mongo import MongoStore
 from store.resources import ResourceStore
@@ -59,6 +60,10 @@ class Runtime:
     @property
     def resources(self) -> ResourceStore:
         return self.store.resources
+
+    @property
+    def archive(self) -> MessageArchive:
+        return self.store.archive
 
     def http_client(self) -> aiohttp.ClientSession:
         """One pooled HTTP client for every outbound call (rest-hooks, adapters)."""

@@ -10,10 +10,12 @@ Operations read this file (or ``jianhu routes``) to know where a message goes.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hub import subscriptions
 from hub.bus.base import Handler
 from hub.bus.topology import EVENTS, INBOUND, QueueSpec
+from hub.hl7v2.normalizer import normalizer
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Route:
 
 
 # A handler factory gets the running hub's services and returns the handler for one queue.
-HandlerFactory = Callable[[object], Handler]
+HandlerFactory = Callable[[Any], Handler]
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,13 @@ class RoutingTable:
 # are built; no placeholders until then.
 ROUTES: tuple[Route, ...] = (
     Route(
+        "hl7v2.normalizer",
+        INBOUND,
+        ("hl7v2.#",),
+        "hl7v2-normalizer",
+        "map HL7 v2 messages to FHIR into the clinical store",
+    ),
+    Route(
         "fhir.subscriptions",
         EVENTS,
         ("fhir.#",),
@@ -69,8 +78,9 @@ ROUTES: tuple[Route, ...] = (
     ),
 )
 HANDLERS: Mapping[str, HandlerFactory] = {
-    "subscription-matcher": subscriptions.matcher,  # type: ignore[dict-item]
-    "subscription-sender": subscriptions.sender,  # type: ignore[dict-item]
+    "hl7v2-normalizer": normalizer,
+    "subscription-matcher": subscriptions.matcher,
+    "subscription-sender": subscriptions.sender,
 }
 
 

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-RECEIVED, PUBLISHED, NORMALIZED, STORED, FAILED, REJECTED = (
+RECEIVED, PUBLISHED, NORMALIZED, STORED, FAILED, REJECTED, UNMAPPED = (
     "received",
     "published",
     "normalized",
     "stored",
     "failed",
     "rejected",
+    "unmapped",  # archived and acknowledged; its type has no FHIR mapping yet (replay later)
 )
 
 
