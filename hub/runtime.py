@@ -15,6 +15,7 @@ from hub.bus.rabbit import RabbitBus
 from hub.events import EventRelay
 from hub.fhir.audit import AuditTrail
 from hub.hl7v2.ingest import Ingest
+from hub.hl7v2.retention import Retention
 from hub.hl7v2.server import MllpListener
 from hub.logs import log_event
 from hub.metrics import HubMetrics
@@ -51,6 +52,7 @@ class Runtime:
     relay: EventRelay | None = field(init=False, default=None)
     audit: AuditTrail | None = field(init=False, default=None)
     listeners: list[MllpListener] = field(init=False, default_factory=list)
+    retention: Retention | None = field(init=False, default=None)
     _http: aiohttp.ClientSession | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -95,6 +97,8 @@ class Runtime:
             listener = MllpListener(ingest, listener_settings, self.settings.http_host, port)
             await listener.start()
             self.listeners.append(listener)
+        self.retention = Retention(self.store.archive, self.settings.hl7.retention_days)
+        self.retention.start()
         if consume:
             for route in self.table.routes:
                 await self.bus.consume(route.queue, self.table.handlers[route.handler](self))
@@ -113,6 +117,8 @@ class Runtime:
         for listener in self.listeners:  # first: no new messages while the rest shuts down
             await listener.stop()
         self.listeners.clear()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.audit is not None:

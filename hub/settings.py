@@ -72,6 +72,8 @@ class ListenerSettings(BaseModel):
 
 class Hl7Settings(BaseModel):
     listeners: tuple[ListenerSettings, ...] = (ListenerSettings(),)
+    # archive retention per message type in days, e.g. {"ORU^R01": 3650}; absent: kept forever
+    retention_days: dict[str, float] = Field(default_factory=dict)
     message_types: tuple[str, ...] = (  # MSH-9 code^event taken; others get AR
         "ADT^A01",
         "ADT^A02",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fhir_profiles.search_params import SUPPORTED_TYPES  # noqa: E402
+from fhir_profiles.search_params import SUPPORTED_TYPES
 
 MAX_DEPTH = 6  # nested path length; datatypes nest shallowly (Timing.repeat.periodUnit)
 SKIPPED_TYPES = {"Extension", "Resource", "Meta", "Narrative", "Element"}
@@ -26,9 +26,10 @@ def structures(folder: Path) -> dict[str, dict[str, Any]]:
         bundle = json.loads((folder / name).read_text(encoding="utf-8"))
         for entry in bundle["entry"]:
             resource = entry["resource"]
-            if resource.get("resourceType") == "StructureDefinition" and resource.get(
-                "derivation"
-            ) != "constraint":
+            if (
+                resource.get("resourceType") == "StructureDefinition"
+                and resource.get("derivation") != "constraint"
+            ):
                 found[resource["id"]] = resource
     return found
 

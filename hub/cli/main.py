@@ -1,5 +1,5 @@
-"""The ``jianhu`` command: run the hub, print the routes, inspect and redrive dead letters.
-
+"""The ``jianhu`` command: run the hub, print the routes, inspect and redrive dead letters,
+search, replay and purge the HL7 v2 message archive.
 This entry point is the only place that configures logging.
 """
 
@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import click
@@ -15,12 +16,15 @@ import uvloop
 
 from hub.bus.base import Bus
 from hub.errors import ConfigurationError, JianhuError
+from hub.hl7v2.ack import CHINA
+from hub.hl7v2.replay import archive_query, detail, replay, summary
 from hub.logs import configure_logging
 from hub.metrics import HubMetrics
-from hub.runtime import make_bus
+from hub.runtime import make_bus, make_store
 from hub.settings import Settings, load_settings
 from hub.web.ops import dead_letter_detail, dead_letter_summary
 from routes.table import default_table, render
+from store.base import Store
 
 
 def _settings() -> Settings:
@@ -154,6 +158,109 @@ def dlq_redrive(queue: str, ids: tuple[str, ...], everything: bool) -> None:
             return await bus.redrive(queue, list(ids) if ids else None)
 
     click.echo(f"redriven: {_run_async(work)}")
+
+
+@asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[Store]:
+    store = make_store(settings)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _filters(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The archive filters shared by ``messages list`` and ``messages replay``."""
+    for option in reversed(
+        [
+            click.option("--sender", help="MSH-3 sending application"),
+            click.option("--type", "message_type", help="MSH-9 code^event, e.g. ORU^R01"),
+            click.option(
+                "--status", help="received, published, stored, unmapped, failed, rejected"
+            ),
+            click.option("--control-id", help="MSH-10"),
+            click.option("--patient", "patient_id", help="a patient identifier from PID-3"),
+            click.option("--since", type=click.DateTime(), help="received at or after"),
+            click.option("--until", type=click.DateTime(), help="received before"),
+            click.option("--limit", default=100, show_default=True),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _local(moment: datetime | None) -> datetime | None:
+    """Times typed at the console are the hospital's local time."""
+    return moment.replace(tzinfo=CHINA) if moment is not None and moment.tzinfo is None else moment
+
+
+@main.group()
+def messages() -> None:
+    """The HL7 v2 message archive: list, show, replay, purge."""
+
+
+@messages.command("list")
+@_filters
+def messages_list(**filters: Any) -> None:
+    """List archived messages (no content), oldest first."""
+    settings = _settings()
+    filters["since"], filters["until"] = _local(filters["since"]), _local(filters["until"])
+
+    async def work() -> None:
+        async with _store(settings) as store:
+            _print_json([summary(m) for m in await store.archive.search(archive_query(**filters))])
+
+    _run_async(work)
+
+
+@messages.command("show")
+@click.argument("message_id")
+def messages_show(message_id: str) -> None:
+    """Show one archived message with its text, ACK and the resources it produced."""
+    settings = _settings()
+
+    async def work() -> None:
+        async with _store(settings) as store:
+            _print_json(detail(await store.archive.get(message_id)))
+
+    _run_async(work)
+
+
+@messages.command("replay")
+@click.option("--id", "ids", multiple=True, help="An archive id; repeat for several.")
+@_filters
+def messages_replay(ids: tuple[str, ...], **filters: Any) -> None:
+    """Replay messages (by --id, or every one matching the filters) as new attempts."""
+    chosen = {k: v for k, v in filters.items() if v is not None and k != "limit"}
+    if bool(ids) == bool(chosen):
+        raise click.UsageError("give either --id (one or more) or at least one filter")
+    settings = _settings()
+    filters["since"], filters["until"] = _local(filters["since"]), _local(filters["until"])
+
+    async def work() -> int:
+        async with _store(settings) as store, _bus(settings) as bus:
+            if ids:
+                found = [await store.archive.get(i) for i in ids]
+            else:
+                found = list(await store.archive.search(archive_query(**filters)))
+            return await replay(bus, store.archive, found)
+
+    click.echo(f"replayed: {_run_async(work)}")
+
+
+@messages.command("purge")
+@click.option("--type", "message_type", required=True, help="MSH-9 code^event")
+@click.option("--before", type=click.DateTime(), required=True)
+def messages_purge(message_type: str, before: datetime) -> None:
+    """Delete (for good) the archived messages of a type received before a time."""
+    settings = _settings()
+
+    async def work() -> int:
+        async with _store(settings) as store:
+            return await store.archive.purge(message_type, _local(before) or before)
+
+    click.echo(f"purged: {_run_async(work)}")
 
 
 if __name__ == "__main__":

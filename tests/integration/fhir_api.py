@@ -20,7 +20,7 @@ async def start_api(tmp_path: Path, **overrides: Any) -> Client:
     settings = load_settings(
         **{
             "data_dir": tmp_path,
-            "api_keys": "emr-key:clinician,wall-key:screen,ops-key:ops",
+            "api_keys": "emr-key:clinician,wall-key:screen,ops-key:ops,his-key:system",
             "fhir": FhirSettings(max_body_bytes=64 * 1024),
             **overrides,
         }
