@@ -69,6 +69,10 @@ class MessageArchive(Protocol):
         resources: Sequence[str] = (),
     ) -> None: ...
 
+    async def mark_published(self, id: str, ack: str) -> None:
+        """Record the ACK sent; the status becomes published unless a consumer already moved
+        it on (the normalizer can finish before the publisher hears the confirm)."""
+
     async def new_attempt(self, id: str) -> int:
         """Count a replay of the message; returns the attempt number."""
 

@@ -64,6 +64,12 @@ class MongoArchive:
             changes["resources"] = list(resources)
         await self._messages.update_one({"_id": id}, {"$set": changes})
 
+    async def mark_published(self, id: str, ack: str) -> None:
+        await self._messages.update_one({"_id": id}, {"$set": {"ack": ack}})
+        await self._messages.update_one(
+            {"_id": id, "status": "received"}, {"$set": {"status": "published"}}
+        )
+
     async def new_attempt(self, id: str) -> int:
         doc = await self._messages.find_one_and_update(
             {"_id": id},

@@ -113,6 +113,13 @@ class SqliteArchive:
             args.append(orjson.dumps(list(resources)).decode())
         await self._write(f"UPDATE hl7_message SET {', '.join(sets)} WHERE id = ?", [(*args, id)])
 
+    async def mark_published(self, id: str, ack: str) -> None:
+        await self._write(
+            "UPDATE hl7_message SET ack = ?, "
+            "status = CASE WHEN status = 'received' THEN 'published' ELSE status END WHERE id = ?",
+            [(ack, id)],
+        )
+
     async def new_attempt(self, id: str) -> int:
         await self._write(
             "UPDATE hl7_message SET attempts = attempts + 1, status = 'received', error = '' "

@@ -17,7 +17,7 @@ from hub.hl7v2.charset import decode
 from hub.hl7v2.message import HL7ParseError, Message
 from hub.logs import log_event
 from hub.settings import ListenerSettings
-from store.archive import PUBLISHED, REJECTED, ArchivedMessage, MessageArchive
+from store.archive import REJECTED, ArchivedMessage, MessageArchive
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class Ingest:
                 headers={"archive-id": archive_id, "charset": charset},
             )
             await self.bus.publish(envelope, routing_key(message), INBOUND)
-            await self.archive.set_status(archive_id, PUBLISHED, ack=answer.ack or "")
+            await self.archive.mark_published(archive_id, answer.ack or "")
         except Exception as exc:  # archive or bus down: no ACK, the sender resends
             log_event(log, "ingest_failed", level=logging.ERROR, error=type(exc).__name__)
             return Answer(None, close=True)

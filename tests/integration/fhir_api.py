@@ -16,7 +16,7 @@ FHIR_JSON = "application/fhir+json"
 Client = TestClient[Any, Any]
 
 
-async def start_api(tmp_path: Path, **overrides: Any) -> Client:
+async def start_api(tmp_path: Path, consume: bool = False, **overrides: Any) -> Client:
     settings = load_settings(
         **{
             "data_dir": tmp_path,
@@ -25,7 +25,7 @@ async def start_api(tmp_path: Path, **overrides: Any) -> Client:
             **overrides,
         }
     )
-    client = TestClient(TestServer(make_app(Runtime(settings), consume=False)))
+    client = TestClient(TestServer(make_app(Runtime(settings), consume=consume)))
     await client.start_server()
     return client
 

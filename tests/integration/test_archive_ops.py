@@ -1,0 +1,71 @@
+"""The HL7 v2 archive for operations: list and show through the ops API and the CLI, replay a
+query (a new attempt of the same message), and the retention policy that really deletes."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from hub.cli.main import main
+from hub.hl7v2.retention import apply_retention
+from hub.web.keys import RUNTIME
+from tests.integration.fhir_api import Client, start_api
+
+CORPUS = Path(__file__).parents[1] / "data" / "hl7"
+OPS = {"Authorization": "Bearer ops-key"}
+SYSTEM = {"Authorization": "Bearer his-key", "Content-Type": "text/plain"}
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[Client]:
+    """The hub with its consumers running, so messages get normalized."""
+    client = await start_api(tmp_path, consume=True)
+    yield client
+    await client.close()
+
+
+async def settled(api: Client, count: int) -> list[dict[str, Any]]:
+    for _ in range(100):
+        listed = await (await api.get("/ops/messages", headers=OPS)).json()
+        if len(listed) == count and all(m["status"] in ("stored", "unmapped") for m in listed):
+            return list(listed)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the archive did not settle: {listed}")
+
+
+async def test_list_show_replay_and_retention(hub: Client, tmp_path: Path) -> None:
+    api = hub
+    for name in ("19-lis-oru-r01-cbc-corrected.hl7", "41-his-siu-s12-booking.hl7"):
+        response = await api.post("/hl7v2", data=(CORPUS / name).read_bytes(), headers=SYSTEM)
+        assert response.status == 200
+    listed = await settled(api, 2)
+    assert {m["type"]: m["status"] for m in listed} == {"ORU^R01": "stored", "SIU^S12": "unmapped"}
+    assert all("text" not in m for m in listed)  # lists carry no patient data
+    oru = next(m for m in listed if m["type"] == "ORU^R01")
+    shown = await (await api.get(f"/ops/messages/{oru['id']}", headers=OPS)).json()
+    assert shown["text"].startswith("MSH|")
+    assert any(r.startswith("DiagnosticReport/") for r in shown["resources"])
+    assert (await api.get("/ops/messages/nope", headers=OPS)).status == 404
+    assert (await api.get("/ops/messages?colour=red", headers=OPS)).status == 400
+    assert (await api.post("/ops/messages/replay", json={}, headers=OPS)).status == 400
+
+    replayed = await api.post("/ops/messages/replay", json={"type": "ORU^R01"}, headers=OPS)
+    assert await replayed.json() == {"replayed": 1}
+    again = await settled(api, 2)
+    assert next(m for m in again if m["id"] == oru["id"])["attempts"] == 2
+
+    cli = await asyncio.to_thread(  # the CLI runs its own event loop
+        CliRunner().invoke,
+        main,
+        ["messages", "list", "--type", "SIU^S12"],
+        env={"JIANHU_DATA_DIR": str(tmp_path)},
+    )
+    assert cli.exit_code == 0, cli.output
+    assert '"SIU^S12"' in cli.output
+
+    archive = api.app[RUNTIME].archive
+    assert await apply_retention(archive, {"SIU^S12": 0}) == 1
+    assert [m["type"] for m in await settled(api, 1)] == ["ORU^R01"]
