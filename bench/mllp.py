@@ -1,0 +1,225 @@
+"""MLLP ingest benchmark: eight concurrent senders on loopback push ORU^R01 messages (10 OBX,
+Chinese text) to the hub, which acknowledges each only after archiving it and a confirmed
+publish to the real RabbitMQ (quorum queues). Prints acknowledged msg/s, ACK latency p50/p99
+(back to back, and paced at 1,000 msg/s offered), the end-to-end rate into stored FHIR
+resources, and, in the same run, the rate of python-hl7's asyncio MLLP server answering at
+once (no archive, no broker) as the baseline. Not a test: it prints figures.
+
+    python bench/mllp.py [--messages 20000] [--senders 8]
+
+Broker: JIANHU_BENCH_AMQP_URL or JIANHU_TEST_AMQP_URL, else scripts/rabbitmq-local.sh starts one.
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bus import broker_url
+from hub.hl7v2.mllp import frame
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ["7.8", "4.52", "135", "0.42", "88.1", "29.6", "336", "12.8", "236", "5.8"]
+CODES = [
+    ("6690-2", "白细胞计数", "10*9/L", "3.5-9.5"),
+    ("789-8", "红细胞计数", "10*12/L", "4.3-5.8"),
+    ("718-7", "血红蛋白", "g/L", "130-175"),
+    ("4544-3", "红细胞压积", "L/L", "0.40-0.50"),
+    ("787-2", "平均红细胞体积", "fL", "82-100"),
+    ("785-6", "平均血红蛋白量", "pg", "27-34"),
+    ("786-4", "平均血红蛋白浓度", "g/L", "316-354"),
+    ("788-0", "红细胞分布宽度", "%", "11.0-14.5"),
+    ("777-3", "血小板计数", "10*9/L", "125-350"),
+    ("751-8", "中性粒细胞绝对值", "10*9/L", "1.8-6.3"),
+]
+
+
+def oru(number: int) -> bytes:
+    control = f"B{number:09d}"
+    segments = [
+        f"MSH|^~\\&|LIS|JHYY|HIS|JHYY|20261126093000||ORU^R01^ORU_R01|{control}|P|2.5|||||"
+        "|UNICODE UTF-8",
+        f"PID|1||JZK{number % 5000:08d}^^^JHYY^PI||王^{number % 97}号||19800101|M|||"
+        "浙江省绍兴市越城区解放北路1号",
+        f"PV1|1|O|门诊检验^^^JHYY||||||||||||||||V{number:09d}",
+        f"OBR|1|P{number:09d}|F{number:09d}|58410-2^血常规^LN|||20261126083000|||||||||||||||"
+        "20261126092900||HM|F",
+    ]
+    for position, ((code, name, unit, ref), value) in enumerate(zip(CODES, RESULTS, strict=True)):
+        segments.append(
+            f"OBX|{position + 1}|NM|{code}^{name}^LN||{value}|{unit}|{ref}|N|||F|||20261126083000"
+        )
+    return ("\r".join(segments) + "\r").encode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def sender(port: int, numbers: range, pace_s: float, latencies: list[float]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    for number in numbers:
+        if pace_s:
+            next_at += pace_s
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+        began = time.perf_counter()
+        writer.write(frame(oru(number)))
+        await writer.drain()
+        answer = await reader.readuntil(b"\x1c\r")
+        latencies.append((time.perf_counter() - began) * 1000)
+        if b"MSA|AA|" not in answer:
+            raise SystemExit(f"not accepted: {answer[:200]!r}")
+    writer.close()
+
+
+async def push(
+    port: int, total: int, senders: int, start: int, rate: float = 0.0
+) -> tuple[float, list[float]]:
+    """(acknowledged msg/s, latencies ms); ``rate`` > 0 paces the senders to that total rate."""
+    latencies: list[float] = []
+    share = total // senders
+    pace = senders / rate if rate else 0.0
+    began = time.perf_counter()
+    await asyncio.gather(
+        *(
+            sender(port, range(start + n * share, start + (n + 1) * share), pace, latencies)
+            for n in range(senders)
+        )
+    )
+    return len(latencies) / (time.perf_counter() - began), latencies
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def stored(data_dir: Path) -> int:
+    db = sqlite3.connect(data_dir / "jianhu.sqlite3")
+    try:
+        (count,) = db.execute("SELECT COUNT(*) FROM hl7_message WHERE status='stored'").fetchone()
+    finally:
+        db.close()
+    return int(count)
+
+
+def start_hub(data_dir: Path, amqp: str, mllp_port: int, http_port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "JIANHU_DATA_DIR": str(data_dir),
+        "JIANHU_AMQP_URL": amqp,
+        "JIANHU_MLLP_PORT": str(mllp_port),
+        "JIANHU_HTTP_PORT": str(http_port),
+        "JIANHU_HTTP_HOST": "127.0.0.1",
+        "JIANHU_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen([str(Path(sys.executable).parent / "jianhu"), "run"], env=env, cwd=ROOT)
+
+
+BASELINE = """
+import asyncio, sys, hl7.mllp
+async def handle(reader, writer):
+    try:
+        while True:
+            message = await reader.readmessage()
+            writer.writemessage(message.create_ack())
+            await writer.drain()
+    except asyncio.IncompleteReadError:
+        pass
+async def main():
+    port = int(sys.argv[1])
+    server = await hl7.mllp.start_hl7_server(handle, "127.0.0.1", port, encoding="utf-8")
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def start_baseline(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", BASELINE, str(port)])
+
+
+async def all_stored(data_dir: Path, target: int) -> None:
+    """Poll the hub's archive (another process writes it, so there is nothing to wait on)."""
+    while stored(data_dir) < target:  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
+
+
+async def wait_port(port: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    amqp = broker_url()
+    data_dir = Path(tempfile.mkdtemp(prefix="jianhu-mllp-bench-"))
+    mllp_port, http_port, baseline_port = free_port(), free_port(), free_port()
+    hub = start_hub(data_dir, amqp, mllp_port, http_port)
+    baseline = start_baseline(baseline_port)
+    try:
+        await wait_port(mllp_port)
+        await wait_port(baseline_port)
+        await push(mllp_port, 400, args.senders, 10_000_000)  # warm-up
+        started = time.perf_counter()
+        rate, latencies = await push(mllp_port, args.messages, args.senders, 0)
+        paced_rate, paced = await push(mllp_port, 10_000, args.senders, 20_000_000, rate=1000)
+        target = args.messages + 10_000 + 400
+        await all_stored(data_dir, target)
+        end_to_end = target / (time.perf_counter() - started)
+        raw_rate, raw_latencies = await push(baseline_port, args.messages, args.senders, 0)
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        baseline.terminate()
+        hub.wait(timeout=60)
+        baseline.wait(timeout=10)
+    print(f"\n{args.messages:,} ORU^R01 (10 OBX), {args.senders} senders, RabbitMQ quorum queues\n")
+    print("| figure | value |")
+    print("|---|---:|")
+    rows = [
+        ("acknowledged msg/s (ACK after archive + confirmed publish)", f"{rate:,.0f}"),
+        ("ACK latency back to back, p50 / p99 ms", _p50_p99(latencies)),
+        (f"ACK latency at 1,000 msg/s offered ({paced_rate:,.0f} achieved)", _p50_p99(paced)),
+        ("end to end into stored FHIR resources, msg/s", f"{end_to_end:,.0f}"),
+        ("python-hl7 asyncio MLLP server (no durability), msg/s", f"{raw_rate:,.0f}"),
+        ("python-hl7 ACK latency p50 / p99 ms", _p50_p99(raw_latencies)),
+    ]
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+def _p50_p99(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} / {percentile(values, 0.99):.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--senders", type=int, default=8)
+    uvloop.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
