@@ -15,6 +15,7 @@ from hub.bus.topology import EVENTS
 from hub.envelope import Envelope
 from hub.errors import BusError
 from hub.logs import log_event
+from hub.tasks import cancel
 from store.resources import OutboxEvent, ResourceStore
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,7 @@ class EventRelay:
 
     async def stop(self) -> None:
         """Stop at once: whatever is still in the outbox is published at the next start."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel(self._task)
         self._task = None
 
     async def drain(self) -> int:

@@ -5,9 +5,10 @@ never blocks a writer), the write connection's automatic checkpoint is off, and 
 connection only catches up the last frames once a second (``SqliteResources``)."""
 
 import asyncio
-import contextlib
 import sqlite3
 from pathlib import Path
+
+from hub.tasks import cancel
 
 INTERVAL_S = 0.5
 
@@ -21,11 +22,8 @@ class Checkpointer:
         self._task = asyncio.create_task(self._run(), name="sqlite-checkpoint")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await asyncio.to_thread(self._checkpoint)  # leave a short WAL behind
 
     def _checkpoint(self) -> None:

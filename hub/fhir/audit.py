@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from hub.fhir.interaction import FhirRequest
 from hub.fhir.paths import Target
 from hub.logs import log_event
+from hub.tasks import cancel
 from store.index import instant
 from store.resources import Resource, ResourceStore
 
@@ -104,11 +105,8 @@ class AuditTrail:
         self._task = asyncio.create_task(self._run(), name="audit-trail")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self.flush()
 
     async def flush(self) -> None:

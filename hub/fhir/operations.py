@@ -11,6 +11,7 @@ from fhir_profiles.validation import validate
 from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target
+from hub.fhir.references import references_in
 from hub.fhir.search import bundle
 from store.query import parse_search
 from store.resources import StoredVersion
@@ -193,18 +194,7 @@ def _translations(
 def _referenced(versions: Sequence[StoredVersion]) -> Iterator[tuple[str, str]]:
     """Every relative ``Type/id`` reference inside the given resources."""
     for version in versions:
-        yield from _references_in(orjson.loads(version.body or b"{}"))
-
-
-def _references_in(node: Any) -> Iterator[tuple[str, str]]:
-    if isinstance(node, list):
-        for item in node:
-            yield from _references_in(item)
-    elif isinstance(node, dict):
-        reference = node.get("reference")
-        if isinstance(reference, str) and reference.count("/") == 1 and ":" not in reference:
+        for reference in references_in(orjson.loads(version.body or b"{}")):
             kind, _, id_ = reference.partition("/")
-            yield kind, id_
-        for value in node.values():
-            if isinstance(value, dict | list):
-                yield from _references_in(value)
+            if id_ and "/" not in id_ and ":" not in reference:
+                yield kind, id_

@@ -5,9 +5,10 @@ the v2 letters (``patient/Observation.rs``, ``user/*.cruds``).
 only the patient named in the token and what refers to it (its compartment).
 """
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from hub.fhir.references import references_in
 
 # SMART v2 letters: create, read, update, delete, search. v1 "read" is r+s, "write" c+u+d.
 CREATE, READ, UPDATE, DELETE, SEARCH = "c", "r", "u", "d", "s"
@@ -69,20 +70,4 @@ def in_compartment(resource: dict[str, Any], patient_id: str) -> bool:
     if resource.get("resourceType") == "Patient":
         return resource.get("id") == patient_id
     wanted = f"Patient/{patient_id}"
-    return any(reference == wanted for reference in _references(resource))
-
-
-def _references(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        reference = node.get("reference")
-        if isinstance(reference, str):
-            yield reference
-        yield from _walk(node.values())
-    elif isinstance(node, list):
-        yield from _walk(node)
-
-
-def _walk(values: Iterable[Any]) -> Iterator[str]:
-    for value in values:
-        if isinstance(value, dict | list):
-            yield from _references(value)
+    return any(reference == wanted for reference in references_in(resource))

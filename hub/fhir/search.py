@@ -88,17 +88,20 @@ class Searcher:
         if query.unknown:
             entries.append(_unknown_entry(query.unknown))
         result = bundle("searchset", entries, links(request, type_, page.next_cursor))
-        total = await self._total(options.get("_total"), query, page, len(matches))
+        first_page = "_cursor" not in options
+        total = await self._total(options.get("_total"), query, page, len(matches), first_page)
         if total is not None:
             result["total"] = total
         return FhirResponse(200, result)
 
-    async def _total(self, mode: str | None, query: Any, page: Any, found: int) -> int | None:
+    async def _total(
+        self, mode: str | None, query: Any, page: Any, found: int, first_page: bool
+    ) -> int | None:
         if mode is not None and mode not in TOTAL_MODES:
             raise FhirError.of(400, "invalid", f"_total must be one of {TOTAL_MODES}")
         if mode in ("accurate", "estimate"):
             return await self.resources.count(query)
-        if mode is None and page.next_cursor is None and "_cursor" not in query.__dict__:
+        if mode is None and page.next_cursor is None and first_page:
             return found  # the whole result is on this page: the total is known for free
         return None
 

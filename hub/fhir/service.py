@@ -8,6 +8,7 @@ the HTTP layer and transaction entries both go through it.
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import jsonpatch
 import orjson
@@ -260,8 +261,6 @@ def _if_match(request: FhirRequest) -> int | None:
 
 
 def _query_pairs(text: str) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
     return parse_qsl(text.split("?", 1)[-1], keep_blank_values=True)
 
 

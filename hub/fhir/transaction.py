@@ -19,7 +19,7 @@ import orjson
 
 from hub.envelope import new_id
 from hub.fhir.interaction import FhirRequest, FhirResponse
-from hub.fhir.outcome import FhirError
+from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target, parse_path
 from hub.fhir.search import bundle
 from store.index import instant
@@ -74,7 +74,7 @@ class BundleProcessor:
         try:
             return await self.service.dispatch(entry.request)
         except FhirError as exc:
-            return FhirResponse(exc.status, _outcome_of(exc))
+            return FhirResponse(exc.status, outcome(*exc.issues))
 
     async def _transaction(self, entries: list[Entry]) -> list[FhirResponse]:
         mapping = await self._assign_ids(entries)
@@ -216,10 +216,6 @@ def _refuse_duplicates(entries: list[Entry]) -> None:
                     400, "invalid", f"Bundle.entry[{entry.position}]: {entry.request.path} twice"
                 )
             seen.add(entry.request.path)
-
-
-def _outcome_of(exc: FhirError) -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome", "issue": [i.as_json() for i in exc.issues]}
 
 
 def _response_entry(response: FhirResponse) -> dict[str, Any]:

@@ -9,8 +9,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from hub.hl7v2.message import Segment
-
 Json = dict[str, Any]
 
 
@@ -19,6 +17,11 @@ def _maps() -> Json:
     data = resources.files("fhir_profiles") / "data" / "v2-maps.json"
     loaded: Json = json.loads(data.read_text(encoding="utf-8"))
     return loaded
+
+
+def codes(name: str) -> frozenset[str]:
+    """A table that is a plain list of accepted codes (OBX-8 interpretation)."""
+    return frozenset(_maps()[name])
 
 
 def table(name: str, sender: str = "") -> Json:
@@ -146,7 +149,3 @@ def date_time(text: str, zone: str = "+08:00") -> str | None:
 def date_only(text: str) -> str | None:
     found = date_time(text[:8])
     return found if found and len(found) <= 10 else None
-
-
-def components(segment: Segment, number: int, repetition: int = 1) -> list[str]:
-    return segment.components(number, repetition)

@@ -34,6 +34,22 @@ def routing_key(message: Message) -> str:
     return f"hl7v2.{code}.{event}"
 
 
+async def publish_archived(
+    bus: Bus, message: Message, text: str, archive_id: str, source: str, attempt: int = 1
+) -> None:
+    """Put an archived message on the inbound exchange for the normalizer; the envelope
+    carries the archive id, so every attempt stays linked to the original."""
+    envelope = Envelope(
+        type=routing_key(message),
+        source=source,
+        content_type=HL7V2_ER7,
+        body=text.encode(),
+        correlation_id=archive_id,
+        headers={"archive-id": archive_id, "charset": message.charset, "attempt": str(attempt)},
+    )
+    await bus.publish(envelope, routing_key(message), INBOUND)
+
+
 class Ingest:
     def __init__(
         self,
@@ -136,19 +152,12 @@ class Ingest:
             if earlier is None:
                 archived = _archived(message, raw, text, charset, peer)
                 await self.archive.add(archived)
-                archive_id = archived.id
+                archive_id, attempt = archived.id, 1
             else:  # sent before but never acknowledged: the same message, a new attempt
                 archive_id = earlier.id
-                await self.archive.new_attempt(archive_id)
-            envelope = Envelope(
-                type=routing_key(message),
-                source=message.sender[0] or peer,
-                content_type=HL7V2_ER7,
-                body=text.encode(),
-                correlation_id=archive_id,
-                headers={"archive-id": archive_id, "charset": charset},
-            )
-            await self.bus.publish(envelope, routing_key(message), INBOUND)
+                attempt = await self.archive.new_attempt(archive_id)
+            source = message.sender[0] or peer
+            await publish_archived(self.bus, message, text, archive_id, source, attempt)
             await self.archive.mark_published(archive_id, answer.ack or "")
         except Exception as exc:  # archive or bus down: no ACK, the sender resends
             log_event(log, "ingest_failed", level=logging.ERROR, error=type(exc).__name__)

@@ -14,6 +14,7 @@ from typing import Any
 from hub.hl7v2.datatypes import (
     address,
     codeable,
+    codes,
     contact_point,
     date_only,
     date_time,
@@ -218,7 +219,7 @@ def _observation(
     observation.update(_value(obx, sender))
     if unit_range := obx.value(7):
         observation["referenceRange"] = [_range(unit_range, obx.value(6))]
-    flags = [f for f in obx.repetitions(8) if f in table_list("interpretation")]
+    flags = [f for f in obx.repetitions(8) if f in codes("interpretation")]
     if flags:
         observation["interpretation"] = [
             {
@@ -237,12 +238,6 @@ def _observation(
         observation["specimen"] = _reference(specimen)
     report["result"].append(_reference(observation))
     return mapped.add(observation)
-
-
-def table_list(name: str) -> frozenset[str]:
-    from hub.hl7v2.datatypes import _maps
-
-    return frozenset(_maps()[name])
 
 
 def _value(obx: Segment, sender: str) -> Json:

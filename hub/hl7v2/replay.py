@@ -7,8 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from hub.bus.base import Bus
-from hub.bus.topology import INBOUND
-from hub.envelope import HL7V2_ER7, Envelope
+from hub.hl7v2.ingest import publish_archived
 from hub.hl7v2.message import HL7ParseError, Message
 from store.archive import ArchivedMessage, ArchiveQuery, MessageArchive
 
@@ -67,16 +66,8 @@ async def replay(bus: Bus, archive: MessageArchive, messages: Sequence[ArchivedM
             parsed = Message(message.text, message.charset)
         except HL7ParseError:
             continue  # refused at the door: there is nothing to map
-        code, event, _ = parsed.message_type
         attempt = await archive.new_attempt(message.id)
-        envelope = Envelope(
-            type=f"hl7v2.{code}.{event}",
-            source=message.sender_application or message.peer,
-            content_type=HL7V2_ER7,
-            body=message.text.encode(),
-            correlation_id=message.id,
-            headers={"archive-id": message.id, "charset": message.charset, "attempt": str(attempt)},
-        )
-        await bus.publish(envelope, f"hl7v2.{code}.{event}", INBOUND)
+        source = message.sender_application or message.peer
+        await publish_archived(bus, parsed, message.text, message.id, source, attempt)
         replayed += 1
     return replayed

@@ -2,11 +2,11 @@
 ones are deleted for good (raw bytes, text and patient index), checked every hour."""
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
 from hub.logs import log_event
+from hub.tasks import cancel
 from store.archive import MessageArchive
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,8 @@ class Retention:
             self._task = asyncio.create_task(self._run(), name="archive-retention")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

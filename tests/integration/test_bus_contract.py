@@ -1,7 +1,7 @@
 """The bus contract, run on both buses: the embedded one and the real RabbitMQ."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -50,6 +50,18 @@ async def wait_until(predicate: Callable[[], object], timeout_s: float = WAIT_S)
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+async def wait_until_async(
+    predicate: Callable[[], Awaitable[object]], timeout_s: float = WAIT_S
+) -> None:
+    """``wait_until`` for a condition that must itself be awaited (a store query)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
 
 
 async def dead_ids(bus: Bus, queue: str) -> list[str]:

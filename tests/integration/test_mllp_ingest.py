@@ -19,6 +19,7 @@ from hub.runtime import Runtime
 from hub.settings import BusSettings, Hl7Settings, ListenerSettings, load_settings
 from store.archive import ArchiveQuery
 from store.query import parse_search
+from tests.integration.test_bus_contract import wait_until_async
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 MANIFEST: list[dict[str, Any]] = json.loads((CORPUS / "manifest.json").read_text("utf-8"))
@@ -155,12 +156,3 @@ async def test_bad_frames_get_ae_or_ar_and_the_link_survives(hub: Runtime) -> No
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
     data = await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 10)
     return data[data.index(b"\x0b") + 1 : -2]
-
-
-async def wait_until_async(predicate: Any, timeout_s: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not await predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
