@@ -6,8 +6,8 @@ from typing import Protocol
 
 from hub.bus.base import Delivery, Handler
 from hub.errors import PermanentError
+from hub.hl7v2.mapping import UnmappedMessageError, normalize
 from hub.hl7v2.message import HL7ParseError, Message
-from hub.hl7v2.normalize import UnmappedMessageError, normalize
 from store.archive import FAILED, STORED, UNMAPPED, MessageArchive
 from store.resources import ResourceStore
 
@@ -26,7 +26,7 @@ def normalizer(services: Services) -> Handler:
         archive_id = envelope.headers.get("archive-id", "")
         try:
             message = Message(envelope.body.decode(), envelope.headers.get("charset", "utf-8"))
-            resources = normalize(message)
+            resources = normalize(message).resources
         except UnmappedMessageError as exc:
             await _record(services, archive_id, UNMAPPED, str(exc))
             return
