@@ -112,7 +112,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def stored(data_dir: Path) -> int:
-    db = sqlite3.connect(data_dir / "jianhu.sqlite3")
+    db = sqlite3.connect(data_dir / "jianhu-archive.sqlite3")
     try:
         (count,) = db.execute("SELECT COUNT(*) FROM hl7_message WHERE status='stored'").fetchone()
     finally:
@@ -120,7 +120,9 @@ def stored(data_dir: Path) -> int:
     return int(count)
 
 
-def start_hub(data_dir: Path, amqp: str, mllp_port: int, http_port: int) -> subprocess.Popen[bytes]:
+def start_hub(
+    data_dir: Path, amqp: str, mllp_port: int, http_port: int, consume: str = "all"
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "JIANHU_DATA_DIR": str(data_dir),
@@ -129,6 +131,7 @@ def start_hub(data_dir: Path, amqp: str, mllp_port: int, http_port: int) -> subp
         "JIANHU_HTTP_PORT": str(http_port),
         "JIANHU_HTTP_HOST": "127.0.0.1",
         "JIANHU_LOG_LEVEL": "WARNING",
+        "JIANHU_CONSUME": consume,
         # few normalizer messages at once, so the MLLP listener keeps its share of the loop
         "JIANHU_BUS__PREFETCH": os.environ.get("JIANHU_BUS__PREFETCH", "8"),
     }
@@ -174,7 +177,13 @@ async def main_async(args: argparse.Namespace) -> None:
     amqp = broker_url()
     data_dir = Path(tempfile.mkdtemp(prefix="jianhu-mllp-bench-"))
     mllp_port, http_port, baseline_port = free_port(), free_port(), free_port()
-    hub = start_hub(data_dir, amqp, mllp_port, http_port)
+    if args.processes == 2:  # an intake process and a normalizer process, as deployed
+        hubs = [
+            start_hub(data_dir, amqp, mllp_port, http_port, consume="none"),
+            start_hub(data_dir, amqp, 0, free_port(), consume="all"),
+        ]
+    else:
+        hubs = [start_hub(data_dir, amqp, mllp_port, http_port)]
     baseline = start_baseline(baseline_port)
     try:
         await wait_port(mllp_port)
@@ -191,11 +200,16 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"normalized: {end_to_end:,.1f} msg/s", flush=True)
         raw_rate, raw_latencies = await push(baseline_port, args.messages, args.senders, 0)
     finally:
-        hub.send_signal(signal.SIGTERM)
+        for hub in hubs:
+            hub.send_signal(signal.SIGTERM)
         baseline.terminate()
-        hub.wait(timeout=60)
+        for hub in hubs:
+            hub.wait(timeout=60)
         baseline.wait(timeout=10)
-    print(f"\n{args.messages:,} ORU^R01 (10 OBX), {args.senders} senders, RabbitMQ quorum queues\n")
+    print(
+        f"\n{args.messages:,} ORU^R01 (10 OBX), {args.senders} senders, RabbitMQ quorum queues, "
+        f"{args.processes} hub process(es)\n"
+    )
     print("| figure | value |")
     print("|---|---:|")
     rows = [
@@ -218,6 +232,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="1: one hub does everything; 2: an intake hub and a normalizer hub",
+    )
     parser.add_argument("--window", type=float, default=30.0, help="seconds to time the normalizer")
     uvloop.run(main_async(parser.parse_args()))
 

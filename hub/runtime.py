@@ -12,6 +12,7 @@ from fhir_profiles.validation import preload
 from hub.bus.base import Bus
 from hub.bus.embedded import EmbeddedBus
 from hub.bus.rabbit import RabbitBus
+from hub.errors import ConfigurationError
 from hub.events import EventRelay
 from hub.fhir.audit import AuditTrail
 from hub.hl7v2.ingest import Ingest
@@ -74,6 +75,7 @@ class Runtime:
         return self._http
 
     async def start(self, consume: bool = True) -> None:
+        self._check_consume()
         if self.settings.fhir.validate_input:
             await asyncio.to_thread(preload)
         await self.store.open()
@@ -101,6 +103,8 @@ class Runtime:
         self.retention.start()
         if consume:
             for route in self.table.routes:
+                if not self.settings.consumes(route.queue):
+                    continue
                 await self.bus.consume(route.queue, self.table.handlers[route.handler](self))
         log_event(
             log,
@@ -110,6 +114,17 @@ class Runtime:
             routes=len(self.table.routes),
             mllp_ports=[listener.port for listener in self.listeners],
         )
+
+    def _check_consume(self) -> None:
+        if self.settings.consume.strip() != "all" and self.settings.uses_embedded_bus:
+            raise ConfigurationError(
+                "JIANHU_CONSUME needs RabbitMQ (JIANHU_AMQP_URL): the embedded bus serves the "
+                "process that holds it, so its queues would have no other consumer"
+            )
+        named = {n.strip() for n in self.settings.consume.split(",") if n.strip()} - {"all", "none"}
+        unknown = sorted(named - {route.queue for route in self.table.routes})
+        if unknown:
+            raise ConfigurationError(f"JIANHU_CONSUME names queues with no route: {unknown}")
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight handlers finish within the grace time, then close."""

@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     api_keys: Annotated[tuple[ApiKey, ...], NoDecode] = ()
     log_level: str = "INFO"
     shutdown_grace_s: float = Field(30.0, ge=0)
+    # which work queues this process consumes: "all", "none" (an intake-only process: MLLP and
+    # HTTP in, archive, publish) or a comma-separated list of queue names (``jianhu routes``)
+    consume: str = "all"
     bus: BusSettings = BusSettings()
     fhir: FhirSettings = FhirSettings()
     jwt: JwtSettings = JwtSettings()
@@ -165,6 +168,10 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    def consumes(self, queue: str) -> bool:
+        chosen = {name.strip() for name in self.consume.split(",") if name.strip()}
+        return "all" in chosen or queue in chosen
 
     @property
     def uses_embedded_bus(self) -> bool:

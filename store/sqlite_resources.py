@@ -4,8 +4,6 @@ pointed at from ``resource_current``. One write is one transaction."""
 import asyncio
 import base64
 import binascii
-import sqlite3
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -20,16 +18,14 @@ from hub.errors import (
     SearchError,
     VersionConflictError,
 )
-from hub.sqlite_commit import GroupCommit, durable
+from hub.sqlite_commit import durable
 from store.index import extract, instant
 from store.query import SearchQuery
 from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion, WriteResult
-from store.sqlite_archive import SqliteArchive
 from store.sqlite_audit import SqliteAuditLog
+from store.sqlite_file import SqliteFile
 from store.sqlite_index import drop_index, schema, write_index
 from store.sqlite_search import after_clause, compile_query, order_clause, sort_exprs
-
-CATCH_UP_S = 1.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -74,18 +70,17 @@ def _row(type: str, id: str, version: int, last_updated: str, body: Any) -> Stor
 class SqliteResources:
     """The ``ResourceStore`` of the embedded store, on a connection the store owns."""
 
-    def __init__(self, db: sqlite3.Connection, read_db: sqlite3.Connection) -> None:
-        """``db`` takes every write (group-committed); ``read_db`` serves reads and sees only
-        committed data."""
-        self._db, self._read = db, read_db
+    def __init__(self, file: SqliteFile) -> None:
+        """``file.db`` takes every write (group-committed); ``file.read`` serves reads and sees
+        only committed data."""
+        self._db, self._read = file.db, file.read
         self._in_transaction = False
         self._transaction_lock = asyncio.Lock()
         self._committed = asyncio.Event()
-        self._group = GroupCommit(db, self._after_commit)
-        self._caught_up_at = 0.0
-        db.executescript(SCHEMA + schema())
-        self._audit = SqliteAuditLog(db, read_db)
-        self.archive = SqliteArchive(db, read_db, self._group)
+        self._group = file.group
+        file.on_commit(self._committed.set)
+        self._db.executescript(SCHEMA + schema())
+        self._audit = SqliteAuditLog(self._db, self._read)
 
     @contextmanager
     def _tx(self) -> Iterator[asyncio.Future[None] | None]:
@@ -109,7 +104,8 @@ class SqliteResources:
                     yield
                 finally:
                     self._in_transaction = False
-            await durable(committed)
+        # outside the lock: the next transaction joins the same group and shares its COMMIT
+        await durable(committed)
 
     def _current(self, type: str, id: str) -> tuple[int, bool] | None:
         """(version, deleted) of the current version, or None when there never was one."""
@@ -273,20 +269,6 @@ class SqliteResources:
         with self._tx() as committed:
             self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(e.seq,) for e in events])
         await durable(committed)
-
-    def flush(self) -> None:
-        self._group.flush()
-
-    def _after_commit(self) -> None:
-        self._committed.set()
-        now = time.monotonic()
-        if now - self._caught_up_at > CATCH_UP_S:
-            # The checkpoint thread copies the bulk of the WAL while writes go on, but it can
-            # never finish while writers keep appending, and SQLite restarts the WAL only after
-            # a complete checkpoint: this connection, right after a commit, backfills the last
-            # few frames, so the WAL is reused instead of growing without bound.
-            self._caught_up_at = now
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def committed(self) -> asyncio.Event:
         return self._committed

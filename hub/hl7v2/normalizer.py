@@ -8,6 +8,7 @@ from hub.bus.base import Delivery, Handler
 from hub.errors import PermanentError
 from hub.hl7v2.mapping import UnmappedMessageError, normalize
 from hub.hl7v2.message import HL7ParseError, Message
+from hub.hl7v2.persist import persist
 from store.archive import FAILED, STORED, UNMAPPED, MessageArchive
 from store.resources import ResourceStore
 
@@ -26,18 +27,18 @@ def normalizer(services: Services) -> Handler:
         archive_id = envelope.headers.get("archive-id", "")
         try:
             message = Message(envelope.body.decode(), envelope.headers.get("charset", "utf-8"))
-            resources = normalize(message).resources
+            mapped = normalize(message)
         except UnmappedMessageError as exc:
             await _record(services, archive_id, UNMAPPED, str(exc))
             return
         except (HL7ParseError, ValueError) as exc:  # the message itself is wrong: a person looks
             await _record(services, archive_id, FAILED, str(exc))
             raise PermanentError(f"cannot map the message: {exc}") from exc
-        store = services.resources
-        async with store.transaction():
-            for resource in resources:
-                await store.update(resource)
-        produced = [f"{r['resourceType']}/{r['id']}" for r in resources]
+        try:
+            produced = await persist(services.resources, mapped)
+        except ValueError as exc:  # a merge the store cannot carry out as asked
+            await _record(services, archive_id, FAILED, str(exc))
+            raise PermanentError(f"cannot store the message: {exc}") from exc
         await _record(services, archive_id, STORED, "", produced)
 
     return handle

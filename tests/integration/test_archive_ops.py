@@ -42,7 +42,7 @@ async def test_list_show_replay_and_retention(hub: Client, tmp_path: Path) -> No
         response = await api.post("/hl7v2", data=(CORPUS / name).read_bytes(), headers=SYSTEM)
         assert response.status == 200
     listed = await settled(api, 2)
-    assert {m["type"]: m["status"] for m in listed} == {"ORU^R01": "stored", "SIU^S12": "unmapped"}
+    assert {m["type"]: m["status"] for m in listed} == {"ORU^R01": "stored", "SIU^S12": "stored"}
     assert all("text" not in m for m in listed)  # lists carry no patient data
     oru = next(m for m in listed if m["type"] == "ORU^R01")
     shown = await (await api.get(f"/ops/messages/{oru['id']}", headers=OPS)).json()

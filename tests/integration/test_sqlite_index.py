@@ -1,5 +1,6 @@
 """The SQLite store keeps its search index in step with the current version of each resource."""
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,12 +20,20 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await opened.close()
 
 
+def committed(store: SqliteStore) -> sqlite3.Connection:
+    """A connection of the test's own: it sees what the store committed."""
+    return sqlite3.connect(store.path)
+
+
 def tokens(store: SqliteStore, id: str, param: str) -> list[tuple[str | None, str]]:
-    db = store._db
-    assert db is not None
-    return db.execute(
-        "SELECT system, code FROM ix_token WHERE type='Patient' AND id=? AND param=?", (id, param)
-    ).fetchall()
+    return (
+        committed(store)
+        .execute(
+            "SELECT system, code FROM ix_token WHERE type='Patient' AND id=? AND param=?",
+            (id, param),
+        )
+        .fetchall()
+    )
 
 
 async def test_index_follows_create_update_and_delete(store: SqliteStore) -> None:
@@ -47,10 +56,10 @@ async def test_index_follows_create_update_and_delete(store: SqliteStore) -> Non
 
 async def test_last_updated_is_indexed_from_the_stored_meta(store: SqliteStore) -> None:
     created = await store.resources.create({"resourceType": "Patient", "gender": "male"})
-    db = store._db
-    assert db is not None
-    (lo, hi) = db.execute(
-        "SELECT lo, hi FROM ix_date WHERE id=? AND param='_lastUpdated'", (created.id,)
-    ).fetchone()
+    (lo, hi) = (
+        committed(store)
+        .execute("SELECT lo, hi FROM ix_date WHERE id=? AND param='_lastUpdated'", (created.id,))
+        .fetchone()
+    )
     stamp = orjson.loads(created.body or b"{}")["meta"]["lastUpdated"]
     assert lo == hi == stamp

@@ -10,7 +10,7 @@ import pytest
 
 from fhir_profiles.validation import validate
 from hub.fhir.references import references_in
-from hub.hl7v2.mapping import MAPPINGS, normalize
+from hub.hl7v2.mapping import MAPPINGS, UnmappedMessageError, normalize
 from hub.hl7v2.message import Message
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
@@ -35,7 +35,20 @@ def test_mapped_resources_are_valid_and_linked(entry: dict[str, Any]) -> None:
         errors = [i for i in validate(resource) if i.severity in ("error", "fatal")]
         assert not errors, (resource["resourceType"], [i.diagnostics for i in errors])
         for found in references_in(resource):
-            if found.startswith(("Patient/", "Encounter/", "Specimen/", "Observation/")):
+            if found.startswith(
+                (
+                    "Patient/",
+                    "Encounter/",
+                    "Specimen/",
+                    "Observation/",
+                    "Condition/",
+                    "AllergyIntolerance/",
+                    "Coverage/",
+                    "RelatedPerson/",
+                    "Organization/",
+                    "DocumentReference/",
+                )
+            ):
                 assert found in keys, f"{resource['resourceType']} points at a missing {found}"
     again = [
         f"{r['resourceType']}/{r['id']}" for r in normalize(message_of(entry["file"])).resources
@@ -43,5 +56,11 @@ def test_mapped_resources_are_valid_and_linked(entry: dict[str, Any]) -> None:
     assert again == keys
 
 
-def test_most_of_the_corpus_is_mapped() -> None:
-    assert len(MAPPED) >= 30
+def test_every_type_of_the_corpus_is_mapped() -> None:
+    assert MAPPED == MANIFEST
+
+
+def test_a_type_without_mapping_is_named() -> None:
+    message = Message("MSH|^~\\&|LIS|JHYY|HUB|JHYY|20261126||SSU^U03|C1|P|2.5\rEQU|1\r")
+    with pytest.raises(UnmappedMessageError, match="SSU\\^U03"):
+        normalize(message)

@@ -57,3 +57,13 @@ def test_secrets_can_come_from_a_secrets_directory(
     settings = load_settings()
     assert settings.amqp_url.get_secret_value() == "amqp://hub:pw@mq:5672/"
     assert not settings.uses_embedded_bus
+
+
+def test_consume_names_the_queues_a_process_takes(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().consumes("hl7v2.normalizer")
+    monkeypatch.setenv("JIANHU_CONSUME", "none")
+    assert not load_settings().consumes("hl7v2.normalizer")
+    monkeypatch.setenv("JIANHU_CONSUME", "hl7v2.normalizer, fhir.subscriptions")
+    chosen = load_settings()
+    assert chosen.consumes("fhir.subscriptions")
+    assert not chosen.consumes("fhir.subscription-delivery")

@@ -4,8 +4,8 @@ normalizer writes what it returns in one store transaction."""
 
 from collections.abc import Callable
 
-from hub.hl7v2.mapping import adt, results
-from hub.hl7v2.mapping.common import Json, Mapped, Merge, UnmappedMessageError
+from hub.hl7v2.mapping import adt, charges, documents, merge, orders, results, scheduling
+from hub.hl7v2.mapping.common import Json, Mapped, Merge, UnmappedMessageError, WriteMode
 from hub.hl7v2.message import Message
 
 Mapping = Callable[[Message, Mapped], None]
@@ -15,7 +15,13 @@ MAPPINGS: dict[tuple[str, str], Mapping] = {
         ("ADT", event): adt.admission
         for event in ("A01", "A02", "A03", "A04", "A05", "A06", "A08", "A11", "A13")
     },
+    ("ADT", "A40"): merge.merge,
     ("ORU", "R01"): results.results,
+    ("MDM", "T02"): documents.documents,
+    ("DFT", "P03"): charges.charges,
+    ("ORM", "O01"): orders.orders,
+    ("OML", "O21"): orders.orders,
+    **{("SIU", event): scheduling.appointment for event in ("S12", "S13", "S14", "S15")},
 }
 
 
@@ -29,4 +35,12 @@ def normalize(message: Message) -> Mapped:
     return mapped
 
 
-__all__ = ["MAPPINGS", "Json", "Mapped", "Merge", "UnmappedMessageError", "normalize"]
+__all__ = [
+    "MAPPINGS",
+    "Json",
+    "Mapped",
+    "Merge",
+    "UnmappedMessageError",
+    "WriteMode",
+    "normalize",
+]

@@ -1,33 +1,59 @@
 """ORU^R01 lab and imaging results: a DiagnosticReport per OBR, an Observation per OBX (value
 types NM, ST, TX, FT, CWE, CE, SN, DT, TS; reference range; OBX-8 interpretation; OBX-11
 status), a Specimen from SPM. The OBX position within its report is the Observation's key, so a
-corrected result (OBX-11 ``C``) becomes a new version of the same Observation."""
+corrected result (OBX-11 ``C``) becomes a new version of the same Observation.
+
+The report is ``basedOn`` the ServiceRequest of its placer order number (OBR-2/ORC-2 with the
+placer's namespace), and the Specimen is built and keyed as ``orders.py`` does for the order,
+so the order from the HIS and the result from the LIS meet on the same resources."""
 
 from hub.hl7v2.datatypes import codeable, codes, date_time, table
-from hub.hl7v2.mapping.common import Json, Mapped, instant, patient, reference, stable_id
+from hub.hl7v2.mapping.common import (
+    Json,
+    Mapped,
+    encounter,
+    instant,
+    patient,
+    reference,
+    stable_id,
+)
+from hub.hl7v2.mapping.orders import Specimens, order_reference, placer_order_key
 from hub.hl7v2.message import Message, Segment
 
 
 def results(message: Message, mapped: Mapped) -> None:
     """One patient group after another (a batch may carry several): PID, PV1, then OBR/OBX."""
     sender = message.sender[0]
+    specimens = Specimens(mapped, sender)
     subject: Json | None = None
+    visit: Json | None = None
+    order: Segment | None = None
     report: Json | None = None
     specimen: Json | None = None
     position = 0
     for segment in message:
         if segment.name == "PID":
-            subject, report = patient(message, mapped, segment), None
+            subject, order, report = patient(message, mapped, segment), None, None
+            visit = None
+        elif segment.name == "PV1" and subject is not None:
+            visit = encounter(message, mapped, subject, pv1=segment)
+        elif segment.name == "ORC":
+            order = segment  # the common order of the OBR that follows it
         elif segment.name == "OBR" and subject is not None:
-            report, specimen, position = _report(message, segment, subject, mapped), None, 0
+            report = _report(message, order, segment, subject, mapped)
+            if visit is not None:
+                report["encounter"] = reference(visit)
+            order, specimen, position = None, None, 0
         elif segment.name == "SPM" and report is not None and subject is not None:
-            specimen = _specimen(segment, report, subject, sender, mapped)
+            specimen = _specimen(segment, report, subject, specimens)
         elif segment.name == "OBX" and report is not None and subject is not None:
             position += 1
             _observation(segment, report, subject, specimen, position, sender, mapped)
 
 
-def _report(message: Message, obr: Segment, subject: Json, mapped: Mapped) -> Json:
+def _report(
+    message: Message, orc: Segment | None, obr: Segment, subject: Json, mapped: Mapped
+) -> Json:
     sender = message.sender[0]
     order = obr.value(3) or obr.value(2) or message.control_id
     report: Json = {
@@ -39,6 +65,8 @@ def _report(message: Message, obr: Segment, subject: Json, mapped: Mapped) -> Js
         "subject": reference(subject),
         "result": [],
     }
+    if placer := placer_order_key(orc, obr, None):
+        report["basedOn"] = [order_reference(*placer)]
     if effective := date_time(obr.value(7)):
         report["effectiveDateTime"] = effective
     if issued := date_time(obr.value(22)):
@@ -46,20 +74,15 @@ def _report(message: Message, obr: Segment, subject: Json, mapped: Mapped) -> Js
     return mapped.add(report)
 
 
-def _specimen(spm: Segment, report: Json, subject: Json, sender: str, mapped: Mapped) -> Json:
-    number = spm.value(2, 1) or spm.value(2, 2) or report["id"]
-    specimen: Json = {
-        "resourceType": "Specimen",
-        "id": stable_id("spc", sender, number),
-        "identifier": [{"system": f"urn:jianhu:sid:specimen:{sender.lower()}", "value": number}],
-        "subject": reference(subject),
-    }
-    if kind := codeable(spm.components(4), sender):
-        specimen["type"] = kind
-    if collected := date_time(spm.value(17)):
-        specimen["collection"] = {"collectedDateTime": collected}
-    report["specimen"] = [reference(specimen)]
-    return mapped.add(specimen)
+def _specimen(spm: Segment, report: Json, subject: Json, specimens: Specimens) -> Json:
+    """The same Specimen the order made (same key, same content), now with what the lab adds
+    (received time, availability); a specimen without barcode is keyed by its order too."""
+    request = {"reference": report["basedOn"][0]["reference"]} if "basedOn" in report else None
+    owner = request["reference"].split("/")[1] if request else report["id"]
+    specimen = specimens.from_spm(spm, subject, request, owner)
+    if reference(specimen) not in report.setdefault("specimen", []):
+        report["specimen"].append(reference(specimen))
+    return specimen
 
 
 def _observation(
@@ -78,6 +101,8 @@ def _observation(
         "code": codeable(obx.components(3), sender) or {"text": "未命名项目"},
         "subject": reference(subject),
     }
+    if "encounter" in report:
+        observation["encounter"] = report["encounter"]
     observation.update(_value(obx, sender))
     if unit_range := obx.value(7):
         observation["referenceRange"] = [_range(unit_range, obx.value(6))]

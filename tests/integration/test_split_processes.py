@@ -1,0 +1,84 @@
+"""The hub split as deployed for throughput: an intake process (``JIANHU_CONSUME=none``) that
+only takes MLLP, archives and publishes, and a worker process on the same data directory and
+the same RabbitMQ that normalizes. Here the two are two runtimes in one test process."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.errors import ConfigurationError
+from hub.hl7v2.client import MllpClient
+from hub.runtime import Runtime
+from hub.settings import BusSettings, load_settings
+from store.archive import ArchiveQuery
+from tests.integration.test_bus_contract import wait_until_async
+
+CORPUS = Path(__file__).parents[1] / "data" / "hl7"
+
+
+def settings(tmp_path: Path, amqp_url: str, consume: str) -> Any:
+    return load_settings(
+        data_dir=tmp_path,
+        amqp_url=amqp_url,
+        mllp_port=0,
+        http_host="127.0.0.1",
+        consume=consume,
+        bus=BusSettings(retry_delays_s=(0.1,), handler_timeout_s=10),
+        shutdown_grace_s=2,
+    )
+
+
+@pytest.fixture
+async def intake(broker: Any, tmp_path: Path) -> AsyncIterator[Runtime]:
+    runtime = Runtime(settings(tmp_path, broker.url, "none"))
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+    from tests.conftest import _delete_queues
+
+    await _delete_queues(broker.url, [route.queue for route in runtime.table.routes])
+
+
+async def test_the_intake_acknowledges_and_the_worker_normalizes(
+    intake: Runtime, broker: Any, tmp_path: Path
+) -> None:
+    client = MllpClient("127.0.0.1", intake.listeners[0].port)
+    try:
+        sent = await client.send((CORPUS / "19-lis-oru-r01-cbc-corrected.hl7").read_text("utf-8"))
+    finally:
+        await client.close()
+    assert sent.outcome == "accepted", sent
+
+    async def status() -> str:
+        found = await intake.archive.search(ArchiveQuery(limit=10))
+        return found[0].status if found else ""
+
+    await wait_until_async(lambda: _is(status, "published"), 10)
+    await asyncio.sleep(0.5)
+    assert await status() == "published"  # nobody normalizes in the intake process
+
+    worker = Runtime(settings(tmp_path, broker.url, "hl7v2.normalizer"))
+    await worker.start()
+    try:
+        await wait_until_async(lambda: _is(status, "stored"), 20)
+    finally:
+        await worker.stop()
+
+
+async def _is(status: Any, wanted: str) -> bool:
+    return bool(await status() == wanted)
+
+
+async def test_the_embedded_bus_cannot_be_split(tmp_path: Path) -> None:
+    runtime = Runtime(settings(tmp_path, "", "none"))
+    with pytest.raises(ConfigurationError, match="JIANHU_CONSUME"):
+        await runtime.start()
+
+
+async def test_an_unknown_queue_is_named(broker: Any, tmp_path: Path) -> None:
+    runtime = Runtime(settings(tmp_path, broker.url, "hl7v2.normaliser"))
+    with pytest.raises(ConfigurationError, match="normaliser"):
+        await runtime.start()
