@@ -65,15 +65,17 @@ def address(components: list[str]) -> Json | None:
     keys = ("line", "other", "city", "state", "postalCode", "country")
     parts = dict(zip(keys, components, strict=False))
     found: Json = {}
-    if parts.get("line"):
-        found["line"] = [parts["line"]]
+    # XAD.2 is the rest of the street line (3幢2单元501室): without it the address is a building
+    if lines := [parts[k] for k in ("line", "other") if parts.get(k)]:
+        found["line"] = lines
     for key in ("city", "state", "postalCode", "country"):
         if parts.get(key):
             found[key] = parts[key]
     if not found:
         return None
     found["text"] = (
-        "".join(parts.get(k, "") for k in ("state", "city", "line") if parts.get(k)) or None
+        "".join(parts.get(k, "") for k in ("state", "city", "line", "other") if parts.get(k))
+        or None
     )
     return {k: v for k, v in found.items() if v}
 

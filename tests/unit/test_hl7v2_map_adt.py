@@ -415,3 +415,23 @@ def test_adt_without_pid_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="PID"):
         normalize(message)
+
+
+def test_a_discharge_to_another_hospital_names_it_and_the_full_street_line_is_kept() -> None:
+    message = Message(
+        "MSH|^~\\&|HIS|JHYY|JIANHU|JHYY|20260320100000||ADT^A03^ADT_A03|D1|P|2.5\r"
+        "EVN|A03|20260320100000\r"
+        "PID|1||10099999^^^JHYY^PI||赵^六||19500101|M|||"
+        "解放北路188号^3幢2单元501室^绍兴市^浙江省^312000^CHN^H\r"
+        "PV1|1|I|NK^12^3^JHYY||||||||||||||||ZY2026009999^^^JHYY^VN|||||||||||||||||2^医嘱转院"
+        "|330600001^绍兴市人民医院|||||||20260310080000|20260320100000\r"
+    )
+    resources = normalize(message).resources
+    patient = next(r for r in resources if r["resourceType"] == "Patient")
+    assert patient["address"][0]["line"] == ["解放北路188号", "3幢2单元501室"]
+    visit = next(r for r in resources if r["resourceType"] == "Encounter")
+    assert visit["hospitalization"]["destination"] == {
+        "display": "绍兴市人民医院",
+        "identifier": {"system": "urn:jianhu:sid:institution:his", "value": "330600001"},
+    }
+    assert visit["hospitalization"]["dischargeDisposition"]["coding"][0]["code"] == "2"

@@ -249,6 +249,17 @@ def _hospitalization(pv1: Segment, sender: str) -> Json:
     for key, number in (("admitSource", 14), ("dischargeDisposition", 36)):
         if concept := coded(pv1.components(number), sender, field_system(f"PV1-{number}", sender)):
             found[key] = concept
+    # PV1-37 names the receiving institution when 离院方式 is a transfer (2 or 3), which the
+    # DRG front page requires (拟接收医疗机构): kept as a display reference with its code
+    destination = pv1.components(37)
+    if any(destination[:2]):
+        place: Json = {"display": destination[1] if len(destination) > 1 else destination[0]}
+        if destination[0]:
+            place["identifier"] = {
+                "system": f"urn:jianhu:sid:institution:{sender.lower()}",
+                "value": destination[0],
+            }
+        found["destination"] = place
     return found
 
 
