@@ -15,6 +15,7 @@ from hub.bus.rabbit import RabbitBus
 from hub.errors import ConfigurationError
 from hub.events import EventRelay
 from hub.fhir.audit import AuditTrail
+from hub.hl7v2.client import MllpClient
 from hub.hl7v2.ingest import Ingest
 from hub.hl7v2.retention import Retention
 from hub.hl7v2.server import MllpListener
@@ -55,6 +56,7 @@ class Runtime:
     listeners: list[MllpListener] = field(init=False, default_factory=list)
     retention: Retention | None = field(init=False, default=None)
     _http: aiohttp.ClientSession | None = field(init=False, default=None)
+    _mllp: dict[tuple[str, int, str], MllpClient] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bus = make_bus(self.settings, self.metrics)
@@ -73,6 +75,13 @@ class Runtime:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession()
         return self._http
+
+    def mllp_client(self, host: str, port: int, charset: str) -> MllpClient:
+        """One reused connection per receiver and character set for outbound HL7."""
+        key = (host, port, charset)
+        if key not in self._mllp:
+            self._mllp[key] = MllpClient(host, port, charset)
+        return self._mllp[key]
 
     async def start(self, consume: bool = True) -> None:
         self._check_consume()
@@ -141,5 +150,7 @@ class Runtime:
         await self.bus.close(grace_s=self.settings.shutdown_grace_s)
         if self._http is not None:
             await self._http.close()
+        for client in self._mllp.values():
+            await client.close()
         await self.store.close()
         log_event(log, "stopped")

@@ -74,6 +74,9 @@ class Hl7Settings(BaseModel):
     listeners: tuple[ListenerSettings, ...] = (ListenerSettings(),)
     # archive retention per message type in days, e.g. {"ORU^R01": 3650}; absent: kept forever
     retention_days: dict[str, float] = Field(default_factory=dict)
+    # where senders that ask for application ACKs (MSH-16 AL/ER/SU) take them: "APP^FACILITY"
+    # or "APP" -> "host:port", e.g. {"LIS": "10.1.2.3:2576"}
+    application_ack: dict[str, str] = Field(default_factory=dict)
     message_types: tuple[str, ...] = (  # MSH-9 code^event taken; others get AR
         "ADT^A01",
         "ADT^A02",
@@ -95,6 +98,24 @@ class Hl7Settings(BaseModel):
         "SIU^S15",
         "DFT^P03",
     )
+
+    @field_validator("application_ack")
+    @classmethod
+    def _host_and_port(cls, endpoints: dict[str, str]) -> dict[str, str]:
+        for sender, endpoint in endpoints.items():
+            host, _, port = endpoint.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{sender}: {endpoint!r} is not host:port")
+        return endpoints
+
+    def application_ack_endpoint(self, application: str, facility: str) -> tuple[str, int] | None:
+        endpoint = self.application_ack.get(f"{application}^{facility}") or (
+            self.application_ack.get(application)
+        )
+        if endpoint is None:
+            return None
+        host, _, port = endpoint.rpartition(":")
+        return host, int(port)
 
 
 class JwtSettings(BaseModel):

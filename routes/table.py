@@ -15,6 +15,8 @@ from typing import Any
 from hub import subscriptions
 from hub.bus.base import Handler
 from hub.bus.topology import EVENTS, INBOUND, QueueSpec
+from hub.hl7v2 import application_ack
+from hub.hl7v2.application_ack import APPLICATION_ACK_KEY
 from hub.hl7v2.normalizer import normalizer
 
 
@@ -63,6 +65,13 @@ ROUTES: tuple[Route, ...] = (
         "map HL7 v2 messages to FHIR into the clinical store",
     ),
     Route(
+        "hl7v2.application-ack",
+        INBOUND,
+        (APPLICATION_ACK_KEY,),
+        "hl7v2-application-ack",
+        "send application ACKs (enhanced mode) to the senders that ask for them",
+    ),
+    Route(
         "fhir.subscriptions",
         EVENTS,
         ("fhir.#",),
@@ -79,6 +88,7 @@ ROUTES: tuple[Route, ...] = (
 )
 HANDLERS: Mapping[str, HandlerFactory] = {
     "hl7v2-normalizer": normalizer,
+    "hl7v2-application-ack": application_ack.sender,
     "subscription-matcher": subscriptions.matcher,
     "subscription-sender": subscriptions.sender,
 }

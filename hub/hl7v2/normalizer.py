@@ -6,6 +6,8 @@ from typing import Protocol
 
 from hub.bus.base import Delivery, Handler
 from hub.errors import PermanentError
+from hub.hl7v2 import application_ack
+from hub.hl7v2.application_ack import Requester
 from hub.hl7v2.mapping import UnmappedMessageError, normalize
 from hub.hl7v2.message import HL7ParseError, Message
 from hub.hl7v2.persist import persist
@@ -13,7 +15,7 @@ from store.archive import FAILED, STORED, UNMAPPED, MessageArchive
 from store.resources import ResourceStore
 
 
-class Services(Protocol):
+class Services(Requester, Protocol):
     @property
     def resources(self) -> ResourceStore: ...
 
@@ -27,19 +29,22 @@ def normalizer(services: Services) -> Handler:
         archive_id = envelope.headers.get("archive-id", "")
         try:
             message = Message(envelope.body.decode(), envelope.headers.get("charset", "utf-8"))
+        except HL7ParseError as exc:  # the listener parsed it before: only a damaged replay
+            await _record(services, archive_id, FAILED, str(exc))
+            raise PermanentError(f"cannot read the message: {exc}") from exc
+        try:
             mapped = normalize(message)
+            produced = await persist(services.resources, mapped)
         except UnmappedMessageError as exc:
             await _record(services, archive_id, UNMAPPED, str(exc))
+            await application_ack.request(services, envelope, message)
             return
-        except (HL7ParseError, ValueError) as exc:  # the message itself is wrong: a person looks
+        except ValueError as exc:  # the message itself is wrong, or a merge it asks for
             await _record(services, archive_id, FAILED, str(exc))
+            await application_ack.request(services, envelope, message, str(exc))
             raise PermanentError(f"cannot map the message: {exc}") from exc
-        try:
-            produced = await persist(services.resources, mapped)
-        except ValueError as exc:  # a merge the store cannot carry out as asked
-            await _record(services, archive_id, FAILED, str(exc))
-            raise PermanentError(f"cannot store the message: {exc}") from exc
         await _record(services, archive_id, STORED, "", produced)
+        await application_ack.request(services, envelope, message)
 
     return handle
 

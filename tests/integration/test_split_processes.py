@@ -47,7 +47,9 @@ async def test_the_intake_acknowledges_and_the_worker_normalizes(
 ) -> None:
     client = MllpClient("127.0.0.1", intake.listeners[0].port)
     try:
-        sent = await client.send((CORPUS / "19-lis-oru-r01-cbc-corrected.hl7").read_text("utf-8"))
+        sent = await client.send(
+            (CORPUS / "19-lis-oru-r01-cbc-corrected.hl7").read_bytes().decode("utf-8")
+        )
     finally:
         await client.close()
     assert sent.outcome == "accepted", sent
