@@ -5,7 +5,6 @@ crash after the publish and before the removal sends them again, so consumers se
 delivery; the ``resource-version`` header tells duplicates apart)."""
 
 import asyncio
-import contextlib
 import logging
 
 import orjson
@@ -15,7 +14,7 @@ from hub.bus.topology import EVENTS
 from hub.envelope import Envelope
 from hub.errors import BusError
 from hub.logs import log_event
-from hub.tasks import cancel
+from hub.tasks import cancel, wait_event
 from store.resources import OutboxEvent, ResourceStore
 
 log = logging.getLogger(__name__)
@@ -64,8 +63,7 @@ class EventRelay:
     async def _run(self) -> None:
         committed = self.resources.committed()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(committed.wait(), self.idle_s)
+            await wait_event(committed, self.idle_s)
             committed.clear()
             try:
                 await self.drain()

@@ -36,6 +36,32 @@ class GroupCommit:
             raise
         self._db.execute("RELEASE unit")
 
+    @contextmanager
+    def short(self) -> Iterator[asyncio.Future[None] | None]:
+        """A write that must not hold the file's lock for long: it joins a group already open
+        in this turn, else commits at once, before the block returns (yields None then).
+
+        For a database file that another process writes too: a group holds the write lock
+        until its commit callback runs, and in a process busy with long work (a normalizer)
+        that can be tens of milliseconds in which the other process cannot write at all."""
+        if self._group is not None:
+            with self.unit() as committed:
+                yield committed
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield None
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"the store could not commit: {exc}") from exc
+        self._on_commit()
+
     def flush(self) -> None:
         """Commit the open group now (before the connection closes)."""
         self._commit()

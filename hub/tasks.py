@@ -11,3 +11,12 @@ async def cancel(task: "asyncio.Task[None] | None") -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def wait_event(event: asyncio.Event, timeout_s: float) -> None:
+    """Until ``event`` is set or ``timeout_s`` has passed. Not ``asyncio.wait_for``: on Python
+    3.11 it loses a cancellation that arrives just as the event is set, and a background loop
+    cancelled at that moment never stops (a shutdown that hangs)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await event.wait()

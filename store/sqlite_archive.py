@@ -111,7 +111,10 @@ class SqliteArchive:
         if resources:
             sets.append("resources = ?")
             args.append(orjson.dumps(list(resources)).decode())
-        await self._write(f"UPDATE hl7_message SET {', '.join(sets)} WHERE id = ?", [(*args, id)])
+        # the normalizer's write, often from another process than the listener's: short
+        with self._group.short() as committed:
+            self._db.execute(f"UPDATE hl7_message SET {', '.join(sets)} WHERE id = ?", (*args, id))
+        await durable(committed)
 
     async def mark_published(self, id: str, ack: str) -> None:
         await self._write(

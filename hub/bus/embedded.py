@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from hub.logs import log_event
 from hub.metrics import BusMetrics
 from hub.settings import BusSettings
 from hub.sqlite_commit import GroupCommit, durable
+from hub.tasks import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +205,7 @@ class EmbeddedBus(Bus):
                 self._inflight.track(task)
                 task.add_done_callback(lambda _: wake.set())
             if not rows:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self._idle_wait_s(queue))
+                await wait_event(wake, self._idle_wait_s(queue))
 
     def _idle_wait_s(self, queue: str) -> float:
         (due,) = self.db.execute(

@@ -9,7 +9,6 @@ what is buffered.
 
 import asyncio
 import base64
-import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ from urllib.parse import urlencode
 from hub.fhir.interaction import FhirRequest
 from hub.fhir.paths import Target
 from hub.logs import log_event
-from hub.tasks import cancel
+from hub.tasks import cancel, wait_event
 from store.index import instant
 from store.resources import Resource, ResourceStore
 
@@ -117,8 +116,7 @@ class AuditTrail:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), FLUSH_S)
+            await wait_event(self._wake, FLUSH_S)
             self._wake.clear()
             try:
                 await self.flush()
