@@ -12,6 +12,7 @@ Broker: JIANHU_BENCH_AMQP_URL or JIANHU_TEST_AMQP_URL, else scripts/rabbitmq-loc
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -35,6 +36,20 @@ from tests.broker import find_broker
 BODY = (b"OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|12-16|N|||F\r" * 20)[:1024]
 SETTINGS = BusSettings(prefetch=200, publish_window=256)
 Rates = dict[str, float]
+
+
+async def delete_queues(url: str, queues: list[str]) -> None:
+    """Start from empty queues: a durable queue keeps what an earlier run left behind, and a
+    benchmark that drains someone else's backlog measures nothing."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        for name in queues:
+            for queue in (name, dead_queue_name(name)):
+                channel = await connection.channel()
+                with contextlib.suppress(aio_pika.exceptions.ChannelClosed):  # not there
+                    await channel.queue_delete(queue)
+                if not channel.is_closed:
+                    await channel.close()
 
 
 def broker_url() -> str:

@@ -92,8 +92,12 @@ class Runtime:
         await self.bus.start()
         for spec in self.table.specs():
             await self.bus.declare(spec)
-        self.relay = EventRelay(self.bus, self.store.resources)
-        self.relay.start()
+        if self.settings.consume.strip() != "none":
+            # An intake-only process leaves the outbox to the workers: relaying would take the
+            # clinical store's write lock, which a normalizer holds for whole transactions, and
+            # every wait for it would stall the MLLP listener's event loop.
+            self.relay = EventRelay(self.bus, self.store.resources)
+            self.relay.start()
         self.audit = AuditTrail(self.store.resources)
         self.audit.start()
         for listener_settings in self.settings.hl7.listeners:
