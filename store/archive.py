@@ -69,9 +69,13 @@ class MessageArchive(Protocol):
         resources: Sequence[str] = (),
     ) -> None: ...
 
-    async def mark_published(self, id: str, ack: str) -> None:
+    async def mark_published(self, id: str, ack: str, wait: bool = True) -> None:
         """Record the ACK sent; the status becomes published unless a consumer already moved
-        it on (the normalizer can finish before the publisher hears the confirm)."""
+        it on (the normalizer can finish before the publisher hears the confirm).
+
+        ``wait=False`` lets the backend return before the write is durable: the mark only
+        serves a resend (which gets the stored ACK back), and when it is lost in a crash a
+        resend is published again as a new attempt, which the idempotent normalizer absorbs."""
 
     async def new_attempt(self, id: str) -> int:
         """Count a replay of the message; returns the attempt number."""

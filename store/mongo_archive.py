@@ -64,7 +64,8 @@ class MongoArchive:
             changes["resources"] = list(resources)
         await self._messages.update_one({"_id": id}, {"$set": changes})
 
-    async def mark_published(self, id: str, ack: str) -> None:
+    async def mark_published(self, id: str, ack: str, wait: bool = True) -> None:
+        # always waits: the hint only saves a commit turn on SQLite
         await self._messages.update_one({"_id": id}, {"$set": {"ack": ack}})
         await self._messages.update_one(
             {"_id": id, "status": "received"}, {"$set": {"status": "published"}}

@@ -116,12 +116,15 @@ class SqliteArchive:
             self._db.execute(f"UPDATE hl7_message SET {', '.join(sets)} WHERE id = ?", (*args, id))
         await durable(committed)
 
-    async def mark_published(self, id: str, ack: str) -> None:
-        await self._write(
-            "UPDATE hl7_message SET ack = ?, "
-            "status = CASE WHEN status = 'received' THEN 'published' ELSE status END WHERE id = ?",
-            [(ack, id)],
-        )
+    async def mark_published(self, id: str, ack: str, wait: bool = True) -> None:
+        with self._group.unit() as committed:  # joins the next group commit
+            self._db.execute(
+                "UPDATE hl7_message SET ack = ?, status = "
+                "CASE WHEN status = 'received' THEN 'published' ELSE status END WHERE id = ?",
+                (ack, id),
+            )
+        if wait:
+            await durable(committed)
 
     async def new_attempt(self, id: str) -> int:
         await self._write(

@@ -158,7 +158,8 @@ class Ingest:
                 attempt = await self.archive.new_attempt(archive_id)
             source = message.sender[0] or peer
             await publish_archived(self.bus, message, text, archive_id, source, attempt)
-            await self.archive.mark_published(archive_id, answer.ack or "")
+            # archived and published: the ACK need not wait for this mark to be durable
+            await self.archive.mark_published(archive_id, answer.ack or "", wait=False)
         except Exception as exc:  # archive or bus down: no ACK, the sender resends
             log_event(log, "ingest_failed", level=logging.ERROR, error=type(exc).__name__)
             return Answer(None, close=True)
