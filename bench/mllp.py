@@ -241,6 +241,8 @@ async def main_async(args: argparse.Namespace) -> None:
         for hub in hubs:
             hub.wait(timeout=60)
         baseline.wait(timeout=10)
+        # leave no backlog behind for the next run or the tests on the same broker
+        await delete_queues(amqp, [route.queue for route in default_table().routes])
     print(
         f"\n{args.messages:,} ORU^R01 (10 OBX), {args.senders} senders, RabbitMQ quorum queues, "
         f"{args.processes} hub process(es)\n"
