@@ -5,7 +5,7 @@ from typing import Any
 
 import orjson
 
-from hub.errors import ResourceGoneError, ResourceNotFoundError
+from hub.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
 from hub.hl7v2.mapping import Json, Mapped, Merge, WriteMode
 from store.resources import ResourceStore
 
@@ -35,7 +35,12 @@ async def _write(store: ResourceStore, resource: Json, mode: WriteMode) -> None:
     try:
         stored = await store.read(resource["resourceType"], resource["id"])
     except ResourceNotFoundError:
-        await store.update(resource, if_match=0)  # a conflict: created meanwhile; retried
+        try:
+            await store.update(resource, if_match=0)
+        except VersionConflictError:
+            if mode is WriteMode.MERGE:
+                raise  # created meanwhile: the merge must see that content, so retry later
+            # if-absent: another message created it a moment ago, which is all we wanted
         return
     except ResourceGoneError:  # deleted on purpose: context does not bring it back
         if mode is WriteMode.MERGE:

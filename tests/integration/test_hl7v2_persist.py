@@ -3,6 +3,7 @@ and other messages only create them when missing; an order and its result each a
 same Specimen; a reschedule updates the booking; ADT^A40 merges a patient, moves every
 reference and files later results for the old number under the survivor. On every backend."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -148,3 +149,15 @@ def test_a_merge_without_mrg_is_refused() -> None:
     text = corpus("10-").split("\rMRG")[0]
     with pytest.raises(ValueError, match="MRG"):
         normalize(Message(text))
+
+
+async def test_two_results_for_a_new_patient_in_one_commit_both_land(
+    store: ResourceStore,
+) -> None:
+    """The second message's Patient is 'created meanwhile' by the first, not yet committed:
+    context is satisfied, nothing is retried."""
+    first_result = OLD_NUMBER_RESULT.format(when="20260311090000", control="R1", order="O1")
+    second_result = OLD_NUMBER_RESULT.format(when="20260311091000", control="R2", order="O2")
+    both = await asyncio.gather(take(store, first_result), take(store, second_result))
+    assert first(both[0], "Patient") == first(both[1], "Patient")
+    assert (await body(store, first(both[0], "Patient")))["meta"]["versionId"] == "1"
