@@ -139,8 +139,8 @@ def start_hub(
         "JIANHU_HTTP_HOST": "127.0.0.1",
         "JIANHU_LOG_LEVEL": os.environ.get("JIANHU_LOG_LEVEL", "WARNING"),
         "JIANHU_CONSUME": consume,
-        # few normalizer messages at once, so the MLLP listener keeps its share of the loop
-        "JIANHU_BUS__PREFETCH": os.environ.get("JIANHU_BUS__PREFETCH", "8"),
+        # a worker normalizes this many messages at once; they share the store's commits
+        "JIANHU_BUS__PREFETCH": os.environ.get("JIANHU_BUS__PREFETCH", "64"),
     }
     return subprocess.Popen([str(Path(sys.executable).parent / "jianhu"), "run"], env=env, cwd=ROOT)
 
