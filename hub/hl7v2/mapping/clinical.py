@@ -27,6 +27,7 @@ from hub.hl7v2.mapping.common import (
     coded,
     display_name,
     field_system,
+    person_details,
     reference,
     sender_of,
     stable_id,
@@ -334,21 +335,7 @@ def _related_person(nk1: Segment, name: Json, sender: str, subject: Json) -> Jso
         relationships.append(concept)
     if relationships:
         person["relationship"] = relationships
-    telecom = [
-        found
-        for number, use in ((5, "home"), (6, "work"))
-        for rep in range(1, len(nk1.repetitions(number)) + 1)
-        if (found := contact_point(nk1.components(number, rep), use))
-    ]
-    if telecom:
-        person["telecom"] = telecom
-    addresses = [
-        found
-        for rep in range(1, len(nk1.repetitions(4)) + 1)
-        if (found := address(nk1.components(4, rep)))
-    ]
-    if addresses:
-        person["address"] = addresses
+    person.update(person_details(nk1, 4, 5, 6))
     if gender := table("sex", sender).get(nk1.value(15)):
         person["gender"] = gender
     if birth := date_only(nk1.value(16)):

@@ -8,6 +8,7 @@ resources and never duplicates them.
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -94,12 +95,31 @@ def sender_of(message: Message) -> str:
     return message.sender[0]
 
 
-def patient_identifiers(pid: Segment, field_number: int, sender: str) -> list[Json]:
+def each(segment: Segment, number: int, convert: Callable[[list[str]], Json | None]) -> list[Json]:
+    """Every repetition of a field, converted; repetitions that give nothing are left out."""
     return [
         found
-        for rep in range(1, len(pid.repetitions(field_number)) + 1)
-        if (found := identifier(pid.components(field_number, rep), sender))
+        for rep in range(1, len(segment.repetitions(number)) + 1)
+        if (found := convert(segment.components(number, rep)))
     ]
+
+
+def person_details(segment: Segment, addresses: int, home: int, work: int) -> Json:
+    """Addresses and phones of a person segment (PID-11/13/14, NK1-4/5/6), where present."""
+    found: Json = {}
+    if places := each(segment, addresses, address):
+        found["address"] = places
+    telecom = [
+        *each(segment, home, lambda parts: contact_point(parts, "home")),
+        *each(segment, work, lambda parts: contact_point(parts, "work")),
+    ]
+    if telecom:
+        found["telecom"] = telecom
+    return found
+
+
+def patient_identifiers(pid: Segment, field_number: int, sender: str) -> list[Json]:
+    return each(pid, field_number, lambda parts: identifier(parts, sender))
 
 
 def patient(message: Message, mapped: Mapped, pid: Segment | None = None) -> Json:
@@ -116,32 +136,13 @@ def patient(message: Message, mapped: Mapped, pid: Segment | None = None) -> Jso
         "id": stable_id("pat", key["system"], key["value"]),
         "identifier": identifiers,
     }
-    names = [
-        n
-        for rep in range(1, len(pid.repetitions(5)) + 1)
-        if (n := human_name(pid.components(5, rep)))
-    ]
-    if names:
+    if names := each(pid, 5, human_name):
         resource["name"] = names
     if gender := table("sex", sender).get(pid.value(8)):
         resource["gender"] = gender
     if birth := date_only(pid.value(7)):
         resource["birthDate"] = birth
-    addresses = [
-        a
-        for rep in range(1, len(pid.repetitions(11)) + 1)
-        if (a := address(pid.components(11, rep)))
-    ]
-    if addresses:
-        resource["address"] = addresses
-    telecom = [
-        found
-        for number, use in ((13, "home"), (14, "work"))
-        for rep in range(1, len(pid.repetitions(number)) + 1)
-        if (found := contact_point(pid.components(number, rep), use))
-    ]
-    if telecom:
-        resource["telecom"] = telecom
+    resource.update(person_details(pid, 11, 13, 14))
     return mapped.add(resource, context_mode(message))
 
 
