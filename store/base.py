@@ -7,6 +7,7 @@ The resource interface itself (create, read, search, history, transactions) is
 from typing import Protocol
 
 from store.archive import MessageArchive
+from store.ledger import Ledger
 from store.resources import ResourceStore
 
 
@@ -25,3 +26,7 @@ class Store(Protocol):
     @property
     def archive(self) -> MessageArchive:
         """The HL7 v2 message archive."""
+
+    @property
+    def ledger(self) -> Ledger:
+        """The outbound delivery ledger."""

@@ -7,6 +7,7 @@ from pymongo.write_concern import WriteConcern
 
 from hub.errors import StoreError
 from store.mongo_archive import MongoArchive
+from store.mongo_ledger import MongoLedger
 from store.mongo_resources import Doc, MongoResources
 
 
@@ -20,6 +21,7 @@ class MongoStore:
         )
         self._resources: MongoResources | None = None
         self._archive: MongoArchive | None = None
+        self._ledger: MongoLedger | None = None
 
     async def open(self) -> None:
         await self.ping()
@@ -30,10 +32,18 @@ class MongoStore:
             raise StoreError(f"MongoDB: cannot create the indexes: {type(exc).__name__}") from exc
         self._resources = resources
         self._archive = MongoArchive(self.db["hl7_messages"])
+        self._ledger = MongoLedger(self.db["ledger"])
         try:
             await self._archive.create_indexes()
+            await self._ledger.create_indexes()
         except PyMongoError as exc:
             raise StoreError(f"MongoDB: cannot create the indexes: {type(exc).__name__}") from exc
+
+    @property
+    def ledger(self) -> MongoLedger:
+        if self._ledger is None:
+            raise StoreError("the store is not open")
+        return self._ledger
 
     @property
     def archive(self) -> MongoArchive:

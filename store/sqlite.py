@@ -6,6 +6,7 @@ from pathlib import Path
 from hub.errors import StoreError
 from store.sqlite_archive import SqliteArchive
 from store.sqlite_file import SqliteFile
+from store.sqlite_ledger import SqliteLedger
 from store.sqlite_resources import SqliteResources
 
 
@@ -16,6 +17,7 @@ class SqliteStore:
         self._files: list[SqliteFile] = []
         self._resources: SqliteResources | None = None
         self._archive: SqliteArchive | None = None
+        self._ledger: SqliteLedger | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,12 +27,19 @@ class SqliteStore:
         self._files.append(archive)
         self._resources = SqliteResources(clinical)
         self._archive = SqliteArchive(archive.db, archive.read, archive.group)
+        self._ledger = SqliteLedger(clinical.db, clinical.read, clinical.group)
 
     @property
     def archive(self) -> SqliteArchive:
         if self._archive is None:
             raise StoreError("the store is not open")
         return self._archive
+
+    @property
+    def ledger(self) -> SqliteLedger:
+        if self._ledger is None:
+            raise StoreError("the store is not open")
+        return self._ledger
 
     @property
     def resources(self) -> SqliteResources:
@@ -53,3 +62,4 @@ class SqliteStore:
         self._files = []
         self._resources = None
         self._archive = None
+        self._ledger = None
