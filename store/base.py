@@ -7,6 +7,7 @@ The resource interface itself (create, read, search, history, transactions) is
 from typing import Protocol
 
 from store.archive import MessageArchive
+from store.leases import JobStore
 from store.ledger import Ledger
 from store.resources import ResourceStore
 
@@ -30,3 +31,7 @@ class Store(Protocol):
     @property
     def ledger(self) -> Ledger:
         """The outbound delivery ledger."""
+
+    @property
+    def jobs(self) -> JobStore:
+        """Leases and run history of the scheduler's periodic jobs."""

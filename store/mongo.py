@@ -7,6 +7,7 @@ from pymongo.write_concern import WriteConcern
 
 from hub.errors import StoreError
 from store.mongo_archive import MongoArchive
+from store.mongo_jobs import MongoJobs
 from store.mongo_ledger import MongoLedger
 from store.mongo_resources import Doc, MongoResources
 
@@ -22,6 +23,7 @@ class MongoStore:
         self._resources: MongoResources | None = None
         self._archive: MongoArchive | None = None
         self._ledger: MongoLedger | None = None
+        self._jobs: MongoJobs | None = None
 
     async def open(self) -> None:
         await self.ping()
@@ -33,11 +35,18 @@ class MongoStore:
         self._resources = resources
         self._archive = MongoArchive(self.db["hl7_messages"])
         self._ledger = MongoLedger(self.db["ledger"])
+        self._jobs = MongoJobs(self.db["jobs"])
         try:
             await self._archive.create_indexes()
             await self._ledger.create_indexes()
         except PyMongoError as exc:
             raise StoreError(f"MongoDB: cannot create the indexes: {type(exc).__name__}") from exc
+
+    @property
+    def jobs(self) -> MongoJobs:
+        if self._jobs is None:
+            raise StoreError("the store is not open")
+        return self._jobs
 
     @property
     def ledger(self) -> MongoLedger:

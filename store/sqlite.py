@@ -6,6 +6,7 @@ from pathlib import Path
 from hub.errors import StoreError
 from store.sqlite_archive import SqliteArchive
 from store.sqlite_file import SqliteFile
+from store.sqlite_jobs import SqliteJobs
 from store.sqlite_ledger import SqliteLedger
 from store.sqlite_resources import SqliteResources
 
@@ -18,6 +19,7 @@ class SqliteStore:
         self._resources: SqliteResources | None = None
         self._archive: SqliteArchive | None = None
         self._ledger: SqliteLedger | None = None
+        self._jobs: SqliteJobs | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,12 +30,19 @@ class SqliteStore:
         self._resources = SqliteResources(clinical)
         self._archive = SqliteArchive(archive.db, archive.read, archive.group)
         self._ledger = SqliteLedger(clinical.db, clinical.read, clinical.group)
+        self._jobs = SqliteJobs(clinical.db, clinical.read, clinical.group)
 
     @property
     def archive(self) -> SqliteArchive:
         if self._archive is None:
             raise StoreError("the store is not open")
         return self._archive
+
+    @property
+    def jobs(self) -> SqliteJobs:
+        if self._jobs is None:
+            raise StoreError("the store is not open")
+        return self._jobs
 
     @property
     def ledger(self) -> SqliteLedger:
@@ -63,3 +72,4 @@ class SqliteStore:
         self._resources = None
         self._archive = None
         self._ledger = None
+        self._jobs = None
