@@ -4,9 +4,12 @@ as one unit. Built once by the entry point and passed down; no globals."""
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import aiohttp
 
+from adapters.framework.delivery import Delivery
+from adapters.registry import configured_adapters
 from fhir_profiles.terminology_seed import ensure_code_systems
 from fhir_profiles.validation import preload
 from hub.bus.base import Bus
@@ -21,6 +24,8 @@ from hub.hl7v2.retention import Retention
 from hub.hl7v2.server import MllpListener
 from hub.logs import log_event
 from hub.metrics import HubMetrics
+from hub.schedule import Every
+from hub.scheduler import Job, Scheduler
 from hub.settings import Settings
 from routes.table import RoutingTable, default_table
 from store.archive import MessageArchive
@@ -28,6 +33,9 @@ from store.base import Store
 from store.mongo import MongoStore
 from store.resources import ResourceStore
 from store.sqlite import SqliteStore
+
+DELIVERY_INTERVAL = timedelta(seconds=10)  # how soon a failed submission's due retry goes out
+DELIVERY_BATCH = 100
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,8 @@ class Runtime:
     retention: Retention | None = field(init=False, default=None)
     _http: aiohttp.ClientSession | None = field(init=False, default=None)
     _mllp: dict[tuple[str, int, str], MllpClient] = field(init=False, default_factory=dict)
+    delivery: Delivery = field(init=False)
+    scheduler: Scheduler | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.bus = make_bus(self.settings, self.metrics)
@@ -114,6 +124,12 @@ class Runtime:
             self.listeners.append(listener)
         self.retention = Retention(self.store.archive, self.settings.hl7.retention_days)
         self.retention.start()
+        self.delivery = Delivery(self.store.ledger, configured_adapters(self.settings))
+        if consume and self.settings.consume.strip() != "none":
+            # every worker process runs the scheduler; the lease lets one run each due time
+            deliveries = Job("deliveries", Every(DELIVERY_INTERVAL), self._deliver_due)
+            self.scheduler = Scheduler(self.store.jobs, [deliveries])
+            self.scheduler.start()
         if consume:
             for route in self.table.routes:
                 if not self.settings.consumes(route.queue):
@@ -127,6 +143,10 @@ class Runtime:
             routes=len(self.table.routes),
             mllp_ports=[listener.port for listener in self.listeners],
         )
+
+    async def _deliver_due(self) -> None:
+        while await self.delivery.run_due() == DELIVERY_BATCH:
+            pass  # a backlog (after an outage): keep going until it is worked off
 
     def _check_consume(self) -> None:
         if self.settings.consume.strip() != "all" and self.settings.uses_embedded_bus:
@@ -147,6 +167,8 @@ class Runtime:
         self.listeners.clear()
         if self.retention is not None:
             await self.retention.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.audit is not None:

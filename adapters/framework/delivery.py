@@ -100,6 +100,8 @@ class Delivery:
 
     async def attempt(self, id: str) -> Submission:
         submission = await self.ledger.get(id)
+        if submission.adapter not in self.adapters:
+            raise ValueError(f"the adapter {submission.adapter!r} is not configured here")
         if await self._waits_for_cancellation(submission):
             return submission
         claimed = await self.ledger.claim(id, (PENDING, FAILED), self.clock())
@@ -122,8 +124,9 @@ class Delivery:
         """One pass over what is due (new, and failed whose backoff has passed)."""
         sent = 0
         for submission in await self.ledger.due(self.clock(), limit):
-            await self.attempt(submission.id)
-            sent += 1
+            if submission.adapter in self.adapters:  # others wait for their configuration
+                await self.attempt(submission.id)
+                sent += 1
         return sent
 
     async def cancel(self, id: str) -> Submission:
@@ -141,6 +144,8 @@ class Delivery:
         submission = await self.ledger.get(id)
         if submission.status not in (FAILED, DEAD, REJECTED):
             raise ValueError(f"a {submission.status} submission is not retried")
+        if submission.adapter not in self.adapters:
+            raise ValueError(f"the adapter {submission.adapter!r} is not configured here")
         await self.ledger.set_status(id, PENDING)
         return await self.attempt(id)
 

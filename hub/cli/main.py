@@ -14,6 +14,11 @@ import click
 import orjson
 import uvloop
 
+from adapters.framework.delivery import Delivery
+from adapters.framework.views import detail as ledger_detail
+from adapters.framework.views import ledger_query
+from adapters.framework.views import summary as ledger_summary
+from adapters.registry import configured_adapters
 from hub.bus.base import Bus
 from hub.errors import ConfigurationError, JianhuError
 from hub.hl7v2.ack import CHINA
@@ -261,6 +266,88 @@ def messages_purge(message_type: str, before: datetime) -> None:
             return await store.archive.purge(message_type, _local(before) or before)
 
     click.echo(f"purged: {_run_async(work)}")
+
+
+@main.group()
+def ledger() -> None:
+    """The outbound delivery ledger: list, show, retry, cancel, redrive."""
+
+
+@ledger.command("list")
+@click.option("--adapter", help="e.g. drg")
+@click.option("--interface", help="e.g. baInfo")
+@click.option("--key", help="the business key, e.g. 病案号-住院次数")
+@click.option("--status", help="pending, sending, accepted, rejected, failed, dead, cancelled")
+@click.option("--since", type=click.DateTime(), help="created at or after")
+@click.option("--until", type=click.DateTime(), help="created before")
+@click.option("--limit", default=100, show_default=True)
+def ledger_list(**filters: Any) -> None:
+    """List submissions (no payload), newest first."""
+    settings = _settings()
+    filters["since"], filters["until"] = _local(filters["since"]), _local(filters["until"])
+    query = ledger_query({k: v for k, v in filters.items() if v is not None})
+
+    async def work() -> None:
+        async with _store(settings) as store:
+            _print_json([ledger_summary(s) for s in await store.ledger.search(query)])
+
+    _run_async(work)
+
+
+@ledger.command("show")
+@click.argument("submission_id")
+def ledger_show(submission_id: str) -> None:
+    """One submission with its payload and every attempt (request and response)."""
+    settings = _settings()
+
+    async def work() -> None:
+        async with _store(settings) as store:
+            _print_json(ledger_detail(await store.ledger.get(submission_id)))
+
+    _run_async(work)
+
+
+def _delivery_command(action: str, submission_id: str) -> None:
+    settings = _settings()
+
+    async def work() -> None:
+        async with _store(settings) as store:
+            delivery = Delivery(store.ledger, configured_adapters(settings))
+            act = delivery.retry_now if action == "retry" else delivery.cancel
+            try:
+                done = await act(submission_id)
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from exc
+            _print_json(ledger_summary(done))
+
+    _run_async(work)
+
+
+@ledger.command("retry")
+@click.argument("submission_id")
+def ledger_retry(submission_id: str) -> None:
+    """Send a failed, dead or rejected submission again now."""
+    _delivery_command("retry", submission_id)
+
+
+@ledger.command("cancel")
+@click.argument("submission_id")
+def ledger_cancel(submission_id: str) -> None:
+    """Withdraw an accepted upload at the receiver, or stop one not yet accepted."""
+    _delivery_command("cancel", submission_id)
+
+
+@ledger.command("redrive")
+@click.argument("adapter")
+def ledger_redrive(adapter: str) -> None:
+    """Every dead submission of an adapter goes back to pending (the hub sends them)."""
+    settings = _settings()
+
+    async def work() -> int:
+        async with _store(settings) as store:
+            return await Delivery(store.ledger, {}).redrive(adapter)
+
+    click.echo(f"redriven: {_run_async(work)}")
 
 
 if __name__ == "__main__":

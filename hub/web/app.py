@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from hub.runtime import Runtime
-from hub.web import fhir, health, hl7, messages, ops
+from hub.web import fhir, health, hl7, ledger, messages, ops
 from hub.web.auth import auth_middleware
 from hub.web.keys import RUNTIME
 
@@ -25,4 +25,5 @@ def make_app(runtime: Runtime, consume: bool = True) -> web.Application:
     fhir.add_routes(app)
     hl7.add_routes(app)
     messages.add_routes(app)
+    ledger.add_routes(app)
     return app
