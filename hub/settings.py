@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from adapters.drg.config import DrgConfig
 from hub.errors import ConfigurationError
 
 
@@ -162,6 +163,7 @@ class Settings(BaseSettings):
     fhir: FhirSettings = FhirSettings()
     jwt: JwtSettings = JwtSettings()
     hl7: Hl7Settings = Hl7Settings()
+    drg: DrgConfig | None = None  # the city DRG platform (S7); unset: its uploads wait
 
     @field_validator("api_keys", mode="before")
     @classmethod

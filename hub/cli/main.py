@@ -13,7 +13,9 @@ from typing import Any
 import click
 import orjson
 import uvloop
+from aiohttp import web
 
+from adapters.drg.simulator import create_app as drg_simulator
 from adapters.framework.delivery import Delivery
 from adapters.framework.views import detail as ledger_detail
 from adapters.framework.views import ledger_query
@@ -348,6 +350,19 @@ def ledger_redrive(adapter: str) -> None:
             return await Delivery(store.ledger, {}).redrive(adapter)
 
     click.echo(f"redriven: {_run_async(work)}")
+
+
+@main.command()
+@click.argument("system", type=click.Choice(["drg"]))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9100, show_default=True)
+@click.option("--app-id", default="SIM-APP-ID", show_default=True)
+@click.option("--org-code", default="SIM-ORG-CODE", show_default=True)
+def simulate(system: str, host: str, port: int, app_id: str, org_code: str) -> None:
+    """Run the simulator of an external system, for dry runs (faults: POST /_faults)."""
+    app = drg_simulator(app_id=app_id, org_code=org_code)
+    click.echo(f"{system} simulator on http://{host}:{port}; faults at /_faults, state at /_state")
+    web.run_app(app, host=host, port=port, print=None)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from adapters.framework.delivery import Adapter, Delivery, RetryPolicy
 from adapters.framework.interface import Answer, Interface, Json, Outcome, Response
 from adapters.framework.transport import HttpTransport
+from adapters.signing.gateway import TifSigner, tif_signature
 from store.ledger import ACCEPTED, CANCELLED, DEAD, FAILED, PENDING, REJECTED, Ledger
 from store.sqlite import SqliteStore
 from tests.stores import BACKENDS, mongo_url
@@ -271,3 +272,27 @@ async def test_an_operator_cancels_an_accepted_upload(
     assert cancellation.status == ACCEPTED
     assert (await engine.ledger.get(upload.id)).status == CANCELLED
     assert "BA007-1" not in found.accepted
+
+
+async def test_the_transport_signs_the_request_it_sends() -> None:
+    seen: dict[str, str] = {}
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.update(request.headers)
+        return web.json_response({"code": 0})
+
+    app = web.Application()
+    app.router.add_post("/upload", echo)
+    server = TestServer(app)
+    await server.start_server()
+    signer = TifSigner("paas-1", "token-1", clock=lambda: 1764118800.0, nonce=lambda: "n-1")
+    transport = HttpTransport(str(server.make_url("")).rstrip("/"), signer=signer)
+    try:
+        response = await transport.send(INTERFACES["upload"].request(front_page("BA008-1")))
+    finally:
+        await transport.close()
+        await server.close()
+    assert response.status == 200
+    assert seen["x-tif-paasid"] == "paas-1"
+    assert seen["x-tif-timestamp"] == "1764118800"
+    assert seen["x-tif-signature"] == tif_signature("1764118800", "token-1", "n-1")

@@ -16,30 +16,36 @@ import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from adapters.signing.common import (
+    Signer,
+    canonical_json,
+    hmac_sha256,
+    sorted_kv_string,
+)
 from adapters.signing.gateway import (
     CsbSigner,
-    HealthCardConfig,
-    HealthCardOptions,
-    HealthCardSigner,
-    MobilePayConfig,
-    MobilePaySigner,
-    Signer,
     TifSigner,
-    canonical_json,
     csb_headers,
-    healthcard_digest_string,
-    hmac_sha256,
-    mobilepay_data_key,
-    mobilepay_sign_string,
-    open_healthcard_response,
-    open_mobilepay_response,
     regional_sha256_signature,
-    seal_healthcard_request,
-    seal_mobilepay_request,
-    sorted_kv_string,
     tif_headers,
 )
 from adapters.signing.gm import InvalidSignatureError, Sm2PrivateKey
+from adapters.signing.healthcard import (
+    HealthCardConfig,
+    HealthCardOptions,
+    HealthCardSigner,
+    healthcard_digest_string,
+    open_healthcard_response,
+    seal_healthcard_request,
+)
+from adapters.signing.mobilepay import (
+    MobilePayConfig,
+    MobilePaySigner,
+    mobilepay_data_key,
+    mobilepay_sign_string,
+    open_mobilepay_response,
+    seal_mobilepay_request,
+)
 from tests.unit.test_signing_gm import needs_openssl_sm2, openssl_verify
 
 NOW = 1_764_150_000.123  # 2025-11-26 09:40:00.123 UTC
