@@ -9,6 +9,7 @@ figures.
 
 import argparse
 import asyncio
+import copy
 import socket
 import statistics
 import subprocess
@@ -26,41 +27,50 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.drg import interfaces as drg
 from adapters.drg.config import DrgConfig
+from adapters.drg.documents import prepare
 from adapters.drg.interfaces import build_adapter, business_key
+from adapters.drg.stay import Stay
 from adapters.framework.delivery import Delivery
+from fhir_profiles.identifiers import INPATIENT_NUMBER, MEDICAL_RECORD_NUMBER
 from store.ledger import ACCEPTED
 from store.sqlite import SqliteStore
+from tests.unit import test_drg_documents as corpus
 
 APP_ID, ORG_CODE = "BENCH-APP", "BENCH-ORG"
 Json = dict[str, Any]
 
 
-def front_page(number: int) -> Json:
-    """A realistic MAIN_DATA (pneumonia, six days, discharged home); each stay its own BAH."""
-    bah = f"B{number:07d}"
-    return {
-        "MAIN_DATA": {
-            "HOS_ID": ORG_CODE,
-            "YBLSH": f"YB{bah}01",
-            "JZLSH": f"ZY{bah}01",
-            "BAH": bah,
-            "ZYCS": 1,
-            "XB": "1" if number % 2 else "2",
-            "CSRQ": "1956-03-14",
-            "NL": 70,
-            "RYTJ": "2",
-            "RYSJ": "2026-11-20 09:30:00",
-            "RYKBBM": "A03.01",
-            "CYSJ": "2026-11-26 10:00:00",
-            "CYKBBM": "A03.01",
-            "SJZYTS": 6,
-            "ZYZD": "肺炎",
-            "JBDM": "J18.900",
-            "JBDM1": "I10.x00",
-            "LYFS": "1",
-            "ZFY": f"{8000 + number % 1000}.32",
-        }
-    }
+def stay_template() -> Stay:
+    """A pneumonia stay as the HIS's feeds leave it in the store: admission, a day's charges,
+    the discharge, through the hub's own HL7 mappings."""
+    held = corpus.resources(
+        corpus.text_of(corpus.ADMISSION), corpus.text_of(corpus.CHARGES), corpus.discharge_message()
+    )
+
+    def of(kind: str) -> list[Json]:
+        return [r for r in held if r["resourceType"] == kind]
+
+    return Stay(
+        patient=of("Patient")[0],
+        encounter=of("Encounter")[0],
+        conditions=of("Condition"),
+        charge_items=of("ChargeItem"),
+        coverage=next(iter(of("Coverage")), None),
+    )
+
+
+def front_page(template: Stay, number: int) -> Json:
+    """The template stay as another patient's (its own 病案号), built and checked."""
+    stay = copy.deepcopy(template)
+    for identifier in stay.patient.get("identifier", []):
+        if identifier.get("system") in (MEDICAL_RECORD_NUMBER, INPATIENT_NUMBER):
+            identifier["value"] = f"B{number:07d}"
+    prepared = prepare(stay)
+    if not prepared.sendable:
+        raise SystemExit(f"the template stay does not pass the checks: {prepared.problems}")
+    page: Json = prepared.front_page
+    page["MAIN_DATA"]["HOS_ID"] = ORG_CODE
+    return page
 
 
 def free_port() -> int:
@@ -96,12 +106,13 @@ async def main_async(args: argparse.Namespace, url: str) -> None:
         adapter = build_adapter(DrgConfig(base_url=url, app_id=APP_ID, org_code=ORG_CODE))
         delivery = Delivery(store.ledger, {"drg": adapter})
         await delivery.submit("drg", drg.ORG_REGIST, ORG_CODE, {"ORG_NAME": "绍兴市某人民医院"})
+        template = stay_template()
         rates, raw_rates = [], []
         for run in range(args.runs):
             offset = run * args.pages * 2
 
             async def through_ledger(n: int, offset: int = offset) -> None:
-                page = front_page(offset + n)
+                page = front_page(template, offset + n)
                 key = business_key(page["MAIN_DATA"]["BAH"], 1)
                 done = await delivery.submit("drg", drg.FRONT_PAGE, key, page)
                 if done.status != ACCEPTED:
@@ -109,7 +120,7 @@ async def main_async(args: argparse.Namespace, url: str) -> None:
 
             async def without_ledger(n: int, offset: int = offset) -> None:
                 request = adapter.interface(drg.FRONT_PAGE).request(
-                    front_page(offset + args.pages + n)
+                    front_page(template, offset + args.pages + n)
                 )
                 response = await adapter.transport.send(request)
                 if response.status != 200:

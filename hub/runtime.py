@@ -4,10 +4,11 @@ as one unit. Built once by the entry point and passed down; no globals."""
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
+from adapters.drg.discharges import report_changed
 from adapters.framework.delivery import Delivery
 from adapters.registry import configured_adapters
 from fhir_profiles.terminology_seed import ensure_code_systems
@@ -36,6 +37,9 @@ from store.sqlite import SqliteStore
 
 DELIVERY_INTERVAL = timedelta(seconds=10)  # how soon a failed submission's due retry goes out
 DELIVERY_BATCH = 100
+DRG_JOB = "drg-discharges"
+DRG_INTERVAL = timedelta(minutes=5)
+DRG_FIRST_LOOKBACK = timedelta(days=7)  # a new deployment reports the last week's stays
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +131,10 @@ class Runtime:
         self.delivery = Delivery(self.store.ledger, configured_adapters(self.settings))
         if consume and self.settings.consume.strip() != "none":
             # every worker process runs the scheduler; the lease lets one run each due time
-            deliveries = Job("deliveries", Every(DELIVERY_INTERVAL), self._deliver_due)
-            self.scheduler = Scheduler(self.store.jobs, [deliveries])
+            jobs = [Job("deliveries", Every(DELIVERY_INTERVAL), self._deliver_due)]
+            if "drg" in self.delivery.adapters:
+                jobs.append(Job(DRG_JOB, Every(DRG_INTERVAL), self._report_drg, catch_up=True))
+            self.scheduler = Scheduler(self.store.jobs, jobs)
             self.scheduler.start()
         if consume:
             for route in self.table.routes:
@@ -147,6 +153,12 @@ class Runtime:
     async def _deliver_due(self) -> None:
         while await self.delivery.run_due() == DELIVERY_BATCH:
             pass  # a backlog (after an outage): keep going until it is worked off
+
+    async def _report_drg(self) -> None:
+        """Finished inpatient stays that changed since the last run go to the DRG platform."""
+        now = datetime.now(UTC)
+        since = await self.store.jobs.last_run(DRG_JOB) or now - DRG_FIRST_LOOKBACK
+        await report_changed(self.store.resources, self.delivery, since, now)
 
     def _check_consume(self) -> None:
         if self.settings.consume.strip() != "all" and self.settings.uses_embedded_bus:

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -97,6 +97,22 @@ class Delivery:
         upload = self._new(adapter, interface, business_key, "upload", payload, replaces=replaces)
         await self.ledger.add(upload)
         return await self.attempt(upload.id)
+
+    async def refuse(
+        self, adapter: str, interface: str, business_key: str, payload: Json, problems: str
+    ) -> Submission:
+        """Record a submission that is not sent because our own checks found it would be
+        refused (a missing field, a code outside its value domain): rejected, with the
+        problems, for a person to fix at the source. The same content is recorded once."""
+        digest = content_hash(payload)
+        latest = await self.ledger.latest(adapter, interface, business_key)
+        if latest is not None and latest.content_hash == digest:
+            return latest
+        refused = self._new(adapter, interface, business_key, "upload", payload)
+        now = self.clock()
+        refused = replace(refused, status=REJECTED, error=f"not sent: {problems}", updated_at=now)
+        await self.ledger.add(refused)
+        return refused
 
     async def attempt(self, id: str) -> Submission:
         submission = await self.ledger.get(id)

@@ -1,0 +1,114 @@
+"""From HL7 to the DRG platform: the HIS's admission, charges and discharge arrive over MLLP,
+the hub normalizes them into the FHIR store, and the stay's front page, settlement list and
+fee details are built, checked and accepted by the platform simulator; then a corrected main
+diagnosis reverses the front page and uploads it again; all of it in the ledger."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from adapters.drg import interfaces as drg
+from adapters.drg.discharges import QUIET, report_changed
+from adapters.drg.simulator import PLATFORM, create_app
+from hub.hl7v2.client import MllpClient
+from hub.web.keys import RUNTIME
+from store.archive import ArchiveQuery
+from store.ledger import ACCEPTED, CANCELLED, LedgerQuery
+from tests.integration.fhir_api import Client, start_api
+from tests.integration.test_bus_contract import wait_until_async
+from tests.unit.test_drg_documents import ADMISSION, CHARGES, discharge_message, text_of
+
+OPS = {"Authorization": "Bearer ops-key"}
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[tuple[Client, Any]]:
+    simulator = create_app(app_id="A1", org_code="O1")
+    server = TestServer(simulator)
+    await server.start_server()
+    config = {"base_url": str(server.make_url("")).rstrip("/"), "app_id": "A1", "org_code": "O1"}
+    hub = await start_api(tmp_path, consume=True, drg=config)
+    yield hub, simulator[PLATFORM]
+    await hub.close()
+    await server.close()
+
+
+async def send(hub: Client, *messages: str) -> None:
+    runtime = hub.app[RUNTIME]
+    client = MllpClient("127.0.0.1", runtime.listeners[0].port)
+    try:
+        for text in messages:
+            assert (await client.send(text)).outcome == "accepted"
+    finally:
+        await client.close()
+
+    async def stored() -> bool:
+        found = await runtime.archive.search(ArchiveQuery(limit=100))
+        return all(m.status == "stored" for m in found)
+
+    await wait_until_async(stored, 20)
+
+
+async def report(hub: Client) -> None:
+    runtime = hub.app[RUNTIME]
+    later = datetime.now(UTC) + QUIET + timedelta(minutes=1)  # the stay has been quiet
+    await report_changed(runtime.resources, runtime.delivery, later - timedelta(hours=1), later)
+
+
+async def test_a_stay_reaches_the_platform_and_a_correction_is_reversed(
+    rig: tuple[Client, Any],
+) -> None:
+    hub, platform = rig
+    delivery = hub.app[RUNTIME].delivery
+    scheduler = hub.app[RUNTIME].scheduler
+    assert scheduler is not None
+    assert "drg-discharges" in {job.name for job in scheduler.jobs}  # the hub reports by itself
+    registered = await delivery.submit("drg", drg.ORG_REGIST, "O1", {"ORG_NAME": "绍兴某医院"})
+    assert registered.status == ACCEPTED
+    discharge = discharge_message()
+    await send(hub, text_of(ADMISSION), text_of(CHARGES), discharge)
+    await report(hub)
+    ledger = hub.app[RUNTIME].store.ledger
+    uploads = await ledger.search(LedgerQuery(adapter="drg", limit=20))
+    by_interface = {s.interface: s for s in uploads if s.kind == "upload"}
+    assert {
+        i: by_interface[i].status for i in (drg.FRONT_PAGE, drg.SETTLEMENT_LIST, drg.FEE_DETAILS)
+    } == {
+        drg.FRONT_PAGE: ACCEPTED,
+        drg.SETTLEMENT_LIST: ACCEPTED,
+        drg.FEE_DETAILS: ACCEPTED,
+    }
+    assert (
+        len(platform.front_pages),
+        len(platform.settlement_lists),
+        len(platform.fee_details),
+    ) == (1, 1, 1)
+    first = by_interface[drg.FRONT_PAGE]
+    assert '"JBDM":"J18.900"' in first.payload
+
+    # the coder corrects the main diagnosis: the HIS sends the discharge again
+    corrected = discharge.replace("J18.900^肺炎", "J15.900^细菌性肺炎").replace(
+        "HIS202603111015020099", "HIS202603111015020100"
+    )
+    await send(hub, corrected)
+    await report(hub)
+    assert (await ledger.get(first.id)).status == CANCELLED
+    reversal = await ledger.latest(
+        "drg", drg.FRONT_PAGE_REVERSAL, first.business_key, kind="cancel"
+    )
+    assert reversal is not None
+    assert reversal.status == ACCEPTED
+    assert reversal.cancels == first.id
+    again = await ledger.latest("drg", drg.FRONT_PAGE, first.business_key)
+    assert again is not None
+    assert again.status == ACCEPTED
+    assert again.replaces == first.id
+    assert '"JBDM":"J15.900"' in again.payload
+    # charges did not change: the settlement list and fee details were not sent again
+    assert len([s for s in await ledger.search(LedgerQuery(interface=drg.FEE_DETAILS))]) == 1
+    listed = await (await hub.get(f"/ops/ledger?key={first.business_key}", headers=OPS)).json()
+    assert len(listed) == 5  # three uploads, the reversal and the re-upload
