@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 
 from adapters.drg.discharges import report_changed
+from adapters.drg.feedback import ask_feedback
 from adapters.framework.delivery import Delivery
 from adapters.registry import configured_adapters
 from fhir_profiles.terminology_seed import ensure_code_systems
@@ -25,7 +26,7 @@ from hub.hl7v2.retention import Retention
 from hub.hl7v2.server import MllpListener
 from hub.logs import log_event
 from hub.metrics import HubMetrics
-from hub.schedule import Every
+from hub.schedule import SHANGHAI, Every, parse_schedule
 from hub.scheduler import Job, Scheduler
 from hub.settings import Settings
 from routes.table import RoutingTable, default_table
@@ -134,6 +135,8 @@ class Runtime:
             jobs = [Job("deliveries", Every(DELIVERY_INTERVAL), self._deliver_due)]
             if "drg" in self.delivery.adapters:
                 jobs.append(Job(DRG_JOB, Every(DRG_INTERVAL), self._report_drg, catch_up=True))
+                feedback = Job("drg-feedback", parse_schedule("0 6 * * *"), self._ask_drg_feedback)
+                jobs.append(feedback)
             self.scheduler = Scheduler(self.store.jobs, jobs)
             self.scheduler.start()
         if consume:
@@ -159,6 +162,10 @@ class Runtime:
         now = datetime.now(UTC)
         since = await self.store.jobs.last_run(DRG_JOB) or now - DRG_FIRST_LOOKBACK
         await report_changed(self.store.resources, self.delivery, since, now)
+
+    async def _ask_drg_feedback(self) -> None:
+        """Each morning: what the platform found in yesterday's discharges."""
+        await ask_feedback(self.delivery, datetime.now(SHANGHAI).date() - timedelta(days=1))
 
     def _check_consume(self) -> None:
         if self.settings.consume.strip() != "all" and self.settings.uses_embedded_bus:
