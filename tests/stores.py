@@ -31,7 +31,7 @@ def _docker_mongo() -> str | None:
         return _container["url"]
     url = None
     try:
-        from testcontainers.mongodb import MongoDbContainer
+        from testcontainers.community.mongodb import MongoDbContainer
 
         container = MongoDbContainer("mongo:7").with_command("--replSet rs0 --bind_ip_all")
         container.start()

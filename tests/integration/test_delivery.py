@@ -4,6 +4,7 @@ success; permanent rejection; duplicate; cancel before re-upload; an outage in w
 submission is delivered exactly once."""
 
 import itertools
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,10 +17,11 @@ from aiohttp.test_utils import TestServer
 
 from adapters.framework.delivery import Adapter, Delivery, RetryPolicy
 from adapters.framework.interface import Answer, Interface, Json, Outcome, Response
-from adapters.framework.transport import HttpTransport
+from adapters.framework.transport import HttpTransport, TransportError
 from adapters.signing.gateway import TifSigner, tif_signature
 from store.ledger import ACCEPTED, CANCELLED, DEAD, FAILED, PENDING, REJECTED, Ledger
 from store.sqlite import SqliteStore
+from tests.integration.test_mllp_tls import self_signed
 from tests.stores import BACKENDS, mongo_url
 
 
@@ -296,3 +298,35 @@ async def test_the_transport_signs_the_request_it_sends() -> None:
     assert seen["x-tif-paasid"] == "paas-1"
     assert seen["x-tif-timestamp"] == "1764118800"
     assert seen["x-tif-signature"] == tif_signature("1764118800", "token-1", "n-1")
+
+
+async def test_the_transport_speaks_tls_and_refuses_an_untrusted_certificate(
+    tmp_path: Path,
+) -> None:
+    cert, key = self_signed(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+
+    async def accept(request: web.Request) -> web.Response:
+        return web.json_response({"code": 0})
+
+    app = web.Application()
+    app.router.add_post("/upload", accept)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=served)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    trusted = ssl.create_default_context(cafile=str(cert))
+    trusted.check_hostname = False  # the test certificate names jianhu.test; we dial 127.0.0.1
+    request = INTERFACES["upload"].request(front_page("BA009-1"))
+    good = HttpTransport(f"https://127.0.0.1:{port}", tls=trusted)
+    strict = HttpTransport(f"https://127.0.0.1:{port}")  # the system's trust store only
+    try:
+        assert (await good.send(request)).status == 200
+        with pytest.raises(TransportError):
+            await strict.send(request)
+    finally:
+        await good.close()
+        await strict.close()
+        await runner.cleanup()
