@@ -112,3 +112,24 @@ async def test_a_stay_reaches_the_platform_and_a_correction_is_reversed(
     assert len([s for s in await ledger.search(LedgerQuery(interface=drg.FEE_DETAILS))]) == 1
     listed = await (await hub.get(f"/ops/ledger?key={first.business_key}", headers=OPS)).json()
     assert len(listed) == 5  # three uploads, the reversal and the re-upload
+
+
+async def test_a_stay_that_fails_the_checks_is_recorded_not_sent(
+    rig: tuple[Client, Any],
+) -> None:
+    hub, platform = rig
+    delivery = hub.app[RUNTIME].delivery
+    await delivery.submit("drg", drg.ORG_REGIST, "O1", {"ORG_NAME": "绍兴某医院"})
+    # discharged to another hospital (离院方式 2) without naming it (拟接收医疗机构)
+    transfer = discharge_message().replace("1^医嘱离院^CV06.00.226", "2^医嘱转院^CV06.00.226")
+    await send(hub, text_of(ADMISSION), text_of(CHARGES), transfer)
+    await report(hub)
+    ledger = hub.app[RUNTIME].store.ledger
+    front = next(
+        s for s in await ledger.search(LedgerQuery(interface=drg.FRONT_PAGE)) if s.kind == "upload"
+    )
+    assert front.status == "rejected"
+    assert front.error.startswith("not sent: ")
+    assert "YZZY_YLJG" in front.error  # the field a person must fill in at the source
+    assert front.attempts == ()
+    assert not platform.front_pages  # nothing reached the platform
