@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from store.base import Store
 from store.resources import ResourceStore
 from store.sqlite import SqliteStore
 
@@ -45,11 +46,12 @@ def _docker_mongo() -> str | None:
 
 
 @asynccontextmanager
-async def open_store(kind: str, tmp_path: Path) -> AsyncIterator[ResourceStore]:
+async def open_backend(kind: str, tmp_path: Path) -> AsyncIterator[Store]:
+    """The whole store of a backend (resources, archive, ledger, jobs), on a fresh database."""
     if kind == "sqlite":
         store = SqliteStore(tmp_path / "jianhu.sqlite3")
         await store.open()
-        yield store.resources
+        yield store
         await store.close()
         return
     url = mongo_url()
@@ -60,7 +62,13 @@ async def open_store(kind: str, tmp_path: Path) -> AsyncIterator[ResourceStore]:
     mongo = MongoStore(url, database=f"jianhu_test_{uuid.uuid4().hex[:12]}")
     await mongo.open()
     try:
-        yield mongo.resources
+        yield mongo
     finally:
         await mongo.db.client.drop_database(mongo.db.name)
         await mongo.close()
+
+
+@asynccontextmanager
+async def open_store(kind: str, tmp_path: Path) -> AsyncIterator[ResourceStore]:
+    async with open_backend(kind, tmp_path) as store:
+        yield store.resources

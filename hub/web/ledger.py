@@ -5,6 +5,8 @@ limit); ``GET /ops/ledger/{id}``; ``POST /ops/ledger/{id}/retry``;
 ``POST /ops/ledger/{id}/cancel``; ``POST /ops/ledger/redrive`` with ``{"adapter": "drg"}``.
 """
 
+from collections.abc import Awaitable, Callable
+
 import orjson
 from aiohttp import web
 
@@ -14,6 +16,7 @@ from hub.settings import Role
 from hub.web.auth import allow
 from hub.web.errors import problem
 from hub.web.keys import RUNTIME
+from store.ledger import Submission
 
 
 def add_routes(app: web.Application) -> None:
@@ -45,24 +48,22 @@ async def show_submission(request: web.Request) -> web.Response:
 
 @allow(Role.OPS)
 async def retry(request: web.Request) -> web.Response:
-    delivery = request.app[RUNTIME].delivery
-    try:
-        done = await delivery.retry_now(request.match_info["id"])
-    except StoreError as exc:
-        return problem(404, "not-found", str(exc))
-    except (ValueError, KeyError) as exc:
-        return problem(409, "conflict", str(exc))
-    return web.json_response(summary(done))
+    return await _act(request, request.app[RUNTIME].delivery.retry_now)
 
 
 @allow(Role.OPS)
 async def cancel(request: web.Request) -> web.Response:
-    delivery = request.app[RUNTIME].delivery
+    return await _act(request, request.app[RUNTIME].delivery.cancel)
+
+
+async def _act(
+    request: web.Request, action: Callable[[str], Awaitable[Submission]]
+) -> web.Response:
     try:
-        done = await delivery.cancel(request.match_info["id"])
+        done = await action(request.match_info["id"])
     except StoreError as exc:
         return problem(404, "not-found", str(exc))
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError) as exc:  # not in a state for it, or no such adapter here
         return problem(409, "conflict", str(exc))
     return web.json_response(summary(done))
 

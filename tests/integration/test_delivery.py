@@ -5,7 +5,6 @@ submission is delivered exactly once."""
 
 import itertools
 import ssl
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +19,8 @@ from adapters.framework.interface import Answer, Interface, Json, Outcome, Respo
 from adapters.framework.transport import HttpTransport, TransportError
 from adapters.signing.gateway import TifSigner, tif_signature
 from store.ledger import ACCEPTED, CANCELLED, DEAD, FAILED, PENDING, REJECTED, Ledger
-from store.sqlite import SqliteStore
 from tests.integration.test_mllp_tls import self_signed
-from tests.stores import BACKENDS, mongo_url
+from tests.stores import BACKENDS, open_backend
 
 
 class Receiver:
@@ -99,22 +97,8 @@ class Clock:
 
 @pytest.fixture(params=BACKENDS)
 async def ledger(request: Any, tmp_path: Path) -> AsyncIterator[Ledger]:
-    if request.param == "sqlite":
-        store = SqliteStore(tmp_path / "jianhu.sqlite3")
-        await store.open()
+    async with open_backend(request.param, tmp_path) as store:  # MongoDB: skipped without one
         yield store.ledger
-        await store.close()
-        return
-    url = mongo_url()
-    if url is None:
-        pytest.skip("no MongoDB server: set JIANHU_TEST_MONGO_URL or run Docker")
-    from store.mongo import MongoStore
-
-    mongo = MongoStore(url, database=f"jianhu_test_{uuid.uuid4().hex[:12]}")
-    await mongo.open()
-    yield mongo.ledger
-    await mongo.db.client.drop_database(mongo.db.name)
-    await mongo.close()
 
 
 @pytest.fixture
