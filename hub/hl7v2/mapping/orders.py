@@ -115,6 +115,17 @@ class Specimens:
         _requested_by(found, reference(request))
         return found
 
+    def from_result_obr(
+        self, obr: Segment, subject: Json, request: Json | None, owner: str
+    ) -> Json:
+        """A lab result without SPM: its tube from OBR-15, OBR-7/8 and OBR-14, keyed by its
+        order as ``from_obr`` keys it (or by the report when the order is unknown), so an
+        order's and its result's Specimen are one."""
+        id_ = stable_id("spc", owner)
+        found = self.by_id.get(id_) or self._add(_from_obr(obr, id_, subject, self.sender))
+        _requested_by(found, request)
+        return found
+
     def _add(self, specimen: Json) -> Json:
         self.by_id[specimen["id"]] = specimen
         # the order and the result each know part of the tube's story (who asked for it; when

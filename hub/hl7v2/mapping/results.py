@@ -7,6 +7,8 @@ The report is ``basedOn`` the ServiceRequest of its placer order number (OBR-2/O
 placer's namespace), and the Specimen is built and keyed as ``orders.py`` does for the order,
 so the order from the HIS and the result from the LIS meet on the same resources."""
 
+from dataclasses import dataclass, field
+
 from hub.hl7v2.datatypes import codeable, codes, date_time, table
 from hub.hl7v2.mapping.common import (
     Json,
@@ -23,32 +25,111 @@ from hub.hl7v2.message import Message, Segment
 
 def results(message: Message, mapped: Mapped) -> None:
     """One patient group after another (a batch may carry several): PID, PV1, then OBR/OBX."""
-    sender = message.sender[0]
-    specimens = Specimens(mapped, sender)
-    subject: Json | None = None
-    visit: Json | None = None
-    order: Segment | None = None
-    report: Json | None = None
-    specimen: Json | None = None
-    position = 0
+    reader = _ResultReader(message, mapped)
     for segment in message:
-        if segment.name == "PID":
-            subject, order, report = patient(message, mapped, segment), None, None
-            visit = None
-        elif segment.name == "PV1" and subject is not None:
-            visit = encounter(message, mapped, subject, pv1=segment)
-        elif segment.name == "ORC":
-            order = segment  # the common order of the OBR that follows it
-        elif segment.name == "OBR" and subject is not None:
-            report = _report(message, order, segment, subject, mapped)
-            if visit is not None:
-                report["encounter"] = reference(visit)
-            order, specimen, position = None, None, 0
-        elif segment.name == "SPM" and report is not None and subject is not None:
-            specimen = _specimen(segment, report, subject, specimens)
-        elif segment.name == "OBX" and report is not None and subject is not None:
-            position += 1
-            _observation(segment, report, subject, specimen, position, sender, mapped)
+        reader.take(segment)
+    reader.close_group()
+
+
+class _ResultReader:
+    """Walks the segments, keeping who and which report the next segment belongs to."""
+
+    def __init__(self, message: Message, mapped: Mapped) -> None:
+        self.message, self.mapped = message, mapped
+        self.sender = message.sender[0]
+        self.specimens = Specimens(mapped, self.sender)
+        self.subject: Json | None = None
+        self.visit: Json | None = None
+        self.order: Segment | None = None
+        self.report: Json | None = None
+        self.specimen: Json | None = None
+        self.group: _Group | None = None
+        self.position = 0
+
+    def take(self, segment: Segment) -> None:
+        handler = {
+            "PID": self._pid,
+            "PV1": self._pv1,
+            "ORC": self._orc,
+            "OBR": self._obr,
+            "SPM": self._spm,
+            "OBX": self._obx,
+        }.get(segment.name)
+        if handler is not None:
+            handler(segment)
+
+    def close_group(self) -> None:
+        if self.group is not None:
+            self.group.close(self.specimens)
+            self.group = None
+
+    def _pid(self, pid: Segment) -> None:
+        self.close_group()
+        self.subject = patient(self.message, self.mapped, pid)
+        self.order, self.report, self.visit = None, None, None
+
+    def _pv1(self, pv1: Segment) -> None:
+        if self.subject is not None:
+            self.visit = encounter(self.message, self.mapped, self.subject, pv1=pv1)
+
+    def _orc(self, orc: Segment) -> None:
+        self.order = orc  # the common order of the OBR that follows it
+
+    def _obr(self, obr: Segment) -> None:
+        self.close_group()
+        if self.subject is None:
+            return
+        self.report = _report(self.message, self.order, obr, self.subject, self.mapped)
+        if self.visit is not None:
+            self.report["encounter"] = reference(self.visit)
+        self.group = _Group(obr, self.report, self.subject)
+        self.order, self.specimen, self.position = None, None, 0
+
+    def _spm(self, spm: Segment) -> None:
+        if self.report is None or self.subject is None:
+            return
+        self.specimen = _specimen(spm, self.report, self.subject, self.specimens)
+        if self.group is not None:
+            self.group.has_spm = True
+
+    def _obx(self, obx: Segment) -> None:
+        if self.report is None or self.subject is None:
+            return
+        self.position += 1
+        found = _observation(
+            obx,
+            self.report,
+            self.subject,
+            self.specimen,
+            self.position,
+            self.sender,
+            self.mapped,
+        )
+        if self.group is not None:
+            self.group.observations.append(found)
+
+
+@dataclass
+class _Group:
+    """One OBR with its OBX: a lab result without SPM still has a tube, told by OBR-14
+    (received) or OBR-15 (source); imaging reports have neither and get no Specimen."""
+
+    obr: Segment
+    report: Json
+    subject: Json
+    observations: list[Json] = field(default_factory=list)
+    has_spm: bool = False
+
+    def close(self, specimens: Specimens) -> None:
+        if self.has_spm or not (self.obr.value(14) or self.obr.value(15)):
+            return
+        based_on = self.report.get("basedOn")
+        request = {"reference": based_on[0]["reference"]} if based_on else None
+        owner = request["reference"].split("/")[1] if request else self.report["id"]
+        specimen = specimens.from_result_obr(self.obr, self.subject, request, owner)
+        self.report["specimen"] = [reference(specimen)]
+        for observation in self.observations:
+            observation.setdefault("specimen", reference(specimen))
 
 
 def _report(
