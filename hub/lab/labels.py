@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hub.errors import ConfigurationError
-from hub.lab.pooling import Tube, instant
+from hub.lab.pool_tube import (
+    Tube,
+    instant,
+)
 
 try:
     from reportlab.graphics.barcode.code128 import (  # type: ignore[import-not-found, import-untyped, unused-ignore]

@@ -13,18 +13,20 @@ import pytest
 from fhir_profiles.identifiers import RESIDENT_ID_CARD
 from fhir_profiles.validation import validate
 from hub.lab.labels import label_for, render_label
-from hub.lab.pooling import (
+from hub.lab.pool_tube import (
     AlreadyInTubeError,
     EmptyTubeError,
     IdCardError,
     MemberState,
     Outcome,
     Person,
-    PoolingService,
     ResultConflictError,
     TubeClosedError,
     TubeFullError,
     TubeNotFoundError,
+)
+from hub.lab.pooling import (
+    PoolingService,
 )
 from hub.schedule import SHANGHAI
 from store.query import parse_search

@@ -8,7 +8,7 @@ import pytest
 from fhir_profiles.identifiers import RESIDENT_ID_CARD
 from fhir_profiles.validation import validate
 from hub.lab.labels import label_for
-from hub.lab.pooling import (
+from hub.lab.pool_tube import (
     AlreadyInTubeError,
     IdCardError,
     MemberState,
