@@ -1,0 +1,268 @@
+"""The critical-value desk: findings become alerts, one per Observation, acknowledged with a
+read-back (复述) within the configured time, escalated level by level when they are not, closed
+when a correction is no longer critical. Every step is an event for the big screen and an
+AuditEvent; the acknowledgement is also a Communication (检验科 → 临床, payload the read-back)."""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from hub.lab.critical_alerts import (
+    Acknowledgement,
+    AlertEvent,
+    AlertState,
+    AlertStateError,
+    CriticalAlert,
+    Staff,
+    Step,
+    Subscriber,
+    UnknownAlertError,
+)
+from hub.lab.critical_records import (
+    audit_event,
+    notification,
+)
+from hub.lab.critical_rules import (
+    AlertPolicy,
+    CriticalRules,
+    Finding,
+    check,
+    code_name,
+    load_rules,
+    shown_value,
+)
+from hub.logs import log_event
+from hub.schedule import SHANGHAI
+
+Json = dict[str, Any]
+
+log = logging.getLogger(__name__)
+
+
+class CriticalValueDesk:
+    """In memory: the store keeps the Observations, the audit trail keeps the AuditEvents and
+    Communications, so after a restart the desk is rebuilt by replaying open results."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime],
+        rules: CriticalRules | None = None,
+        policy: AlertPolicy | None = None,
+    ) -> None:
+        self.rules = rules or load_rules()
+        self.policy = policy or self.rules.policy
+        self._clock = clock
+        self._alerts: dict[str, CriticalAlert] = {}
+        self._live: dict[str, str] = {}  # Observation reference -> its alert not yet closed
+        self._subscribers: list[Subscriber] = []
+        self.audit: list[Json] = []
+        self.communications: list[Json] = []
+
+    # -- reading
+
+    def get(self, alert_id: str) -> CriticalAlert:
+        try:
+            return self._alerts[alert_id]
+        except KeyError:
+            raise UnknownAlertError(alert_id) from None
+
+    def for_observation(self, observation_id: str) -> CriticalAlert | None:
+        alert_id = self._live.get(f"Observation/{observation_id}")
+        return self._alerts[alert_id] if alert_id else None
+
+    def open_alerts(self) -> list[CriticalAlert]:
+        """Not closed, oldest first: what the screen shows."""
+        return sorted(
+            (self._alerts[a] for a in self._live.values()), key=lambda a: (a.raised, a.id)
+        )
+
+    def next_due(self) -> datetime | None:
+        """When ``escalate_due`` has something to do next, so the caller sleeps until then."""
+        times = [
+            alert.raised + step.after
+            for alert in self.open_alerts()
+            if alert.escalates
+            for step in self.policy.escalation
+            if step.level > alert.level
+        ]
+        return min(times, default=None)
+
+    # -- subscribing
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    # -- steps
+
+    async def receive(self, observation: Json, patient: Json | None = None) -> CriticalAlert | None:
+        """A result arrived (new, or a new version of one seen before). Returns its alert, if
+        it has one now; a duplicate or older version changes nothing."""
+        now = self._now()
+        reference = f"Observation/{observation['id']}"
+        version = (observation.get("meta") or {}).get("versionId")
+        live = self._alerts.get(self._live.get(reference, ""))
+        if live is not None and _not_newer(version, live.version):
+            return live
+        withdrawn = observation.get("status") in self.rules.withdrawn_statuses
+        findings = (
+            ()
+            if withdrawn
+            else tuple(check(observation, patient, rules=self.rules, today=now.date()))
+        )
+        if not findings:
+            if live is not None:
+                reason = (
+                    "结果已撤销"
+                    if withdrawn
+                    else f"更正结果不再危急：{code_name(observation)} {shown_value(observation)}"
+                )
+                await self._close(live, now, reason, None)
+            return live
+        if live is None:
+            return await self._raise(observation, version, findings, now)
+        if findings == live.findings and version == live.version:
+            return live  # the same result delivered again
+        live.findings, live.version = findings, version
+        # still critical after a correction: the same alert, its state and deadlines kept
+        await self._publish(live, Step.UPDATED, now, detail="更正后仍为危急值")
+        return live
+
+    async def acknowledge(
+        self, alert_id: str, *, by: Staff, clinician: Staff, read_back: str
+    ) -> CriticalAlert:
+        """检验科 told ``clinician``, who read the value back (复述)."""
+        alert = self.get(alert_id)
+        if alert.state is not AlertState.OPEN:
+            raise AlertStateError(f"alert {alert_id} is {alert.state.value}")
+        if not read_back.strip():
+            raise ValueError("an acknowledgement needs the clinician's read-back (复述)")
+        if not (by.number and by.name and clinician.number and clinician.name):
+            raise ValueError("staff number and name of both people are required")
+        now = self._now()
+        alert.acknowledgement = Acknowledgement(
+            by, now, clinician, read_back.strip(), late=now > alert.due
+        )
+        alert.state = AlertState.ACKNOWLEDGED
+        communication = notification(alert)
+        self.communications.append(communication)
+        await self._publish(
+            alert, Step.ACKNOWLEDGED, now, agent=by, told=clinician, communication=communication
+        )
+        return alert
+
+    async def dismiss(self, alert_id: str, *, by: Staff, reason: str) -> CriticalAlert:
+        """A person closes an alert: a unit mismatch checked and found not critical."""
+        alert = self.get(alert_id)
+        if alert.state is AlertState.CLOSED:
+            raise AlertStateError(f"alert {alert_id} is closed")
+        if not reason.strip():
+            raise ValueError("a dismissal needs a reason")
+        await self._close(alert, self._now(), reason.strip(), by)
+        return alert
+
+    async def escalate_due(self) -> list[CriticalAlert]:
+        """Every step now due on unacknowledged alerts, each its own event; a late call catches
+        up level by level so no recipient is skipped."""
+        now = self._now()
+        escalated: list[CriticalAlert] = []
+        for alert in self.open_alerts():
+            if not alert.escalates:
+                continue
+            for step in self.policy.escalation:
+                if step.level > alert.level and alert.raised + step.after <= now:
+                    alert.level = step.level
+                    await self._publish(
+                        alert,
+                        Step.ESCALATED,
+                        now,
+                        detail=f"未在时限内确认，升级至{step.level}级：通知{step.notify}",
+                        notify=step.notify,
+                    )
+                    if alert not in escalated:
+                        escalated.append(alert)
+        return escalated
+
+    # -- internals
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the desk's clock must give timezone-aware times")
+        return now.astimezone(SHANGHAI)
+
+    async def _raise(
+        self, observation: Json, version: str | None, findings: tuple[Finding, ...], now: datetime
+    ) -> CriticalAlert:
+        alert = CriticalAlert(
+            id=uuid.uuid4().hex,
+            observation=f"Observation/{observation['id']}",
+            version=version,
+            subject=(observation.get("subject") or {}).get("reference"),
+            encounter=(observation.get("encounter") or {}).get("reference"),
+            findings=findings,
+            raised=now,
+            due=now + self.policy.acknowledge_within,
+        )
+        self._alerts[alert.id] = alert
+        self._live[alert.observation] = alert.id
+        await self._publish(alert, Step.RAISED, now)
+        return alert
+
+    async def _close(
+        self, alert: CriticalAlert, now: datetime, reason: str, by: Staff | None
+    ) -> None:
+        alert.state, alert.closed, alert.close_reason = AlertState.CLOSED, now, reason
+        self._live.pop(alert.observation, None)
+        await self._publish(alert, Step.CLOSED, now, agent=by, detail=reason)
+
+    async def _publish(
+        self,
+        alert: CriticalAlert,
+        step: Step,
+        now: datetime,
+        *,
+        agent: Staff | None = None,
+        told: Staff | None = None,
+        detail: str | None = None,
+        communication: Json | None = None,
+        notify: str | None = None,
+    ) -> None:
+        audit = audit_event(alert, step, now, agent, told, detail, communication)
+        self.audit.append(audit)
+        event = AlertEvent(step, now, alert.as_json(), audit, communication, notify)
+        log_event(log, "critical_value", alert=alert.id, step=step.value, level=alert.level)
+        for subscriber in list(self._subscribers):
+            await _deliver(subscriber, event)
+
+
+async def _deliver(subscriber: Subscriber, event: AlertEvent) -> None:
+    """One screen that is slow or broken must not hold back the others or the desk."""
+    if isinstance(subscriber, asyncio.Queue):
+        try:
+            subscriber.put_nowait(event)
+        except asyncio.QueueFull:
+            log_event(log, "critical_value_dropped", logging.WARNING, alert=event.alert["id"])
+        return
+    try:
+        await subscriber(event)
+    except Exception:  # a subscriber's own bug; the step itself has happened
+        log.exception("critical value subscriber failed", extra={"alert": event.alert["id"]})
+
+
+def _not_newer(version: str | None, current: str | None) -> bool:
+    """Whether a delivery is the version already held or an older one (out-of-order replay)."""
+    if version is None or current is None:
+        return False
+    if version.isdigit() and current.isdigit():
+        return int(version) <= int(current)
+    return version == current
