@@ -22,8 +22,10 @@ from hub.events import EventRelay
 from hub.fhir.audit import AuditTrail
 from hub.hl7v2.client import MllpClient
 from hub.hl7v2.ingest import Ingest
+from hub.hl7v2.normalizer import AfterStore
 from hub.hl7v2.retention import Retention
 from hub.hl7v2.server import MllpListener
+from hub.lab.service import LabService
 from hub.logs import log_event
 from hub.metrics import HubMetrics
 from hub.schedule import SHANGHAI, Every, parse_schedule
@@ -41,6 +43,7 @@ DELIVERY_BATCH = 100
 DRG_JOB = "drg-discharges"
 DRG_INTERVAL = timedelta(minutes=5)
 DRG_FIRST_LOOKBACK = timedelta(days=7)  # a new deployment reports the last week's stays
+NORMALIZER_QUEUE = "hl7v2.normalizer"
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class Runtime:
     _mllp: dict[tuple[str, int, str], MllpClient] = field(init=False, default_factory=dict)
     delivery: Delivery = field(init=False)
     scheduler: Scheduler | None = field(init=False, default=None)
+    lab: LabService | None = field(init=False, default=None)  # where the normalizer runs
 
     def __post_init__(self) -> None:
         self.bus = make_bus(self.settings, self.metrics)
@@ -84,6 +88,11 @@ class Runtime:
     @property
     def archive(self) -> MessageArchive:
         return self.store.archive
+
+    @property
+    def after_store(self) -> AfterStore | None:
+        """What the normalizer tells once a message is stored: the lab service, if here."""
+        return self.lab.after_store if self.lab is not None else None
 
     def http_client(self) -> aiohttp.ClientSession:
         """One pooled HTTP client for every outbound call (rest-hooks, adapters)."""
@@ -113,8 +122,8 @@ class Runtime:
             # every wait for it would stall the MLLP listener's event loop.
             self.relay = EventRelay(self.bus, self.store.resources)
             self.relay.start()
-        self.audit = AuditTrail(self.store.resources)
-        self.audit.start()
+        self.audit = audit = AuditTrail(self.store.resources)
+        audit.start()
         for listener_settings in self.settings.hl7.listeners:
             ingest = Ingest(
                 self.bus, self.store.archive, listener_settings, self.settings.hl7.message_types
@@ -139,6 +148,7 @@ class Runtime:
                 jobs.append(feedback)
             self.scheduler = Scheduler(self.store.jobs, jobs)
             self.scheduler.start()
+        self._start_lab(consume, audit)
         if consume:
             for route in self.table.routes:
                 if not self.settings.consumes(route.queue):
@@ -152,6 +162,13 @@ class Runtime:
             routes=len(self.table.routes),
             mllp_ports=[listener.port for listener in self.listeners],
         )
+
+    def _start_lab(self, consume: bool, audit: AuditTrail) -> None:
+        """The lab screens follow, in memory, the messages this process normalizes: the lab
+        service runs only where ``hl7v2.normalizer`` is consumed."""
+        if consume and self.settings.consumes(NORMALIZER_QUEUE):
+            self.lab = LabService(self.store.resources, audit.record)
+            self.lab.start()
 
     async def _deliver_due(self) -> None:
         while await self.delivery.run_due() == DELIVERY_BATCH:
@@ -188,6 +205,8 @@ class Runtime:
             await self.retention.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.lab is not None:
+            await self.lab.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.audit is not None:

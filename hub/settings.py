@@ -139,6 +139,14 @@ class FhirSettings(BaseModel):
     validate_input: bool = True  # validate every resource a client writes
 
 
+class LabSettings(BaseModel):
+    """The lab turnaround screen (S8)."""
+
+    # the wall display on the lab's trusted network shows the screen, its snapshot and its
+    # live stream without a token; acknowledgements always need one
+    open_screen: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="JIANHU_",
@@ -163,6 +171,7 @@ class Settings(BaseSettings):
     fhir: FhirSettings = FhirSettings()
     jwt: JwtSettings = JwtSettings()
     hl7: Hl7Settings = Hl7Settings()
+    lab: LabSettings = LabSettings()
     drg: DrgConfig | None = None  # the city DRG platform (S7); unset: its uploads wait
 
     @field_validator("api_keys", mode="before")

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from hub.runtime import Runtime
-from hub.web import fhir, health, hl7, ledger, messages, ops
+from hub.web import fhir, health, hl7, lab, ledger, messages, ops, pooling
 from hub.web.auth import auth_middleware
 from hub.web.keys import RUNTIME
 
@@ -26,4 +26,6 @@ def make_app(runtime: Runtime, consume: bool = True) -> web.Application:
     hl7.add_routes(app)
     messages.add_routes(app)
     ledger.add_routes(app)
+    pooling.add_routes(app)
+    lab.add_routes(app)
     return app

@@ -1,0 +1,368 @@
+"""The lab service of one hub process: the turnaround alert engine and the critical-value desk,
+fed by the normalizer once a message's resources are stored, ticked by one background task,
+and fanned out to the big screens (检验全程监控大屏) as JSON events, one bounded queue per screen.
+
+It lives in the process that consumes ``hl7v2.normalizer``: the engine and the desk are in
+memory, so the screens of that process see every message. What the screen shows about a
+patient is masked here (张*), once, so no route can forget it."""
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hub.hl7v2.mapping import Mapped
+from hub.hl7v2.message import Message
+from hub.lab.critical_alerts import AlertEvent, AlertState, CriticalAlert, Staff, Step, local_time
+from hub.lab.critical_desk import CriticalValueDesk
+from hub.lab.lifecycle import Stage, events_from_fhir, events_from_hl7
+from hub.lab.tat import Alert, AlertChange, AlertEngine, ChangeKind, tat_statistics
+from hub.logs import log_event
+from hub.masking import mask_name
+from hub.schedule import SHANGHAI
+from hub.tasks import cancel, wait_event
+from store.resources import ResourceStore
+
+Json = dict[str, Any]
+Clock = Callable[[], datetime]
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0  # TAT deadlines are minutes; a second's resolution is plenty
+KPI_EVERY_S = 30.0
+SCREEN_QUEUE = 1_000
+KPI_RULE = "report-overdue"  # 签收 → 报告, the lab's own TAT, what the wall shows
+LAB_AUDIT = "urn:jianhu:codesystem:audit-event-type"
+
+# The screen's columns: where a tube waits (待…), by the furthest stage it has reached.
+COLUMNS: tuple[tuple[str, str, tuple[Stage, ...]], ...] = (
+    ("collect", "待采集", (Stage.ORDERED,)),
+    ("receive", "待接收", (Stage.COLLECTED,)),
+    ("register", "待登记", (Stage.RECEIVED,)),
+    ("test", "检测中", (Stage.REGISTERED, Stage.IN_TEST)),
+    ("review", "待审核", (Stage.PRELIMINARY, Stage.FINAL)),
+    ("report", "待发布", (Stage.REVIEWED, Stage.REPORTED, Stage.PRINTED)),
+)
+_COLUMN_OF = {stage: key for key, _, stages in COLUMNS for stage in stages}
+
+# who called the API that acknowledged: added to the desk's AuditEvent of that step
+_caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("lab_caller", default=None)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the screen shows beside a critical value, taken from the same message."""
+
+    patient: str  # masked: 张*
+    ward: str
+    bed: str
+
+
+class LabService:
+    def __init__(
+        self,
+        store: ResourceStore,
+        record_audit: Callable[[Json], None],
+        clock: Clock | None = None,
+        engine: AlertEngine | None = None,
+        desk: CriticalValueDesk | None = None,
+    ) -> None:
+        self._store = store
+        self._record_audit = record_audit
+        self._clock = clock or (lambda: datetime.now(SHANGHAI))
+        self.engine = engine or AlertEngine(now=self._clock)
+        self.desk = desk or CriticalValueDesk(clock=self._clock)
+        self.engine.on_change(self._on_tat_change)
+        self.desk.subscribe(self._on_critical)
+        self._context: dict[str, _Context] = {}  # Observation reference -> what the screen shows
+        self._screens: list[asyncio.Queue[Json | None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stages_dirty = False
+        self._last_kpi = 0.0
+
+    # --- lifecycle of the service ---
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="lab-service")
+
+    async def stop(self) -> None:
+        await cancel(self._task)
+        self._task = None
+        self.close_screens()
+
+    def close_screens(self) -> None:
+        """Ends every live stream (the server is shutting down): a None tells it to return."""
+        for queue in list(self._screens):
+            _offer(queue, None)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except Exception as exc:  # keep ticking: a broken step must not stop the alerts
+                log_event(log, "lab_tick_failed", logging.ERROR, error=type(exc).__name__)
+            due = self.desk.next_due()
+            wait = TICK_S
+            if due is not None:
+                wait = min(wait, max((due - self._clock()).total_seconds(), 0.0))
+            await wait_event(self._wake, wait)
+            self._wake.clear()
+
+    async def _step(self) -> None:
+        self.engine.tick()
+        await self.desk.escalate_due()
+        if self._stages_dirty:
+            self._stages_dirty = False
+            self._broadcast({"type": "stages", "stages": self.stages()})
+        loop = asyncio.get_running_loop()
+        if self._screens and loop.time() - self._last_kpi >= KPI_EVERY_S:
+            self._last_kpi = loop.time()
+            self._broadcast({"type": "kpi", "kpi": self.kpi()})
+
+    # --- feeding: the normalizer's after-store hook ---
+
+    async def after_store(self, message: Message, mapped: Mapped) -> None:
+        found = mapped.resources
+        before = self.engine.counts_by_stage()
+        self.engine.apply_all(events_from_fhir(found, self._clock()) + events_from_hl7(message))
+        if self.engine.counts_by_stage() != before:
+            self._stages_dirty = True  # sent by the next tick: one update a second, not per tube
+        by_ref = {f"{r['resourceType']}/{r['id']}": r for r in found}
+        for observation in (r for r in found if r["resourceType"] == "Observation"):
+            subject = (observation.get("subject") or {}).get("reference")
+            patient = by_ref.get(str(subject))
+            self._remember(observation, patient, by_ref)
+            alert = await self.desk.receive(observation, patient)
+            if alert is None:
+                self._context.pop(f"Observation/{observation['id']}", None)
+        self._wake.set()  # a new alert has its own escalation deadline: recompute the sleep
+
+    def _remember(self, observation: Json, patient: Json | None, by_ref: dict[str, Json]) -> None:
+        visit = by_ref.get(str((observation.get("encounter") or {}).get("reference")), {})
+        places = _places(visit)
+        ward = places.get("wa") or (visit.get("serviceType") or {}).get("text") or ""
+        self._context[f"Observation/{observation['id']}"] = _Context(
+            patient=_masked_name(patient), ward=str(ward), bed=places.get("bd", "")
+        )
+
+    # --- acknowledgements (the routes check the caller's role) ---
+
+    def acknowledge_tat(self, alert_id: str, by: str, note: str, caller: str) -> Alert:
+        alert = self.engine.acknowledge(alert_id, by, note)
+        self._record_audit(_tat_audit(alert, caller))
+        return alert
+
+    async def acknowledge_critical(
+        self, alert_id: str, by: Staff, clinician: Staff, read_back: str, caller: str
+    ) -> CriticalAlert:
+        token = _caller.set(caller)
+        try:
+            return await self.desk.acknowledge(
+                alert_id, by=by, clinician=clinician, read_back=read_back
+            )
+        finally:
+            _caller.reset(token)
+
+    # --- listeners of the engine and the desk ---
+
+    def _on_tat_change(self, change: AlertChange) -> None:
+        self._broadcast({"type": "tat", "kind": change.kind.value, "alert": self.tat_json(change)})
+
+    async def _on_critical(self, event: AlertEvent) -> None:
+        audit = event.audit
+        if (caller := _caller.get()) is not None:
+            audit = {**audit, "agent": [*audit["agent"], _caller_agent(caller)]}
+        self._record_audit(audit)
+        if event.communication is not None:
+            communication = event.communication
+            await self._store.create(communication, id=communication["id"])
+        # the desk keeps its records for whoever persists them; here they are persisted
+        self.desk.audit.clear()
+        self.desk.communications.clear()
+        alert = self.critical_json(event.alert)
+        if event.step in (Step.ACKNOWLEDGED, Step.CLOSED):
+            self._context.pop(event.alert["observation"], None)
+        self._broadcast({"type": "critical", "step": event.step.value, "alert": alert})
+
+    # --- what the screen reads ---
+
+    def overview(self) -> Json:
+        return {
+            "now": local_time(self._clock()),
+            "stages": self.stages(),
+            "alerts": [self.tat_json(alert) for alert in self.engine.alerts()],
+            "critical": [
+                self.critical_json(alert.as_json())
+                for alert in self.desk.open_alerts()
+                if alert.state is AlertState.OPEN
+            ],
+            "kpi": self.kpi(),
+        }
+
+    def stages(self) -> list[Json]:
+        counts = self.engine.counts_by_stage()
+        return [
+            {"key": key, "label": label, "count": sum(counts[s] for s in stages)}
+            for key, label, stages in COLUMNS
+        ]
+
+    def tat_json(self, alert: Alert | AlertChange) -> Json:
+        if isinstance(alert, AlertChange):
+            alert = alert.alert
+        track = self.engine.track(alert.specimen)
+        stage = track.stage if track is not None and track.stage is not None else alert.stage
+        ack = alert.acknowledgement
+        return {
+            "id": alert.id,
+            "rule": alert.rule,
+            "label": alert.label,
+            "barcode": alert.barcode,
+            "department": alert.department,
+            "test_group": alert.test_group,
+            "priority": alert.priority.value,
+            "source": alert.source.value,
+            "column": _COLUMN_OF.get(stage, "receive") if stage is not None else "collect",
+            "due": local_time(alert.due),
+            "raised": local_time(alert.raised_at),
+            "acknowledgement": None
+            if ack is None
+            else {"by": ack.by, "at": local_time(ack.at), "note": ack.note},
+            "cleared": alert.cleared_at is not None,
+        }
+
+    def critical_json(self, alert: Json) -> Json:
+        """The desk's alert without references, with the masked patient beside it."""
+        context = self._context.get(alert["observation"], _Context("", "", ""))
+        ack = alert["acknowledgement"]
+        return {
+            "id": alert["id"],
+            "state": alert["state"],
+            "level": alert["level"],
+            "critical": alert["critical"],
+            "text": alert["text"],
+            "findings": [
+                {"name": f["name"], "value": f["value"], "limit": f["limit"], "kind": f["kind"]}
+                for f in alert["findings"]
+            ],
+            "raised": alert["raised"],
+            "due": alert["due"],
+            "patient": context.patient,
+            "ward": context.ward,
+            "bed": context.bed,
+            "acknowledgement": None
+            if ack is None
+            else {
+                "by": ack["by"]["name"],
+                "clinician": ack["clinician"]["name"],
+                "at": ack["at"],
+                "late": ack["late"],
+            },
+        }
+
+    def kpi(self) -> Json:
+        """Today's lab TAT (签收 → 报告) over the tubes finished today, and what is open now."""
+        rule = self.engine.rules.get(KPI_RULE)
+        today = self._clock().astimezone(SHANGHAI).date().isoformat()
+        summary = tat_statistics(self.engine.completed.values(), rule, by=("day",)).get((today,))
+        open_alerts = self.engine.alerts()
+        return {
+            "in_flight": self.engine.in_flight(),
+            "overdue": sum(a.acknowledgement is None for a in open_alerts),
+            "overdue_acknowledged": sum(a.acknowledgement is not None for a in open_alerts),
+            "critical_open": sum(a.state is AlertState.OPEN for a in self.desk.open_alerts()),
+            "reported_today": summary.count if summary else 0,
+            "median_minutes": round(summary.median_minutes, 1) if summary else None,
+            "p90_minutes": round(summary.p90_minutes, 1) if summary else None,
+            "within_target": None
+            if summary is None or summary.within_target is None
+            else round(summary.within_target * 100, 1),
+            "rule": rule.label,
+        }
+
+    # --- screens ---
+
+    def subscribe(self) -> asyncio.Queue[Json | None]:
+        queue: asyncio.Queue[Json | None] = asyncio.Queue(SCREEN_QUEUE)
+        self._screens.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Json | None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._screens.remove(queue)
+
+    @property
+    def screens(self) -> int:
+        return len(self._screens)
+
+    def _broadcast(self, event: Json) -> None:
+        for queue in list(self._screens):
+            _offer(queue, event)
+
+
+def _offer(queue: asyncio.Queue[Json | None], event: Json | None) -> None:
+    """A screen that fell behind drops what it holds and reloads the snapshot instead, so
+    one slow wall never holds memory or the feed back."""
+    if queue.full():
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait({"type": "reload"})
+    with contextlib.suppress(asyncio.QueueFull):
+        queue.put_nowait(event)
+
+
+def _masked_name(patient: Json | None) -> str:
+    names = (patient or {}).get("name") or []
+    for name in names:
+        text = name.get("text") or (name.get("family", "") + "".join(name.get("given", [])))
+        if text:
+            return mask_name(str(text))
+    return ""
+
+
+def _places(visit: Json) -> dict[str, str]:
+    """The visit's locations by physical type (wa 病区, ro 房间, bd 床位) as the ADT mapping
+    gives them from PV1-3."""
+    found: dict[str, str] = {}
+    for entry in visit.get("location") or []:
+        kinds = [c.get("code") for c in (entry.get("physicalType") or {}).get("coding", [])]
+        display = (entry.get("location") or {}).get("display")
+        for kind in kinds:
+            if kind and display:
+                found.setdefault(str(kind), str(display))
+    return found
+
+
+def _caller_agent(caller: str) -> Json:
+    return {"who": {"identifier": {"value": caller}}, "name": caller, "requestor": False}
+
+
+def _tat_audit(alert: Alert, caller: str) -> Json:
+    """The acknowledgement of a TAT alert as an AuditEvent: the named person and the caller."""
+    ack = alert.acknowledgement
+    assert ack is not None
+    details = [{"type": "alert", "valueString": alert.id}]
+    if ack.note:
+        details.append({"type": "note", "valueString": ack.note})
+    entity: Json = {"what": {"reference": f"Specimen/{alert.specimen}"}, "detail": details}
+    return {
+        "resourceType": "AuditEvent",
+        "id": uuid.uuid4().hex,
+        "type": {"system": LAB_AUDIT, "code": "lab-tat", "display": "检验周转超时"},
+        "subtype": [{"system": LAB_AUDIT, "code": ChangeKind.ACKNOWLEDGED.value}],
+        "action": "U",
+        "recorded": local_time(ack.at),
+        "outcome": "0",
+        "outcomeDesc": f"{alert.label}：已确认",
+        "agent": [
+            {"who": {"display": ack.by}, "name": ack.by, "requestor": True},
+            _caller_agent(caller),
+        ],
+        "source": {"observer": {"display": "集成平台检验周转监控"}},
+        "entity": [entity],
+    }
