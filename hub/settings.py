@@ -98,6 +98,8 @@ class Hl7Settings(BaseModel):
         "SIU^S14",
         "SIU^S15",
         "DFT^P03",
+        "ORL^O22",  # the LIS's order acknowledgements and SSU^U03 specimen status updates: no
+        "SSU^U03",  # FHIR of their own, archived, and read by the lab's specimen tracking
     )
 
     @field_validator("application_ack")

@@ -48,6 +48,8 @@ def normalizer(services: Services) -> Handler:
             produced = await persist(services.resources, mapped)
         except UnmappedMessageError as exc:
             await _record(services, archive_id, UNMAPPED, str(exc))
+            # no FHIR of its own, but listeners may read it (the LIS's SSU^U03 status updates)
+            await _after_store(services, message, Mapped())
             await application_ack.request(services, envelope, message)
             return
         except ValueError as exc:  # the message itself is wrong, or a merge it asks for
