@@ -285,6 +285,27 @@ class LabService:
             "rule": rule.label,
         }
 
+    def statistics(self, rule_id: str = KPI_RULE) -> list[Json]:
+        """TAT per department, test group and day (median, p90, share within target) over the
+        tubes finished and still remembered by this process."""
+        rule = self.engine.rules.get(rule_id)
+        found = tat_statistics(self.engine.completed.values(), rule)
+        return [
+            {
+                "department": department,
+                "test_group": test_group,
+                "day": day,
+                "count": summary.count,
+                "median_minutes": round(summary.median_minutes, 1),
+                "p90_minutes": round(summary.p90_minutes, 1),
+                "within_target": None
+                if summary.within_target is None
+                else round(summary.within_target * 100, 1),
+                "rule": rule.label,
+            }
+            for (department, test_group, day), summary in found.items()
+        ]
+
     # --- screens ---
 
     def subscribe(self) -> asyncio.Queue[Json | None]:

@@ -112,7 +112,10 @@ class TatRules:
         return cls(rules, Stage.named(data.get("complete_at", "reported")))
 
     def get(self, rule_id: str) -> TatRule:
-        return next(r for r in self.rules if r.id == rule_id)
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(f"no TAT rule {rule_id!r}")
 
 
 @cache

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from hub.lab.critical_alerts import AlertStateError, Staff, UnknownAlertError
-from hub.lab.service import LabService
+from hub.lab.service import KPI_RULE, LabService
 from hub.lab.tat import AlertError
 from hub.settings import Role
 from hub.web.auth import RequestHandler, allow
@@ -27,6 +27,7 @@ from hub.web.keys import PRINCIPAL, RUNTIME
 HEARTBEAT_S = 15.0  # a comment line: proxies keep the stream open, a gone screen is noticed
 READERS = (Role.SCREEN, Role.CLINICIAN, Role.OPS)
 ACKNOWLEDGERS = (Role.CLINICIAN, Role.OPS)
+STATISTICS_READERS = (Role.CLINICIAN, Role.OPS, Role.SCREEN)
 
 
 def add_routes(app: web.Application) -> None:
@@ -38,6 +39,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/lab/screen", reading(screen))
     app.router.add_get("/lab/overview", reading(overview))
     app.router.add_get("/lab/stream", reading(stream))
+    app.router.add_get("/lab/statistics", allow(*STATISTICS_READERS)(statistics))
     app.router.add_post("/lab/alerts/{id:.+}/ack", allow(*ACKNOWLEDGERS)(acknowledge_tat))
     app.router.add_post("/lab/critical/{id}/ack", allow(*ACKNOWLEDGERS)(acknowledge_critical))
     app.on_shutdown.append(_close_streams)
@@ -78,6 +80,17 @@ async def overview(request: web.Request) -> web.StreamResponse:
     if service is None:
         return _no_service()
     return _json(service.overview())
+
+
+async def statistics(request: web.Request) -> web.StreamResponse:
+    """TAT statistics per department, test group and day; ``?rule=`` names another span."""
+    service = _service(request)
+    if service is None:
+        return _no_service()
+    try:
+        return _json(service.statistics(request.query.get("rule", KPI_RULE)))
+    except KeyError:
+        return problem(400, "invalid", f"no TAT rule {request.query.get('rule')!r}")
 
 
 async def stream(request: web.Request) -> web.StreamResponse:

@@ -50,3 +50,12 @@ async def test_an_ssu_moves_the_ordered_tube(hub: Client) -> None:
     track = runtime.lab.engine.track(tube["id"])
     assert track is not None
     assert Stage.REGISTERED in track.times  # the LIS's REG, on the tube the HIS ordered
+
+
+async def test_statistics_over_http(hub: Client) -> None:
+    wall = {"Authorization": "Bearer wall-key"}
+    assert (await hub.get("/lab/statistics", headers=wall)).status == 200
+    assert await (await hub.get("/lab/statistics", headers=wall)).json() == []  # nothing done yet
+    unknown = await hub.get("/lab/statistics?rule=nope", headers=wall)
+    assert unknown.status == 400
+    assert (await hub.get("/lab/statistics")).status == 401

@@ -132,3 +132,17 @@ async def test_the_background_task_escalates_and_sends_stage_counts(lab: Lab) ->
     ]
     (stages,) = [e for e in found if e["type"] == "stages"]
     assert {s["key"]: s["count"] for s in stages["stages"]}["receive"] == 1
+
+
+async def test_statistics_per_department_test_group_and_day() -> None:
+    lab = Lab()
+    await lab.feed("17-his-oml-o21-flu-order.hl7")
+    await lab.feed("25-lis-oru-r01-flu-spm.hl7")
+    rows = lab.service.statistics()
+    assert len(rows) == 1
+    (row,) = rows
+    assert row["count"] == 1
+    assert row["day"] == "2026-03-05"
+    assert row["median_minutes"] == row["p90_minutes"] > 0  # one tube: both are its own TAT
+    with pytest.raises(KeyError):
+        lab.service.statistics("no-such-rule")
