@@ -116,7 +116,7 @@ class Runtime:
         await self.bus.start()
         for spec in self.table.specs():
             await self.bus.declare(spec)
-        if self.settings.consume.strip() != "none":
+        if not self.settings.intake_only:
             # An intake-only process leaves the outbox to the workers: relaying would take the
             # clinical store's write lock, which a normalizer holds for whole transactions, and
             # every wait for it would stall the MLLP listener's event loop.
@@ -139,7 +139,7 @@ class Runtime:
         self.retention = Retention(self.store.archive, self.settings.hl7.retention_days)
         self.retention.start()
         self.delivery = Delivery(self.store.ledger, configured_adapters(self.settings))
-        if consume and self.settings.consume.strip() != "none":
+        if consume and not self.settings.intake_only:
             # every worker process runs the scheduler; the lease lets one run each due time
             jobs = [Job("deliveries", Every(DELIVERY_INTERVAL), self._deliver_due)]
             if "drg" in self.delivery.adapters:
@@ -185,12 +185,12 @@ class Runtime:
         await ask_feedback(self.delivery, datetime.now(SHANGHAI).date() - timedelta(days=1))
 
     def _check_consume(self) -> None:
-        if self.settings.consume.strip() != "all" and self.settings.uses_embedded_bus:
+        if self.settings.consumed != {"all"} and self.settings.uses_embedded_bus:
             raise ConfigurationError(
                 "JIANHU_CONSUME needs RabbitMQ (JIANHU_AMQP_URL): the embedded bus serves the "
                 "process that holds it, so its queues would have no other consumer"
             )
-        named = {n.strip() for n in self.settings.consume.split(",") if n.strip()} - {"all", "none"}
+        named = self.settings.consumed - {"all", "none"}
         unknown = sorted(named - {route.queue for route in self.table.routes})
         if unknown:
             raise ConfigurationError(f"JIANHU_CONSUME names queues with no route: {unknown}")

@@ -203,9 +203,17 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
 
+    @property
+    def consumed(self) -> frozenset[str]:
+        """``JIANHU_CONSUME`` as a set: queue names, or ``all`` / ``none``."""
+        return frozenset(name.strip() for name in self.consume.split(",") if name.strip())
+
+    @property
+    def intake_only(self) -> bool:
+        return self.consumed <= {"none"}
+
     def consumes(self, queue: str) -> bool:
-        chosen = {name.strip() for name in self.consume.split(",") if name.strip()}
-        return "all" in chosen or queue in chosen
+        return "all" in self.consumed or queue in self.consumed
 
     @property
     def uses_embedded_bus(self) -> bool:

@@ -19,13 +19,16 @@ async def persist(store: ResourceStore, mapped: Mapped) -> list[str]:
 
     A version conflict (someone wrote the same resource since it was read for a merge) leaves
     the transaction and the message is retried, so nothing is written half."""
-    await _follow_merged_patients(store, mapped)
+    present = await _follow_merged_patients(store, mapped)
     async with store.transaction():
         for resource in mapped.resources:
-            await _write(store, resource, mapped.mode(resource))
+            mode = mapped.mode(resource)
+            if mode is WriteMode.IF_ABSENT and _key(resource) in present:
+                continue  # read a moment ago for the merge check: there, so nothing to write
+            await _write(store, resource, mode)
         for merge in mapped.merges:
             await _move_references(store, merge)
-    return [f"{r['resourceType']}/{r['id']}" for r in mapped.resources]
+    return [_key(r) for r in mapped.resources]
 
 
 async def _write(store: ResourceStore, resource: Json, mode: WriteMode) -> None:
@@ -52,9 +55,11 @@ async def _write(store: ResourceStore, resource: Json, mode: WriteMode) -> None:
     await store.update({**current, **resource}, if_match=stored.version)
 
 
-async def _follow_merged_patients(store: ResourceStore, mapped: Mapped) -> None:
+async def _follow_merged_patients(store: ResourceStore, mapped: Mapped) -> set[str]:
     """A sender that still uses a merged-away patient number (the LIS has not caught up with
-    the HIS's A40) gets its results filed under the surviving patient."""
+    the HIS's A40) gets its results filed under the surviving patient. Returns the context
+    Patients found in the store, so the write need not read them again."""
+    present: set[str] = set()
     for resource in list(mapped.resources):
         if resource["resourceType"] != "Patient" or mapped.mode(resource) is WriteMode.REPLACE:
             continue
@@ -62,6 +67,7 @@ async def _follow_merged_patients(store: ResourceStore, mapped: Mapped) -> None:
             stored = orjson.loads((await store.read("Patient", resource["id"])).body or b"{}")
         except (ResourceNotFoundError, ResourceGoneError):
             continue
+        present.add(_key(resource))
         survivor = next(
             (
                 link["other"]["reference"]
@@ -75,6 +81,11 @@ async def _follow_merged_patients(store: ResourceStore, mapped: Mapped) -> None:
             retired = f"Patient/{resource['id']}"
             for other in mapped.resources:
                 _replace_reference(other, retired, survivor)
+    return present
+
+
+def _key(resource: Json) -> str:
+    return f"{resource['resourceType']}/{resource['id']}"
 
 
 async def _move_references(store: ResourceStore, merge: Merge) -> None:
