@@ -22,9 +22,10 @@ from hub.events import EventRelay
 from hub.fhir.audit import AuditTrail
 from hub.hl7v2.client import MllpClient
 from hub.hl7v2.ingest import Ingest
-from hub.hl7v2.normalizer import AfterStore
 from hub.hl7v2.retention import Retention
 from hub.hl7v2.server import MllpListener
+from hub.lab import feed as lab_feed
+from hub.lab.rebuild import rebuild as rebuild_lab
 from hub.lab.service import LabService
 from hub.logs import log_event
 from hub.metrics import HubMetrics
@@ -43,7 +44,6 @@ DELIVERY_BATCH = 100
 DRG_JOB = "drg-discharges"
 DRG_INTERVAL = timedelta(minutes=5)
 DRG_FIRST_LOOKBACK = timedelta(days=7)  # a new deployment reports the last week's stays
-NORMALIZER_QUEUE = "hl7v2.normalizer"
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class Runtime:
     _mllp: dict[tuple[str, int, str], MllpClient] = field(init=False, default_factory=dict)
     delivery: Delivery = field(init=False)
     scheduler: Scheduler | None = field(init=False, default=None)
-    lab: LabService | None = field(init=False, default=None)  # where the normalizer runs
+    lab: LabService | None = field(init=False, default=None)  # where the lab queues are consumed
 
     def __post_init__(self) -> None:
         self.bus = make_bus(self.settings, self.metrics)
@@ -88,11 +88,6 @@ class Runtime:
     @property
     def archive(self) -> MessageArchive:
         return self.store.archive
-
-    @property
-    def after_store(self) -> AfterStore | None:
-        """What the normalizer tells once a message is stored: the lab service, if here."""
-        return self.lab.after_store if self.lab is not None else None
 
     def http_client(self) -> aiohttp.ClientSession:
         """One pooled HTTP client for every outbound call (rest-hooks, adapters)."""
@@ -148,7 +143,7 @@ class Runtime:
                 jobs.append(feedback)
             self.scheduler = Scheduler(self.store.jobs, jobs)
             self.scheduler.start()
-        self._start_lab(consume, audit)
+        await self._start_lab(consume, audit)
         if consume:
             for route in self.table.routes:
                 if not self.settings.consumes(route.queue):
@@ -163,11 +158,13 @@ class Runtime:
             mllp_ports=[listener.port for listener in self.listeners],
         )
 
-    def _start_lab(self, consume: bool, audit: AuditTrail) -> None:
-        """The lab screens follow, in memory, the messages this process normalizes: the lab
-        service runs only where ``hl7v2.normalizer`` is consumed."""
-        if consume and self.settings.consumes(NORMALIZER_QUEUE):
+    async def _start_lab(self, consume: bool, audit: AuditTrail) -> None:
+        """The lab service runs where the lab queues are consumed, rebuilt from the store
+        before the first message of its queues."""
+        if consume and self.settings.consumes(lab_feed.FHIR_QUEUE):
             self.lab = LabService(self.store.resources, audit.record)
+            since = datetime.now(UTC) - timedelta(hours=self.settings.lab.rebuild_hours)
+            await rebuild_lab(self.lab, self.store.resources, self.store.archive, since)
             self.lab.start()
 
     async def _deliver_due(self) -> None:
@@ -194,6 +191,10 @@ class Runtime:
         unknown = sorted(named - {route.queue for route in self.table.routes})
         if unknown:
             raise ConfigurationError(f"JIANHU_CONSUME names queues with no route: {unknown}")
+        if len({self.settings.consumes(queue) for queue in lab_feed.QUEUES}) > 1:
+            raise ConfigurationError(
+                f"JIANHU_CONSUME: the lab service needs both of its queues {lab_feed.QUEUES}"
+            )
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight handlers finish within the grace time, then close."""

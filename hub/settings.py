@@ -147,6 +147,9 @@ class LabSettings(BaseModel):
     # the wall display on the lab's trusted network shows the screen, its snapshot and its
     # live stream without a token; acknowledgements always need one
     open_screen: bool = False
+    # how far back a restart looks for tubes in flight, taken-in-charge alerts and open
+    # critical values (the longest TAT rule, with margin)
+    rebuild_hours: float = Field(48.0, gt=0, le=24 * 31)
 
 
 class Settings(BaseSettings):

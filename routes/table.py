@@ -18,6 +18,7 @@ from hub.bus.topology import EVENTS, INBOUND, QueueSpec
 from hub.hl7v2 import application_ack
 from hub.hl7v2.application_ack import APPLICATION_ACK_KEY
 from hub.hl7v2.normalizer import normalizer
+from hub.lab import feed as lab_feed
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,11 @@ class Route:
     bindings: tuple[str, ...]
     handler: str  # a key of the handler registry
     description: str
+    single_active_consumer: bool = False
 
     @property
     def spec(self) -> QueueSpec:
-        return QueueSpec(self.queue, self.exchange, self.bindings)
+        return QueueSpec(self.queue, self.exchange, self.bindings, self.single_active_consumer)
 
 
 # A handler factory gets the running hub's services and returns the handler for one queue.
@@ -85,12 +87,30 @@ ROUTES: tuple[Route, ...] = (
         "subscription-sender",
         "send rest-hook notifications, with retries and dead letters",
     ),
+    Route(
+        lab_feed.FHIR_QUEUE,
+        lab_feed.FHIR_EXCHANGE,
+        lab_feed.FHIR_BINDINGS,
+        "lab-fhir",
+        "move the lab's tubes and check results for critical values (the lab service)",
+        single_active_consumer=True,
+    ),
+    Route(
+        lab_feed.HL7_QUEUE,
+        lab_feed.HL7_EXCHANGE,
+        lab_feed.HL7_BINDINGS,
+        "lab-hl7",
+        "read the LIS's status messages for the stages of its tubes (the lab service)",
+        single_active_consumer=True,
+    ),
 )
 HANDLERS: Mapping[str, HandlerFactory] = {
     "hl7v2-normalizer": normalizer,
     "hl7v2-application-ack": application_ack.sender,
     "subscription-matcher": subscriptions.matcher,
     "subscription-sender": subscriptions.sender,
+    "lab-fhir": lab_feed.fhir_events,
+    "lab-hl7": lab_feed.hl7_status,
 }
 
 

@@ -168,7 +168,9 @@ class RabbitBus(Bus):
     async def declare(self, spec: topo.QueueSpec) -> None:
         channel = self._channel()
         exchange = await self._exchange(spec.exchange)
-        arguments = topo.work_queue_arguments(spec.name, self.settings.delivery_limit)
+        arguments = topo.work_queue_arguments(
+            spec.name, self.settings.delivery_limit, spec.single_active_consumer
+        )
         queue = await channel.declare_queue(spec.name, durable=True, arguments=arguments)
         for pattern in spec.bindings:
             await queue.bind(exchange, routing_key=pattern)

@@ -41,6 +41,9 @@ class QueueSpec:
     name: str
     exchange: str
     bindings: tuple[str, ...]
+    # one consumer at a time across every process: a feature that keeps its state in memory
+    # (the lab screens) and must see every message in order, with the others as standbys
+    single_active_consumer: bool = False
 
     @property
     def dead_queue(self) -> str:
@@ -82,11 +85,16 @@ def _quorum_dead_lettering(exchange: str) -> FieldTable:
     }
 
 
-def work_queue_arguments(queue: str, delivery_limit: int) -> FieldTable:
-    return _quorum_dead_lettering(DEAD) | {
+def work_queue_arguments(
+    queue: str, delivery_limit: int, single_active_consumer: bool = False
+) -> FieldTable:
+    arguments = _quorum_dead_lettering(DEAD) | {
         "x-delivery-limit": delivery_limit,
         "x-dead-letter-routing-key": queue,
     }
+    if single_active_consumer:
+        arguments["x-single-active-consumer"] = True
+    return arguments
 
 
 def dead_queue_arguments(queue: str) -> FieldTable:

@@ -2,25 +2,17 @@
 FHIR and writes the resources in one store transaction, then records the outcome on the
 archived message (stored with the resources it produced, unmapped, or failed with why)."""
 
-import logging
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from hub.bus.base import Delivery, Handler
 from hub.errors import PermanentError
 from hub.hl7v2 import application_ack
 from hub.hl7v2.application_ack import Requester
-from hub.hl7v2.mapping import Mapped, UnmappedMessageError, normalize
+from hub.hl7v2.mapping import UnmappedMessageError, normalize
 from hub.hl7v2.message import HL7ParseError, Message
 from hub.hl7v2.persist import persist
-from hub.logs import log_event
 from store.archive import FAILED, STORED, UNMAPPED, MessageArchive
 from store.resources import ResourceStore
-
-# Told about each message once its resources are stored (the lab screen); None: nobody listens.
-AfterStore = Callable[[Message, Mapped], Awaitable[None]]
-
-log = logging.getLogger(__name__)
 
 
 class Services(Requester, Protocol):
@@ -29,9 +21,6 @@ class Services(Requester, Protocol):
 
     @property
     def archive(self) -> MessageArchive: ...
-
-    @property
-    def after_store(self) -> AfterStore | None: ...
 
 
 def normalizer(services: Services) -> Handler:
@@ -47,9 +36,8 @@ def normalizer(services: Services) -> Handler:
             mapped = normalize(message)
             produced = await persist(services.resources, mapped)
         except UnmappedMessageError as exc:
+            # no FHIR of its own; the lab reads the LIS's status messages from its own queue
             await _record(services, archive_id, UNMAPPED, str(exc))
-            # no FHIR of its own, but listeners may read it (the LIS's SSU^U03 status updates)
-            await _after_store(services, message, Mapped())
             await application_ack.request(services, envelope, message)
             return
         except ValueError as exc:  # the message itself is wrong, or a merge it asks for
@@ -57,21 +45,9 @@ def normalizer(services: Services) -> Handler:
             await application_ack.request(services, envelope, message, str(exc))
             raise PermanentError(f"cannot map the message: {exc}") from exc
         await _record(services, archive_id, STORED, "", produced)
-        await _after_store(services, message, mapped)
         await application_ack.request(services, envelope, message)
 
     return handle
-
-
-async def _after_store(services: Services, message: Message, mapped: Mapped) -> None:
-    """A listener's failure must not retry a message that is stored: it is logged, not raised."""
-    listener = services.after_store
-    if listener is None:
-        return
-    try:
-        await listener(message, mapped)
-    except Exception as exc:
-        log_event(log, "after_store_failed", logging.ERROR, error=type(exc).__name__)
 
 
 async def _record(

@@ -137,6 +137,34 @@ class CriticalValueDesk:
         await self._publish(live, Step.UPDATED, now, detail="更正后仍为危急值")
         return live
 
+    def restore(
+        self, alert_id: str, observation: Json, patient: Json | None, raised: datetime, level: int
+    ) -> CriticalAlert | None:
+        """An alert that was open when the hub stopped, from its audit trail: the same id,
+        raise time, deadline and level, so escalation carries on where it was. Nothing is
+        published: its steps are in the audit trail already. None when the result as stored
+        now is no longer critical (a correction the queue will bring again)."""
+        reference = f"Observation/{observation['id']}"
+        if (live := self._live.get(reference)) is not None:
+            return self._alerts[live]
+        findings = tuple(check(observation, patient, rules=self.rules, today=raised.date()))
+        if not findings:
+            return None
+        alert = CriticalAlert(
+            id=alert_id,
+            observation=reference,
+            version=(observation.get("meta") or {}).get("versionId"),
+            subject=(observation.get("subject") or {}).get("reference"),
+            encounter=(observation.get("encounter") or {}).get("reference"),
+            findings=findings,
+            raised=raised,
+            due=raised + self.policy.acknowledge_within,
+            level=level,
+        )
+        self._alerts[alert.id] = alert
+        self._live[reference] = alert.id
+        return alert
+
     async def acknowledge(
         self, alert_id: str, *, by: Staff, clinician: Staff, read_back: str
     ) -> CriticalAlert:

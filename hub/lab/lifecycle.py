@@ -334,14 +334,19 @@ def _department(visit: Json) -> str | None:
 
 
 def events_from_fhir(
-    found: Iterable[Json], observed_at: datetime, config: LifecycleConfig | None = None
+    found: Iterable[Json],
+    observed_at: datetime,
+    config: LifecycleConfig | None = None,
+    context: Iterable[Json] = (),
 ) -> list[LifecycleEvent]:
-    """Lifecycle events from the resources of one message or one store write. ``observed_at``
-    times what the resources themselves do not (a new LIS accession number, a report that
-    reached the store): when the hub saw them."""
-    batch = _Batch.of(list(found), observed_at, config or lifecycle_config())
+    """Lifecycle events from the resources of one store write. ``context`` holds what they
+    refer to (the order of a tube, the visit of an order), read for details but not itself
+    an event. ``observed_at`` times what the resources themselves do not (a new LIS accession
+    number, a report that reached the store): when the store took them."""
+    focus = list(found)
+    batch = _Batch.of([*context, *focus], observed_at, config or lifecycle_config())
     events: list[LifecycleEvent] = []
-    for resource in batch.by_ref.values():
+    for resource in focus:
         handler = _HANDLERS.get(resource["resourceType"])
         if handler is not None:
             events.extend(handler(resource, batch))

@@ -1,26 +1,31 @@
-"""The lab service of one hub process: the turnaround alert engine and the critical-value desk,
-fed by the normalizer once a message's resources are stored, ticked by one background task,
-and fanned out to the big screens (检验全程监控大屏) as JSON events, one bounded queue per screen.
+"""The lab service: the turnaround alert engine and the critical-value desk, fed from the bus
+(``hub/lab/feed.py``: the store's events and the LIS's status messages), ticked by one
+background task, and fanned out to the big screens (检验全程监控大屏) as JSON events, one
+bounded queue per screen.
 
-It lives in the process that consumes ``hl7v2.normalizer``: the engine and the desk are in
-memory, so the screens of that process see every message. What the screen shows about a
-patient is masked here (张*), once, so no route can forget it."""
+It runs in the one process that consumes the lab queues (single active consumer): the engine
+and the desk are in memory, rebuilt from the store at start, so that process's screens see the
+work of every normalizer and every FHIR client. What the screen shows about a patient is
+masked here (张*), once, so no route can forget it."""
 
 import asyncio
 import contextlib
 import contextvars
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub.hl7v2.mapping import Mapped
 from hub.hl7v2.message import Message
 from hub.lab.critical_alerts import AlertEvent, AlertState, CriticalAlert, Staff, Step, local_time
 from hub.lab.critical_desk import CriticalValueDesk
-from hub.lab.lifecycle import Stage, events_from_fhir, events_from_hl7
+from hub.lab.feed import context_of
+from hub.lab.lifecycle import LifecycleEvent, Stage, events_from_fhir, events_from_hl7, parse_time
+from hub.lab.pool_results import Reading, pool_result, result_rules
+from hub.lab.pool_tube import PoolingError
+from hub.lab.pooling import PoolingService
 from hub.lab.tat import Alert, AlertChange, AlertEngine, ChangeKind, tat_statistics
 from hub.logs import log_event
 from hub.masking import mask_name
@@ -77,6 +82,7 @@ class LabService:
         self._clock = clock or (lambda: datetime.now(SHANGHAI))
         self.engine = engine or AlertEngine(now=self._clock)
         self.desk = desk or CriticalValueDesk(clock=self._clock)
+        self.pooling = PoolingService(store)
         self.engine.on_change(self._on_tat_change)
         self.desk.subscribe(self._on_critical)
         self._context: dict[str, _Context] = {}  # Observation reference -> what the screen shows
@@ -125,31 +131,82 @@ class LabService:
             self._last_kpi = loop.time()
             self._broadcast({"type": "kpi", "kpi": self.kpi()})
 
-    # --- feeding: the normalizer's after-store hook ---
+    # --- feeding: the lab queues (hub/lab/feed.py) ---
 
-    async def after_store(self, message: Message, mapped: Mapped) -> None:
-        found = mapped.resources
+    async def take_resource(self, resource: Json, context: Sequence[Json]) -> None:
+        """One stored resource, with what it refers to. An Observation is also a result for
+        the critical-value desk."""
+        observed = _last_updated(resource) or self._clock()
+        self._apply(events_from_fhir([resource], observed, context=context))
+        if resource["resourceType"] == "Observation":
+            patient = self._remember(resource, context)
+            alert = await self.desk.receive(resource, patient)
+            if alert is None:
+                self._context.pop(f"Observation/{resource['id']}", None)
+            self._wake.set()  # a new alert has its own escalation deadline: recompute the sleep
+            await self._pool_result(resource, context)
+
+    async def _pool_result(self, observation: Json, context: Sequence[Json]) -> None:
+        """A result on a pool tube recalls or releases its people at once (混检)."""
+        specimen = _tube_of(observation, context)
+        found = pool_result(observation, specimen, self.pooling.rules, result_rules())
+        if found is None:
+            return
+        if found.reading is Reading.UNREADABLE:
+            log_event(log, "pool_result_unreadable", logging.WARNING, tube=found.barcode)
+            return
+        try:
+            recall = await self.pooling.record_result(
+                found.barcode, found.reading is Reading.POSITIVE
+            )
+        except PoolingError as exc:  # a different result already, or an empty tube: a person
+            log_event(
+                log, "pool_result_refused", logging.WARNING, tube=found.barcode, error=str(exc)
+            )
+            return
+        log_event(
+            log,
+            "pool_resulted",
+            tube=found.barcode,
+            reading=found.reading.value,
+            recalled=len(recall.tasks),
+        )
+
+    async def restore_critical(
+        self, alert_id: str, observation: Json, raised: datetime, level: int
+    ) -> bool:
+        """An alert open before a restart back on the desk and the screen, unannounced."""
+        patient = self._remember(observation, await context_of(self._store, observation))
+        if self.desk.restore(alert_id, observation, patient, raised, level) is None:
+            self._context.pop(f"Observation/{observation['id']}", None)
+            return False
+        self._wake.set()
+        return True
+
+    async def take_hl7(self, message: Message) -> None:
+        """A status message from the LIS: only the stages it reports."""
+        self._apply(events_from_hl7(message))
+
+    def _apply(self, events: list[LifecycleEvent]) -> None:
+        if not events:
+            return
         before = self.engine.counts_by_stage()
-        self.engine.apply_all(events_from_fhir(found, self._clock()) + events_from_hl7(message))
+        self.engine.apply_all(events)
         if self.engine.counts_by_stage() != before:
             self._stages_dirty = True  # sent by the next tick: one update a second, not per tube
-        by_ref = {f"{r['resourceType']}/{r['id']}": r for r in found}
-        for observation in (r for r in found if r["resourceType"] == "Observation"):
-            subject = (observation.get("subject") or {}).get("reference")
-            patient = by_ref.get(str(subject))
-            self._remember(observation, patient, by_ref)
-            alert = await self.desk.receive(observation, patient)
-            if alert is None:
-                self._context.pop(f"Observation/{observation['id']}", None)
-        self._wake.set()  # a new alert has its own escalation deadline: recompute the sleep
 
-    def _remember(self, observation: Json, patient: Json | None, by_ref: dict[str, Json]) -> None:
+    def _remember(self, observation: Json, context: Sequence[Json]) -> Json | None:
+        """What the screen shows beside a result (masked patient, ward, bed), kept while its
+        alert is open; returns the Patient, which the critical limits read (sex, age)."""
+        by_ref = {f"{r['resourceType']}/{r['id']}": r for r in context}
+        patient = by_ref.get(str((observation.get("subject") or {}).get("reference")))
         visit = by_ref.get(str((observation.get("encounter") or {}).get("reference")), {})
         places = _places(visit)
         ward = places.get("wa") or (visit.get("serviceType") or {}).get("text") or ""
         self._context[f"Observation/{observation['id']}"] = _Context(
             patient=_masked_name(patient), ward=str(ward), bed=places.get("bd", "")
         )
+        return patient
 
     # --- acknowledgements (the routes check the caller's role) ---
 
@@ -335,6 +392,24 @@ def _offer(queue: asyncio.Queue[Json | None], event: Json | None) -> None:
         queue.put_nowait({"type": "reload"})
     with contextlib.suppress(asyncio.QueueFull):
         queue.put_nowait(event)
+
+
+def _tube_of(observation: Json, context: Sequence[Json]) -> Json | None:
+    """The result's tube: its own ``specimen``, else the first of the report that lists it."""
+    by_ref = {f"{r['resourceType']}/{r['id']}": r for r in context}
+    tube = (observation.get("specimen") or {}).get("reference")
+    if tube is None:
+        mine = f"Observation/{observation['id']}"
+        for report in (r for r in context if r["resourceType"] == "DiagnosticReport"):
+            if mine in [item.get("reference") for item in report.get("result", [])]:
+                tube = next((s.get("reference") for s in report.get("specimen", [])), None)
+                break
+    return by_ref.get(str(tube))
+
+
+def _last_updated(resource: Json) -> datetime | None:
+    """When the store took this version: what times a stage the resource itself does not."""
+    return parse_time((resource.get("meta") or {}).get("lastUpdated"))
 
 
 def _masked_name(patient: Json | None) -> str:

@@ -409,7 +409,14 @@ function field(id, label) {
   wrap.append(input);
   return wrap;
 }
-function ask(title, fields, send) {
+// The hub's own diagnostics are English: the lab worker at the wall reads why in Chinese.
+const REFUSED = { 401: "访问令牌无效或未填写", 403: "此访问令牌无权确认",
+  404: "该报警已不存在", 409: "该报警已被确认或已关闭" };
+function refusal(status, missing) {
+  if (status === 400) return missing;
+  return REFUSED[status] || "服务器错误（" + status + "），请稍后重试";
+}
+function ask(title, fields, missing, send) {
   const dialog = document.getElementById("ack");
   document.getElementById("ack-title").textContent = title;
   document.getElementById("ack-fields").replaceChildren(...fields);
@@ -417,36 +424,46 @@ function ask(title, fields, send) {
   document.getElementById("error").textContent = "";
   dialog.onclose = async () => {
     if (dialog.returnValue !== "ok") return;
-    token = document.getElementById("ack-token").value.trim();
-    if (token) sessionStorage.setItem("lab-token", token);
-    const response = await send();
-    if (!response.ok) {
-      const body = await response.json().catch(() => ({}));
-      const issue = (body.issue || [{}])[0];
-      document.getElementById("error").textContent =
-        "确认失败：" + (issue.diagnostics || response.status);
+    const typed = document.getElementById("ack-token").value.trim();
+    let problem = null;
+    try {
+      const response = await send(typed);
+      if (!response.ok) problem = refusal(response.status, missing);
+      else if (typed) {  // kept for the screen only once it worked: a typo must not lock it out
+        token = typed;
+        sessionStorage.setItem("lab-token", token);
+      }
+    } catch (error) {
+      console.warn(error);
+      problem = "无法连接服务器，请稍后重试";
+    }
+    if (problem) {  // the dialog comes back with what was typed, so only the fix is retyped
+      document.getElementById("error").textContent = "确认失败：" + problem;
       dialog.showModal();
     }
   };
   dialog.showModal();
 }
 function value(id) { return document.getElementById(id).value.trim(); }
-function post(path, body) {
+function post(path, body, typed) {
+  const auth = typed ? { Authorization: "Bearer " + typed } : headers();
   return fetch(path, { method: "POST", body: JSON.stringify(body),
-    headers: { ...headers(), "Content-Type": "application/json" } });
+    headers: { ...auth, "Content-Type": "application/json" } });
 }
 function askCritical(c) {
   ask("危急值确认：" + c.text, [field("f-by-no", "检验科工号"), field("f-by-name", "检验科姓名"),
     field("f-cl-no", "临床工号"), field("f-cl-name", "临床人员姓名"), field("f-read", "复述内容")],
-    () => post("/lab/critical/" + encodeURIComponent(c.id) + "/ack", {
+    "请填写双方的工号、姓名和临床人员的复述内容",
+    (typed) => post("/lab/critical/" + encodeURIComponent(c.id) + "/ack", {
       by: { number: value("f-by-no"), name: value("f-by-name") },
       clinician: { number: value("f-cl-no"), name: value("f-cl-name") },
-      read_back: value("f-read") }));
+      read_back: value("f-read") }, typed));
 }
 function askTat(a) {
   ask("超时确认：" + (a.barcode || "") + " " + a.label,
-    [field("f-who", "确认人"), field("f-note", "备注")],
-    () => post("/lab/alerts/" + a.id + "/ack", { by: value("f-who"), note: value("f-note") }));
+    [field("f-who", "确认人"), field("f-note", "备注")], "请填写确认人",
+    (typed) => post("/lab/alerts/" + encodeURIComponent(a.id) + "/ack",
+      { by: value("f-who"), note: value("f-note") }, typed));
 }
 
 async function load() {

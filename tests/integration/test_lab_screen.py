@@ -1,13 +1,16 @@
 """The lab big screen end to end: the hub on real sockets, Debian's Chromium driven by
 Playwright, HL7 over MLLP. A critical potassium shows on the wall within 2 seconds of the send
 and an acknowledgement through the API clears it; overdue tubes sit in their stage's column.
-The API half checks the tokens, the acknowledgements and what they leave in the store."""
+A lab worker at the wall acknowledges in the page itself (the 确认 dialog, with a token) and
+sees why when the hub refuses. The API half checks the tokens, the acknowledgements and what
+they leave in the store."""
 
 import asyncio
 import importlib.util
 import os
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ if not ON_CI and (not CHROMIUM.exists() or importlib.util.find_spec("playwright"
         allow_module_level=True,
     )
 
-from playwright.async_api import Page, async_playwright  # noqa: E402
+from playwright.async_api import Locator, Page, async_playwright, expect  # noqa: E402
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
@@ -46,10 +49,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 WALL = {"Authorization": "Bearer wall-key"}  # role screen
+WAIT_MS = 10_000  # generous for a slow 2-core machine: the waits end as soon as the page is ready
+READ_BACK = "杨丽 血钾 6.8 mmol/L"
 ACK = {
     "by": {"number": "0499", "name": "梁思远"},
     "clinician": {"number": "2107", "name": "王芳"},
-    "read_back": "杨丽 血钾 6.8 mmol/L",
+    "read_back": READ_BACK,
 }
 
 
@@ -99,45 +104,52 @@ async def overview(api: Client, headers: dict[str, str] | None = None) -> Any:
     return await response.json()
 
 
-async def test_a_critical_value_over_mllp_flashes_on_the_screen_until_acknowledged(
-    wall: Client,
-) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
+@asynccontextmanager
+async def screen_of(api: Client) -> AsyncIterator[Page]:
+    """The wall page in Chromium, live: its snapshot read and its stream open."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
         )
         try:
             page = await browser.new_page(viewport={"width": 1600, "height": 900})
-            await page.goto(str(wall.make_url("/lab/screen")))
-            await page.wait_for_selector("#live.on", timeout=10_000)  # snapshot and stream
-            assert await page.title() == "检验标本全程监控"
-
-            await send(wall, CHEM_ORDER, FLU_ORDER)
-            await page.wait_for_selector(
-                '.col[data-column="receive"] .tube:has-text("采集后未签收")', timeout=5_000
-            )
-
-            elapsed, card = await critical_on_screen(wall, page)
-            print(f"\nMLLP send -> critical value on the screen: {elapsed * 1000:.0f} ms")
-            assert elapsed < 2.0
-            text = await card.inner_text()
-            assert "杨*" in text
-            assert "杨丽" not in text
-            assert "6.8 mmol/L" in text
-            assert "05床" in text
-            await page.screenshot(path=str(ARTIFACTS / "lab-screen.png"), full_page=True)
-
-            alert_id = await card.get_attribute("data-id")
-            response = await wall.post(f"/lab/critical/{alert_id}/ack", json=ACK, headers=AUTH)
-            assert response.status == 200, await response.text()
-            assert (await response.json())["state"] == "acknowledged"
-            await page.wait_for_selector(
-                f'.crit[data-id="{alert_id}"]', state="detached", timeout=2_000
-            )
-            assert await page.inner_text("#k-critical") == "0"
+            await page.goto(str(api.make_url("/lab/screen")))
+            await page.wait_for_selector("#live.on", timeout=WAIT_MS)  # snapshot and stream
+            yield page
         finally:
             await browser.close()
+
+
+async def test_a_critical_value_over_mllp_flashes_on_the_screen_until_acknowledged(
+    wall: Client,
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with screen_of(wall) as page:
+        assert await page.title() == "检验标本全程监控"
+
+        await send(wall, CHEM_ORDER, FLU_ORDER)
+        await page.wait_for_selector(
+            '.col[data-column="receive"] .tube:has-text("采集后未签收")', timeout=5_000
+        )
+
+        elapsed, card = await critical_on_screen(wall, page)
+        print(f"\nMLLP send -> critical value on the screen: {elapsed * 1000:.0f} ms")
+        assert elapsed < 2.0
+        text = await card.inner_text()
+        assert "杨*" in text
+        assert "杨丽" not in text
+        assert "6.8 mmol/L" in text
+        assert "05床" in text
+        await page.screenshot(path=str(ARTIFACTS / "lab-screen.png"), full_page=True)
+
+        alert_id = await card.get_attribute("data-id")
+        response = await wall.post(f"/lab/critical/{alert_id}/ack", json=ACK, headers=AUTH)
+        assert response.status == 200, await response.text()
+        assert (await response.json())["state"] == "acknowledged"
+        await page.wait_for_selector(
+            f'.crit[data-id="{alert_id}"]', state="detached", timeout=2_000
+        )
+        assert await page.inner_text("#k-critical") == "0"
 
 
 async def critical_on_screen(api: Client, page: Page) -> tuple[float, Any]:
@@ -148,6 +160,173 @@ async def critical_on_screen(api: Client, page: Page) -> tuple[float, Any]:
     await send(api, CRITICAL_K)
     card = await waiting
     return time.perf_counter() - started, card
+
+
+# --- acknowledged in the page, as a lab worker at the wall does ---
+
+EMR_KEY = AUTH["Authorization"].removeprefix("Bearer ")  # role clinician: may acknowledge
+WALL_KEY = WALL["Authorization"].removeprefix("Bearer ")  # role screen: may only look
+TUBE_LATE = '.col[data-column="receive"] .tube:has-text("采集后未签收")'
+
+
+async def critical_card(api: Client, page: Page) -> tuple[str, Locator]:
+    """The critical potassium sent over MLLP, and its flashing card (found by its id, so it is
+    the same card after every re-render)."""
+    await send(api, CRITICAL_K)
+    found = page.locator('#critical .crit:has-text("钾 6.8 mmol/L")')
+    await expect(found).to_have_count(1, timeout=WAIT_MS)
+    alert_id = await found.get_attribute("data-id")
+    assert alert_id
+    return alert_id, page.locator(f'#critical .crit[data-id="{alert_id}"]')
+
+
+async def open_dialog(page: Page, holder: Locator) -> Locator:
+    """The card's or the tube's 确认 opens the acknowledgement dialog."""
+    await holder.get_by_role("button", name="确认").click()
+    dialog = page.locator("dialog#ack")
+    await expect(dialog).to_be_visible(timeout=WAIT_MS)
+    return dialog
+
+
+async def fill(dialog: Locator, fields: dict[str, str]) -> None:
+    for label, text in fields.items():
+        await dialog.get_by_label(label, exact=True).fill(text)
+
+
+def critical_fields(ack: dict[str, Any], token: str) -> dict[str, str]:
+    return {
+        "检验科工号": ack["by"]["number"],
+        "检验科姓名": ack["by"]["name"],
+        "临床工号": ack["clinician"]["number"],
+        "临床人员姓名": ack["clinician"]["name"],
+        "复述内容": ack["read_back"],
+        "访问令牌": token,
+    }
+
+
+async def submit(dialog: Locator) -> None:
+    await dialog.locator("#ack-ok").click()
+
+
+async def refused_with(dialog: Locator, message: str) -> None:
+    """The dialog is back, open, with the reason in Chinese."""
+    await expect(dialog.locator("#error")).to_have_text(f"确认失败：{message}", timeout=WAIT_MS)
+    await expect(dialog).to_be_visible()
+
+
+async def acknowledged_audits(api: Client) -> list[Any]:
+    found = await api.app[RUNTIME].resources.audit.search(
+        [AuditFilter("subtype", "=", "acknowledged")], 10, None, False
+    )
+    return [orjson.loads(event.body or b"{}") for event in found.items]
+
+
+def staff_of(agent: Any) -> tuple[str, str]:
+    who = agent["who"]
+    return who.get("identifier", {}).get("value", ""), who.get("display", "")
+
+
+async def test_a_lab_worker_acknowledges_a_critical_value_in_the_page(wall: Client) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with screen_of(wall) as page:
+        await page.evaluate("window.sameScreen = true")  # gone if the page were reloaded
+        alert_id, card = await critical_card(wall, page)
+        dialog = await open_dialog(page, card)
+        await expect(dialog.locator("#ack-title")).to_contain_text("危急值确认")
+        await fill(dialog, critical_fields(ACK, EMR_KEY))
+        await submit(dialog)
+
+        await expect(card).to_have_count(0, timeout=WAIT_MS)
+        await expect(dialog).to_be_hidden()
+        await expect(page.locator("#k-critical")).to_have_text("0")
+        await expect(page.locator("#critical-note")).to_have_text("暂无待确认危急值")
+        assert await page.evaluate("window.sameScreen") is True
+        await page.screenshot(path=str(ARTIFACTS / "lab-screen-acknowledged.png"), full_page=True)
+
+    assert (await overview(wall))["critical"] == []
+    stored = await wall.app[RUNTIME].resources.read("Communication", f"crit-{alert_id}")
+    communication = orjson.loads(stored.body or b"{}")
+    assert communication["status"] == "completed"
+    assert communication["sender"]["display"] == "梁思远"
+    assert communication["recipient"][0]["display"] == "王芳"
+    assert communication["payload"][1]["contentString"] == f"复述：{READ_BACK}"
+
+    async def audited() -> bool:
+        return len(await acknowledged_audits(wall)) == 1
+
+    await wait_until_async(audited)
+    (audit,) = await acknowledged_audits(wall)
+    people = {staff_of(agent) for agent in audit["agent"] if "display" in agent["who"]}
+    assert people == {("0499", "梁思远"), ("2107", "王芳")}
+    assert "api-key:clinician" in {agent.get("name") for agent in audit["agent"]}
+    assert {"reference": f"Communication/crit-{alert_id}"} in [
+        entity["what"] for entity in audit["entity"]
+    ]
+
+
+async def test_a_refused_acknowledgement_says_why_and_the_critical_value_stays(
+    wall: Client,
+) -> None:
+    async with screen_of(wall) as page:
+        alert_id, card = await critical_card(wall, page)
+        dialog = await open_dialog(page, card)
+        await fill(dialog, critical_fields(ACK, "no-such-key"))
+        await submit(dialog)
+        await refused_with(dialog, "访问令牌无效或未填写")
+        # what was typed is still there: only the token is retyped
+        await expect(dialog.get_by_label("复述内容")).to_have_value(READ_BACK)
+
+        await fill(dialog, {"访问令牌": WALL_KEY})
+        await submit(dialog)
+        await refused_with(dialog, "此访问令牌无权确认")
+
+        await fill(dialog, {"访问令牌": EMR_KEY, "复述内容": " "})
+        await submit(dialog)
+        await refused_with(dialog, "请填写双方的工号、姓名和临床人员的复述内容")
+
+        await page.route("**/lab/critical/*/ack", lambda route: route.abort())
+        await fill(dialog, {"复述内容": READ_BACK})
+        await submit(dialog)
+        await refused_with(dialog, "无法连接服务器，请稍后重试")
+        await page.unroute("**/lab/critical/*/ack")
+
+        await expect(card).to_be_visible()
+        await expect(page.locator("#k-critical")).to_have_text("1")
+        (still_open,) = (await overview(wall))["critical"]
+        assert still_open["id"] == alert_id
+
+        await dialog.get_by_role("button", name="取消").click()
+        await expect(dialog).to_be_hidden()
+        await expect(card).to_be_visible()
+        assert len((await overview(wall))["critical"]) == 1
+    assert await acknowledged_audits(wall) == []
+
+
+async def test_a_lab_worker_acknowledges_an_overdue_tube_in_the_page(wall: Client) -> None:
+    async with screen_of(wall) as page:
+        await send(wall, CHEM_ORDER)
+        tube = page.locator(TUBE_LATE)
+        await expect(tube).to_have_count(1, timeout=WAIT_MS)
+        dialog = await open_dialog(page, tube)
+        await expect(dialog.locator("#ack-title")).to_contain_text("超时确认")
+
+        await fill(dialog, {"备注": "已联系运送", "访问令牌": EMR_KEY})
+        await submit(dialog)
+        await refused_with(dialog, "请填写确认人")
+        await expect(tube).not_to_have_class("tube acked")
+
+        await fill(dialog, {"确认人": "张护士"})
+        await submit(dialog)
+        await expect(tube).to_have_class("tube acked", timeout=WAIT_MS)
+        await expect(tube).to_contain_text("已确认：张护士")
+        await expect(tube.get_by_role("button", name="确认")).to_have_count(0)
+        await expect(dialog).to_be_hidden()
+        await expect(page.locator("#k-overdue")).to_have_text("0")
+
+    (alert,) = (await overview(wall))["alerts"]
+    assert alert["acknowledgement"]["by"] == "张护士"
+    assert alert["acknowledgement"]["note"] == "已联系运送"
+    assert not alert["cleared"]  # taken in charge, still overdue until the tube is received
 
 
 async def test_the_screen_needs_a_token_unless_open(guarded: Client, wall: Client) -> None:
@@ -219,7 +398,7 @@ async def test_acknowledgements_are_named_and_audited(wall: Client) -> None:
 
     stored = await runtime.resources.read("Communication", f"crit-{critical['id']}")
     payload = orjson.loads(stored.body or b"{}")["payload"]
-    assert payload[1]["contentString"] == f"复述：{ACK['read_back']}"
+    assert payload[1]["contentString"] == f"复述：{READ_BACK}"
 
     async def audited() -> list[Any]:
         found = await runtime.resources.audit.search(

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.fhir_api import Client, start_api
+from hub.lab.pool_tube import load_rules, pool_id
+from tests.integration.fhir_api import Client, call, start_api
+from tests.integration.test_bus_contract import wait_until_async
 from tests.unit.test_lab_pooling import card
 
 DESK = {"Authorization": "Bearer emr-key"}
@@ -73,3 +75,63 @@ async def test_refusals(api: Client) -> None:
     assert (await api.post(f"/lab/pools/{barcode}/result", json={}, headers=LIS)).status == 422
     assert (await api.post(f"/lab/pools/{barcode}/receive", headers=DESK)).status == 403
     assert (await api.get(f"/lab/pools/{barcode}", headers=SCREEN)).status == 403
+
+
+def pool_oru(barcode: str, control_id: str, value: str) -> bytes:
+    """The LIS's result on the tube, echoing the barcode under the collection desk's namespace."""
+    return (
+        f"MSH|^~\\&|LIS|JHYY|JIANHU|JHYY|20261126100000||ORU^R01^ORU_R01|{control_id}|P|2.5\r"
+        "PID|1||HJQC0001^^^JHYY^PI||混检^样本\r"
+        f"OBR|1|{barcode}^pooled-collection|26112600{control_id[-2:]}^LIS|"
+        "94500-6^新型冠状病毒核酸^LN|||20261126090000||||||||||||||20261126100000||MB|F\r"
+        f"OBX|1|ST|94500-6^新型冠状病毒核酸^LN||{value}||||||F\r"
+        f"SPM|1|{barcode}&pooled-collection^26112600{control_id[-2:]}&LIS||258529004^咽拭子^SCT\r"
+    ).encode()
+
+
+async def tube_with(api: Client, people: range) -> str:
+    opened = await api.post("/lab/pools", json={"collection_point": "鉴湖采样点"}, headers=DESK)
+    barcode = str((await opened.json())["barcode"])
+    for n in people:
+        added = await api.post(f"/lab/pools/{barcode}/people", json=person(n), headers=DESK)
+        assert added.status == 200, await added.text()
+    assert (await api.post(f"/lab/pools/{barcode}/close", headers=DESK)).status == 200
+    return barcode
+
+
+async def test_an_oru_on_the_pool_barcode_results_the_tube(tmp_path: Path) -> None:
+    """The LIS sends its result as HL7: the lab reads it as the tube's result and recalls
+    exactly that tube's people; a negative tube's people are released; a result nobody agreed
+    to read leaves the tube to a person."""
+    api = await start_api(tmp_path, consume=True)
+    try:
+        positive, negative, unclear = (
+            await tube_with(api, range(3)),
+            await tube_with(api, range(3, 5)),
+            await tube_with(api, range(5, 6)),
+        )
+        hl7 = {**LIS, "Content-Type": "text/plain"}
+        for barcode, control, value in (
+            (positive, "POOL01", "阳性"),
+            (negative, "POOL02", "阴性"),
+            (unclear, "POOL03", "无效，需重采"),
+        ):
+            sent = await api.post("/hl7v2", data=pool_oru(barcode, control, value), headers=hl7)
+            assert "|AA|" in await sent.text()
+
+        async def state(barcode: str) -> set[str]:
+            tube = await (await api.get(f"/lab/pools/{barcode}", headers=DESK)).json()
+            return set(tube["states"])
+
+        async def resulted() -> bool:
+            return await state(positive) == {"retest-single-tube"} and await state(negative) == {
+                "released"
+            }
+
+        await wait_until_async(resulted, 15)
+        tube = f"Specimen/{pool_id(positive, load_rules())}"
+        _, recall, _ = await call(api, "GET", f"Task?focus={tube}")
+        assert recall["total"] == 3  # one re-test Task per person of that tube
+        assert await state(unclear) == {"pooled"}
+    finally:
+        await api.close()

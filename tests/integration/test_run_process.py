@@ -47,7 +47,7 @@ def test_run_serves_and_stops_gracefully(tmp_path: Path) -> None:
             hub.kill()
     assert hub.returncode == 0
     events = [orjson.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
-    assert events[0] == "started"
+    assert events[:2] == ["lab_rebuilt", "started"]  # the lab's memory before its first message
     assert events[-2:] == ["stopping", "stopped"]
     assert (tmp_path / "bus.sqlite3").exists()
     assert (tmp_path / "jianhu.sqlite3").exists()

@@ -84,3 +84,43 @@ async def test_an_unknown_queue_is_named(broker: Any, tmp_path: Path) -> None:
     runtime = Runtime(settings(tmp_path, broker.url, "hl7v2.normaliser"))
     with pytest.raises(ConfigurationError, match="normaliser"):
         await runtime.start()
+
+
+async def test_one_lab_process_sees_what_another_normalized(
+    intake: Runtime, broker: Any, tmp_path: Path
+) -> None:
+    """The lab queues have a single active consumer: the first lab process takes every event
+    of every normalizer, a second one waits as a standby with nothing of its own."""
+    worker = Runtime(settings(tmp_path, broker.url, "hl7v2.normalizer"))
+    lab = Runtime(settings(tmp_path, broker.url, "lab.fhir,lab.hl7"))
+    standby = Runtime(settings(tmp_path, broker.url, "lab.fhir,lab.hl7"))
+    started: list[Runtime] = []
+    try:
+        for runtime in (worker, lab, standby):
+            await runtime.start()
+            started.append(runtime)
+        client = MllpClient("127.0.0.1", intake.listeners[0].port)
+        try:
+            text = (CORPUS / "31-lis-oru-r01-critical-k-enhanced.hl7").read_bytes().decode()
+            assert (await client.send(text)).outcome == "accepted"
+        finally:
+            await client.close()
+        assert worker.lab is None
+        assert lab.lab is not None
+        assert standby.lab is not None
+        service = lab.lab
+        await wait_until_async(lambda: _has_open_critical(service), 20)
+        assert standby.lab.desk.open_alerts() == []
+    finally:
+        for runtime in reversed(started):
+            await runtime.stop()
+
+
+async def _has_open_critical(service: Any) -> bool:
+    return bool(service.desk.open_alerts())
+
+
+async def test_the_lab_queues_go_together(broker: Any, tmp_path: Path) -> None:
+    runtime = Runtime(settings(tmp_path, broker.url, "lab.fhir"))
+    with pytest.raises(ConfigurationError, match=r"lab\.hl7"):
+        await runtime.start()

@@ -12,6 +12,7 @@ import pytest
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
 from hub.lab.critical_alerts import Staff
+from hub.lab.feed import LAB_TYPES
 from hub.lab.service import LabService
 from hub.schedule import SHANGHAI
 from store.resources import ResourceStore
@@ -50,8 +51,15 @@ class Lab:
         self.screen = self.service.subscribe()
 
     async def feed(self, name: str) -> None:
+        """As the lab queues bring it: each stored lab resource with the others as what it
+        refers to (the store's reads are the integration tests'), then the message itself."""
         message = Message((CORPUS / name).read_bytes().decode("utf-8"))
-        await self.service.after_store(message, normalize(message))
+        resources = normalize(message).resources
+        for resource in resources:
+            if resource["resourceType"] in LAB_TYPES:
+                context = [r for r in resources if r is not resource]
+                await self.service.take_resource(resource, context)
+        await self.service.take_hl7(message)
 
     def events(self) -> list[Json]:
         found = []

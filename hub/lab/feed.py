@@ -1,0 +1,149 @@
+"""How the lab service hears about the lab's work: from the bus, like any other feature.
+
+Two queues, consumed only where the lab service runs:
+- ``lab.fhir`` takes the store's canonical events (``fhir.<Type>.<change>`` on the events
+  exchange) for the resources that move a tube or carry a result, whoever wrote them: the HL7
+  normalizer, an app through the FHIR API, a transaction Bundle. Each resource is read with
+  what it refers to (its order, its visit, its report), fetched from the store.
+- ``lab.hl7`` takes the LIS's status messages as they arrive (SSU^U03, ORL, OML, ORU on the
+  inbound exchange): what they say about a tube's stage has no FHIR of its own.
+
+Both queues have a single active consumer, so with several hub processes exactly one holds
+the lab's state (tubes in flight, open alerts) and serves the screens; the others wait as
+standbys. What they hold in memory is rebuilt from the store at start (``rebuild``)."""
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from hub.bus.base import Delivery, Handler
+from hub.bus.topology import EVENTS, INBOUND
+from hub.errors import PermanentError
+from hub.hl7v2.message import HL7ParseError, Message
+from store.resources import ResourceStore, StoredVersion
+
+Json = dict[str, Any]
+
+FHIR_QUEUE = "lab.fhir"
+HL7_QUEUE = "lab.hl7"
+QUEUES = (FHIR_QUEUE, HL7_QUEUE)
+# the resources that move a tube (ordered → printed) or carry a result to check
+LAB_TYPES = ("ServiceRequest", "Specimen", "DiagnosticReport", "Observation", "Task")
+FHIR_BINDINGS = tuple(f"fhir.{kind}.*" for kind in LAB_TYPES)
+# the LIS's own status messages; SSU and ORL have no FHIR of their own
+HL7_BINDINGS = tuple(f"hl7v2.{kind}.#" for kind in ("SSU", "ORL", "ORR", "OML", "ORM", "ORU"))
+FHIR_EXCHANGE, HL7_EXCHANGE = EVENTS, INBOUND
+
+# Where a resource points that says something about its tube: the order, the tube, the report
+# an Observation belongs to, the visit (department, outpatient or inpatient), the patient (the
+# critical limits by sex and age).
+_REFERENCES = ("request", "specimen", "basedOn", "encounter", "subject", "focus", "partOf")
+_CONTEXT_DEPTH = 2  # a report's tube and that tube's order; further is never needed
+_CONTEXT_LIMIT = 50  # a reference fan-out beyond this is not a lab order
+
+
+class LabSink(Protocol):
+    async def take_resource(self, resource: Json, context: Sequence[Json]) -> None: ...
+
+    async def take_hl7(self, message: Message) -> None: ...
+
+
+class LabServices(Protocol):
+    @property
+    def resources(self) -> ResourceStore: ...
+
+    @property
+    def lab(self) -> LabSink | None: ...
+
+
+def references(resource: Json) -> list[tuple[str, str]]:
+    """``(type, id)`` of the literal references in the elements the lab reads."""
+    found: list[tuple[str, str]] = []
+    for name in _REFERENCES:
+        value = resource.get(name)
+        for item in value if isinstance(value, list) else [value]:
+            reference = item.get("reference") if isinstance(item, dict) else None
+            if isinstance(reference, str) and reference.count("/") == 1:
+                kind, _, id_ = reference.partition("/")
+                found.append((kind, id_))
+    return found
+
+
+async def context_of(
+    store: ResourceStore, resource: Json, known: dict[str, Json] | None = None
+) -> list[Json]:
+    """What ``resource`` refers to, two steps out; for an Observation also the report that
+    lists it (an ORU's results name their tube only through the report). ``known`` (by
+    ``Type/id``) is tried before the store: a rebuild that loaded the window has most."""
+    known = known if known is not None else {}
+    seen = {f"{resource['resourceType']}/{resource['id']}"}
+    found: list[Json] = []
+    if resource["resourceType"] == "Observation":
+        listed = await store.referencing(f"Observation/{resource['id']}", 5)
+        found += [r for r in _bodies(listed) if r["resourceType"] == "DiagnosticReport"]
+        seen.update(f"DiagnosticReport/{r['id']}" for r in found)
+    wanted = [key for item in [resource, *found] for key in references(item)]
+    for _ in range(_CONTEXT_DEPTH):
+        missing = [key for key in dict.fromkeys(wanted) if f"{key[0]}/{key[1]}" not in seen]
+        if not missing:
+            break
+        step = await _fetch(store, missing[:_CONTEXT_LIMIT], known)
+        seen.update(f"{kind}/{id_}" for kind, id_ in missing)
+        found += step
+        wanted = [
+            key for item in step if item["resourceType"] != "Patient" for key in references(item)
+        ]
+    return found
+
+
+async def _fetch(
+    store: ResourceStore, keys: Sequence[tuple[str, str]], known: dict[str, Json]
+) -> list[Json]:
+    found = [known[f"{k}/{i}"] for k, i in keys if f"{k}/{i}" in known]
+    rest = [(k, i) for k, i in keys if f"{k}/{i}" not in known]
+    return found + (_bodies(await store.read_many(rest)) if rest else [])
+
+
+def _bodies(versions: Iterable[StoredVersion]) -> list[Json]:
+    return [orjson.loads(v.body) for v in versions if v.body is not None]
+
+
+def _sink(services: LabServices) -> LabSink:
+    if services.lab is None:
+        raise RuntimeError("the lab queues are consumed only where the lab service runs")
+    return services.lab
+
+
+def fhir_events(services: LabServices) -> Handler:
+    """``lab.fhir``: one stored resource at a time; a deletion says nothing about progress."""
+    sink = _sink(services)
+
+    async def handle(delivery: Delivery) -> None:
+        if delivery.routing_key.endswith(".deleted"):
+            return
+        try:
+            resource = orjson.loads(delivery.envelope.body)
+        except orjson.JSONDecodeError as exc:
+            raise PermanentError(f"the event is not JSON: {exc}") from exc
+        if resource.get("resourceType") not in LAB_TYPES or "id" not in resource:
+            return
+        await sink.take_resource(resource, await context_of(services.resources, resource))
+
+    return handle
+
+
+def hl7_status(services: LabServices) -> Handler:
+    """``lab.hl7``: a message the listener accepted, read for the stages it reports."""
+    sink = _sink(services)
+
+    async def handle(delivery: Delivery) -> None:
+        envelope = delivery.envelope
+        charset = envelope.headers.get("charset", "utf-8")
+        try:
+            message = Message(envelope.body.decode(), charset)
+        except (HL7ParseError, UnicodeDecodeError) as exc:
+            raise PermanentError(f"cannot read the message: {exc}") from exc
+        await sink.take_hl7(message)
+
+    return handle
