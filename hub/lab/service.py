@@ -22,11 +22,14 @@ from hub.hl7v2.message import Message
 from hub.lab.critical_alerts import AlertEvent, AlertState, CriticalAlert, Staff, Step, local_time
 from hub.lab.critical_desk import CriticalValueDesk
 from hub.lab.feed import context_of
-from hub.lab.lifecycle import LifecycleEvent, Stage, events_from_fhir, events_from_hl7, parse_time
+from hub.lab.lifecycle import LifecycleEvent, Stage, parse_time
+from hub.lab.lifecycle_fhir import events_from_fhir
+from hub.lab.lifecycle_hl7 import events_from_hl7
 from hub.lab.pool_results import Reading, pool_result, result_rules
 from hub.lab.pool_tube import PoolingError
 from hub.lab.pooling import PoolingService
-from hub.lab.tat import Alert, AlertChange, AlertEngine, ChangeKind, tat_statistics
+from hub.lab.tat import Alert, AlertChange, AlertEngine, ChangeKind
+from hub.lab.tat_statistics import tat_statistics
 from hub.logs import log_event
 from hub.masking import mask_name
 from hub.schedule import SHANGHAI

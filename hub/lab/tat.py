@@ -1,7 +1,7 @@
-"""Turnaround-time (TAT, 检验周转时间) alerts and statistics for the lab screen.
+"""Turnaround-time (TAT, 检验周转时间) alerts for the lab screen.
 
-Rules (``fhir_profiles/data/lab-tat-rules.json``) each watch one span of the lifecycle, e.g.
-collected -> received within 30 minutes. The ``AlertEngine`` keeps the tubes in flight in
+Rules (``tat_rules``) each watch one span of the lifecycle, e.g. collected -> received within
+30 minutes. The ``AlertEngine`` keeps the tubes in flight in
 memory with one heap of deadlines: an event re-evaluates only its own tube, and ``tick``
 pops only the deadlines that have passed, so the cost of an event does not grow with the
 number of tubes in flight. The clock is injected: tests and the benchmark advance it by hand.
@@ -10,118 +10,19 @@ number of tubes in flight. The clock is injected: tests and the benchmark advanc
 import asyncio
 import contextlib
 import heapq
-import json
-import math
-import statistics
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from hub.lab.lifecycle import LifecycleEvent, Priority, Source, SpecimenTrack, Stage
+from hub.lab.tat_rules import TatRule, TatRules, tat_rules
 from hub.schedule import SHANGHAI
 
 Json = dict[str, Any]
 Clock = Callable[[], datetime]
-
-
-# --- rules ---
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """Minutes for the tubes that match every criterion given (None matches any)."""
-
-    minutes: int | None
-    test_group: str | None = None
-    priority: Priority | None = None
-    source: Source | None = None
-
-    def matches(self, test_group: str | None, priority: Priority, source: Source) -> bool:
-        return (
-            self.test_group in (None, test_group)
-            and self.priority in (None, priority)
-            and self.source in (None, source)
-        )
-
-    @property
-    def specificity(self) -> int:
-        return sum(c is not None for c in (self.test_group, self.priority, self.source))
-
-
-@dataclass(frozen=True)
-class TatRule:
-    id: str
-    label: str  # shown on the screen: 采集后未签收
-    start: Stage
-    target: Stage
-    minutes: int | None
-    thresholds: tuple[Threshold, ...] = ()
-
-    def limit_for(
-        self, test_group: str | None, priority: Priority, source: Source
-    ) -> timedelta | None:
-        """The most specific matching threshold, the first listed among equals; else the
-        rule's own minutes. None: the rule does not apply to such a tube."""
-        best: Threshold | None = None
-        for threshold in self.thresholds:
-            if threshold.matches(test_group, priority, source) and (
-                best is None or threshold.specificity > best.specificity
-            ):
-                best = threshold
-        minutes = best.minutes if best is not None else self.minutes
-        return None if minutes is None else timedelta(minutes=minutes)
-
-    @classmethod
-    def from_json(cls, data: Json) -> "TatRule":
-        start, target = Stage.named(data["from"]), Stage.named(data["to"])
-        if target <= start:
-            raise ValueError(f"TAT rule {data['id']}: 'to' must come after 'from'")
-        return cls(
-            id=data["id"],
-            label=str(data.get("label", data["id"])),
-            start=start,
-            target=target,
-            minutes=data.get("minutes"),
-            thresholds=tuple(
-                Threshold(
-                    minutes=t.get("minutes"),
-                    test_group=t.get("test_group"),
-                    priority=Priority(t["priority"]) if "priority" in t else None,
-                    source=Source(t["source"]) if "source" in t else None,
-                )
-                for t in data.get("thresholds", [])
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class TatRules:
-    rules: tuple[TatRule, ...]
-    complete_at: Stage = Stage.REPORTED
-
-    @classmethod
-    def from_json(cls, data: Json) -> "TatRules":
-        rules = tuple(TatRule.from_json(r) for r in data["rules"])
-        if len({r.id for r in rules}) != len(rules):
-            raise ValueError("TAT rule ids must be unique")
-        return cls(rules, Stage.named(data.get("complete_at", "reported")))
-
-    def get(self, rule_id: str) -> TatRule:
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
-        raise KeyError(f"no TAT rule {rule_id!r}")
-
-
-@cache
-def tat_rules() -> TatRules:
-    data = resources.files("fhir_profiles") / "data" / "lab-tat-rules.json"
-    return TatRules.from_json(json.loads(data.read_text(encoding="utf-8")))
 
 
 # --- alerts ---
@@ -431,79 +332,3 @@ class AlertEngine:
                 queue.get_nowait()
                 self.dropped_changes += 1
             queue.put_nowait(change)
-
-
-# --- statistics ---
-
-
-@dataclass(frozen=True)
-class TatSummary:
-    count: int
-    median_minutes: float
-    p90_minutes: float
-    targeted: int  # tubes that have a target under the rule
-    within_target: float | None  # share of ``targeted`` done in time; None when none has one
-
-
-GROUPINGS = ("department", "test_group", "day")
-GroupKey = tuple[str | None, ...]
-
-
-def _end(track: SpecimenTrack, target: Stage) -> datetime | None:
-    """When the target stage was reached; a feed that skipped it is bounded by the next
-    stage timed after it."""
-    if (exact := track.time_of(target)) is not None:
-        return exact
-    later = [t for s, t in track.times.items() if s > target]
-    return min(later) if later else None
-
-
-def _group(track: SpecimenTrack, start: datetime, by: Sequence[str]) -> GroupKey:
-    values = {
-        "department": track.department,
-        "test_group": track.test_group,
-        "day": start.astimezone(SHANGHAI).date().isoformat(),  # the hospital's calendar day
-        "priority": track.priority.value,
-        "source": track.source.value,
-    }
-    return tuple(values[name] for name in by)
-
-
-def p90(values: Sequence[float]) -> float:
-    """Nearest rank: the smallest value at or above 90 % of the tubes, a time one of them
-    actually took (what lab quality reports quote)."""
-    ordered = sorted(values)
-    return ordered[math.ceil(0.9 * len(ordered)) - 1]
-
-
-def tat_statistics(
-    tracks: Iterable[SpecimenTrack], rule: TatRule, by: Sequence[str] = GROUPINGS
-) -> dict[GroupKey, TatSummary]:
-    """Median, p90 and the share within target of one rule's span (e.g. received -> reported,
-    the lab's own TAT), per department, test group and day of the span's start."""
-    spans: dict[GroupKey, list[tuple[float, timedelta | None]]] = {}
-    for track in tracks:
-        start, end = track.started(rule.start, rule.target), _end(track, rule.target)
-        if start is None or end is None or end < start:
-            continue  # not both ends known, or clocks that disagree: no honest duration
-        limit = rule.limit_for(track.test_group, track.priority, track.source)
-        minutes = (end - start).total_seconds() / 60
-        spans.setdefault(_group(track, start, by), []).append((minutes, limit))
-    return {key: _summary(values) for key, values in sorted(spans.items(), key=_sort_key)}
-
-
-def _sort_key(item: tuple[GroupKey, Any]) -> tuple[str, ...]:
-    return tuple(part or "" for part in item[0])
-
-
-def _summary(values: list[tuple[float, timedelta | None]]) -> TatSummary:
-    minutes = [m for m, _ in values]
-    targeted = [(m, limit) for m, limit in values if limit is not None]
-    within = sum(m <= limit.total_seconds() / 60 for m, limit in targeted)
-    return TatSummary(
-        count=len(minutes),
-        median_minutes=statistics.median(minutes),
-        p90_minutes=p90(minutes),
-        targeted=len(targeted),
-        within_target=within / len(targeted) if targeted else None,
-    )

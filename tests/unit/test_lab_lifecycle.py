@@ -14,9 +14,9 @@ from hub.lab.lifecycle import (
     Source,
     SpecimenTrack,
     Stage,
-    events_from_fhir,
-    events_from_hl7,
 )
+from hub.lab.lifecycle_fhir import events_from_fhir
+from hub.lab.lifecycle_hl7 import events_from_hl7
 from hub.schedule import SHANGHAI
 from tests.unit.test_hl7v2_mapping import message_of
 

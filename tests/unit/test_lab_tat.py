@@ -7,16 +7,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from hub.lab.lifecycle import LifecycleEvent, Priority, Source, SpecimenTrack, Stage, TrackDetails
-from hub.lab.tat import (
-    AlertChange,
-    AlertEngine,
-    AlertError,
-    ChangeKind,
-    TatRules,
-    p90,
-    tat_rules,
-    tat_statistics,
-)
+from hub.lab.tat import AlertChange, AlertEngine, AlertError, ChangeKind
+from hub.lab.tat_rules import TatRules, tat_rules
+from hub.lab.tat_statistics import p90, tat_statistics
 from hub.schedule import SHANGHAI
 
 T0 = datetime(2026, 3, 5, 8, 0, tzinfo=SHANGHAI)
