@@ -91,6 +91,23 @@ class CriticalValueDesk:
         ]
         return min(times, default=None)
 
+    def forget(self, settled_before: datetime) -> int:
+        """Drops alerts settled (acknowledged or closed) before ``settled_before``: their
+        records are in the audit trail and the store, and a desk that ran for months would
+        otherwise hold them all and sort them on every tick. A correction of a result
+        forgotten this way is a new result: critical again, it raises a new alert."""
+        gone = [
+            alert
+            for alert in self._alerts.values()
+            if (settled := _settled_at(alert)) is not None and settled < settled_before
+        ]
+        for alert in gone:
+            del self._alerts[alert.id]
+            if self._live.get(alert.observation) == alert.id:
+                del self._live[alert.observation]
+        return len(gone)
+
+    # -- subscribing
     # -- subscribing
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
@@ -285,6 +302,14 @@ async def _deliver(subscriber: Subscriber, event: AlertEvent) -> None:
         await subscriber(event)
     except Exception:  # a subscriber's own bug; the step itself has happened
         log.exception("critical value subscriber failed", extra={"alert": event.alert["id"]})
+
+
+def _settled_at(alert: CriticalAlert) -> datetime | None:
+    if alert.state is AlertState.CLOSED:
+        return alert.closed
+    if alert.state is AlertState.ACKNOWLEDGED and alert.acknowledgement is not None:
+        return alert.acknowledgement.at
+    return None
 
 
 def _not_newer(version: str | None, current: str | None) -> bool:

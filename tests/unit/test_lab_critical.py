@@ -505,3 +505,18 @@ def test_the_rules_cover_the_required_tests() -> None:
         "blood-culture",
     }
     assert [s.level for s in rules.policy.escalation] == [1, 2, 3]
+
+
+async def test_settled_alerts_are_forgotten_after_a_while_open_ones_never() -> None:
+    clock = Clock()
+    desk, acknowledged, _ = await raised_desk(clock)
+    await desk.acknowledge(acknowledged, by=TECH, clinician=NURSE, read_back="血钾6.8")
+    still_open = await desk.receive(observation("2823-3", 7.1, id_="obs-2"), patient())
+    assert still_open is not None
+    clock.advance(hours=2)
+    assert desk.forget(START) == 0  # acknowledged after START: kept
+    assert desk.forget(clock()) == 1
+    with pytest.raises(UnknownAlertError):
+        desk.get(acknowledged)
+    assert desk.for_observation("obs-1") is None
+    assert [a.id for a in desk.open_alerts()] == [still_open.id]
