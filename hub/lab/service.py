@@ -14,24 +14,22 @@ import contextvars
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from hub.hl7v2.message import Message
-from hub.lab.critical_alerts import AlertEvent, AlertState, CriticalAlert, Staff, Step, local_time
+from hub.lab.critical_alerts import AlertEvent, CriticalAlert, Staff, Step, local_time
 from hub.lab.critical_desk import CriticalValueDesk
 from hub.lab.feed import context_of
-from hub.lab.lifecycle import LifecycleEvent, Stage, parse_time
+from hub.lab.lifecycle import LifecycleEvent, parse_time
 from hub.lab.lifecycle_fhir import events_from_fhir
 from hub.lab.lifecycle_hl7 import events_from_hl7
 from hub.lab.pool_results import Reading, pool_result, result_rules
 from hub.lab.pool_tube import PoolingError
 from hub.lab.pooling import PoolingService
+from hub.lab.screen import ScreenView
 from hub.lab.tat import Alert, AlertChange, AlertEngine, ChangeKind
-from hub.lab.tat_statistics import tat_statistics
 from hub.logs import log_event
-from hub.masking import mask_name
 from hub.schedule import SHANGHAI
 from hub.tasks import cancel, wait_event
 from store.resources import ResourceStore
@@ -45,31 +43,10 @@ TICK_S = 1.0  # TAT deadlines are minutes; a second's resolution is plenty
 KPI_EVERY_S = 30.0
 SCREEN_QUEUE = 1_000
 SETTLED_KEPT = timedelta(hours=24)  # a settled critical value waits this long for corrections
-KPI_RULE = "report-overdue"  # 签收 → 报告, the lab's own TAT, what the wall shows
 LAB_AUDIT = "urn:jianhu:codesystem:audit-event-type"
-
-# The screen's columns: where a tube waits (待…), by the furthest stage it has reached.
-COLUMNS: tuple[tuple[str, str, tuple[Stage, ...]], ...] = (
-    ("collect", "待采集", (Stage.ORDERED,)),
-    ("receive", "待接收", (Stage.COLLECTED,)),
-    ("register", "待登记", (Stage.RECEIVED,)),
-    ("test", "检测中", (Stage.REGISTERED, Stage.IN_TEST)),
-    ("review", "待审核", (Stage.PRELIMINARY, Stage.FINAL)),
-    ("report", "待发布", (Stage.REVIEWED, Stage.REPORTED, Stage.PRINTED)),
-)
-_COLUMN_OF = {stage: key for key, _, stages in COLUMNS for stage in stages}
 
 # who called the API that acknowledged: added to the desk's AuditEvent of that step
 _caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("lab_caller", default=None)
-
-
-@dataclass(frozen=True)
-class _Context:
-    """What the screen shows beside a critical value, taken from the same message."""
-
-    patient: str  # masked: 张*
-    ward: str
-    bed: str
 
 
 class LabService:
@@ -86,10 +63,10 @@ class LabService:
         self._clock = clock or (lambda: datetime.now(SHANGHAI))
         self.engine = engine or AlertEngine(now=self._clock)
         self.desk = desk or CriticalValueDesk(clock=self._clock)
+        self.view = ScreenView(self.engine, self.desk, self._clock)
         self.pooling = PoolingService(store)
         self.engine.on_change(self._on_tat_change)
         self.desk.subscribe(self._on_critical)
-        self._context: dict[str, _Context] = {}  # Observation reference -> what the screen shows
         self._screens: list[asyncio.Queue[Json | None]] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -129,13 +106,13 @@ class LabService:
         await self.desk.escalate_due()
         if self._stages_dirty:
             self._stages_dirty = False
-            self._broadcast({"type": "stages", "stages": self.stages()})
+            self._broadcast({"type": "stages", "stages": self.view.stages()})
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_kpi >= KPI_EVERY_S:
             self._last_kpi = loop.time()
             self.desk.forget(self._clock() - SETTLED_KEPT)
             if self._screens:
-                self._broadcast({"type": "kpi", "kpi": self.kpi()})
+                self._broadcast({"type": "kpi", "kpi": self.view.kpi()})
 
     # --- feeding: the lab queues (hub/lab/feed.py) ---
 
@@ -145,10 +122,10 @@ class LabService:
         observed = _last_updated(resource) or self._clock()
         self._apply(events_from_fhir([resource], observed, context=context))
         if resource["resourceType"] == "Observation":
-            patient = self._remember(resource, context)
+            patient = self.view.remember(resource, context)
             alert = await self.desk.receive(resource, patient)
             if alert is None:
-                self._context.pop(f"Observation/{resource['id']}", None)
+                self.view.forget(f"Observation/{resource['id']}")
             self._wake.set()  # a new alert has its own escalation deadline: recompute the sleep
             await self._pool_result(resource, context)
 
@@ -182,9 +159,9 @@ class LabService:
         self, alert_id: str, observation: Json, raised: datetime, level: int
     ) -> bool:
         """An alert open before a restart back on the desk and the screen, unannounced."""
-        patient = self._remember(observation, await context_of(self._store, observation))
+        patient = self.view.remember(observation, await context_of(self._store, observation))
         if self.desk.restore(alert_id, observation, patient, raised, level) is None:
-            self._context.pop(f"Observation/{observation['id']}", None)
+            self.view.forget(f"Observation/{observation['id']}")
             return False
         self._wake.set()
         return True
@@ -200,19 +177,6 @@ class LabService:
         self.engine.apply_all(events)
         if self.engine.counts_by_stage() != before:
             self._stages_dirty = True  # sent by the next tick: one update a second, not per tube
-
-    def _remember(self, observation: Json, context: Sequence[Json]) -> Json | None:
-        """What the screen shows beside a result (masked patient, ward, bed), kept while its
-        alert is open; returns the Patient, which the critical limits read (sex, age)."""
-        by_ref = {f"{r['resourceType']}/{r['id']}": r for r in context}
-        patient = by_ref.get(str((observation.get("subject") or {}).get("reference")))
-        visit = by_ref.get(str((observation.get("encounter") or {}).get("reference")), {})
-        places = _places(visit)
-        ward = places.get("wa") or (visit.get("serviceType") or {}).get("text") or ""
-        self._context[f"Observation/{observation['id']}"] = _Context(
-            patient=_masked_name(patient), ward=str(ward), bed=places.get("bd", "")
-        )
-        return patient
 
     # --- acknowledgements (the routes check the caller's role) ---
 
@@ -235,7 +199,9 @@ class LabService:
     # --- listeners of the engine and the desk ---
 
     def _on_tat_change(self, change: AlertChange) -> None:
-        self._broadcast({"type": "tat", "kind": change.kind.value, "alert": self.tat_json(change)})
+        self._broadcast(
+            {"type": "tat", "kind": change.kind.value, "alert": self.view.tat_json(change)}
+        )
 
     async def _on_critical(self, event: AlertEvent) -> None:
         audit = event.audit
@@ -248,126 +214,10 @@ class LabService:
         # the desk keeps its records for whoever persists them; here they are persisted
         self.desk.audit.clear()
         self.desk.communications.clear()
-        alert = self.critical_json(event.alert)
+        alert = self.view.critical_json(event.alert)
         if event.step in (Step.ACKNOWLEDGED, Step.CLOSED):
-            self._context.pop(event.alert["observation"], None)
+            self.view.forget(event.alert["observation"])
         self._broadcast({"type": "critical", "step": event.step.value, "alert": alert})
-
-    # --- what the screen reads ---
-
-    def overview(self) -> Json:
-        return {
-            "now": local_time(self._clock()),
-            "stages": self.stages(),
-            "alerts": [self.tat_json(alert) for alert in self.engine.alerts()],
-            "critical": [
-                self.critical_json(alert.as_json())
-                for alert in self.desk.open_alerts()
-                if alert.state is AlertState.OPEN
-            ],
-            "kpi": self.kpi(),
-        }
-
-    def stages(self) -> list[Json]:
-        counts = self.engine.counts_by_stage()
-        return [
-            {"key": key, "label": label, "count": sum(counts[s] for s in stages)}
-            for key, label, stages in COLUMNS
-        ]
-
-    def tat_json(self, alert: Alert | AlertChange) -> Json:
-        if isinstance(alert, AlertChange):
-            alert = alert.alert
-        track = self.engine.track(alert.specimen)
-        stage = track.stage if track is not None and track.stage is not None else alert.stage
-        ack = alert.acknowledgement
-        return {
-            "id": alert.id,
-            "rule": alert.rule,
-            "label": alert.label,
-            "barcode": alert.barcode,
-            "department": alert.department,
-            "test_group": alert.test_group,
-            "priority": alert.priority.value,
-            "source": alert.source.value,
-            "column": _COLUMN_OF.get(stage, "receive") if stage is not None else "collect",
-            "due": local_time(alert.due),
-            "raised": local_time(alert.raised_at),
-            "acknowledgement": None
-            if ack is None
-            else {"by": ack.by, "at": local_time(ack.at), "note": ack.note},
-            "cleared": alert.cleared_at is not None,
-        }
-
-    def critical_json(self, alert: Json) -> Json:
-        """The desk's alert without references, with the masked patient beside it."""
-        context = self._context.get(alert["observation"], _Context("", "", ""))
-        ack = alert["acknowledgement"]
-        return {
-            "id": alert["id"],
-            "state": alert["state"],
-            "level": alert["level"],
-            "critical": alert["critical"],
-            "text": alert["text"],
-            "findings": [
-                {"name": f["name"], "value": f["value"], "limit": f["limit"], "kind": f["kind"]}
-                for f in alert["findings"]
-            ],
-            "raised": alert["raised"],
-            "due": alert["due"],
-            "patient": context.patient,
-            "ward": context.ward,
-            "bed": context.bed,
-            "acknowledgement": None
-            if ack is None
-            else {
-                "by": ack["by"]["name"],
-                "clinician": ack["clinician"]["name"],
-                "at": ack["at"],
-                "late": ack["late"],
-            },
-        }
-
-    def kpi(self) -> Json:
-        """Today's lab TAT (签收 → 报告) over the tubes finished today, and what is open now."""
-        rule = self.engine.rules.get(KPI_RULE)
-        today = self._clock().astimezone(SHANGHAI).date().isoformat()
-        summary = tat_statistics(self.engine.completed.values(), rule, by=("day",)).get((today,))
-        open_alerts = self.engine.alerts()
-        return {
-            "in_flight": self.engine.in_flight(),
-            "overdue": sum(a.acknowledgement is None for a in open_alerts),
-            "overdue_acknowledged": sum(a.acknowledgement is not None for a in open_alerts),
-            "critical_open": sum(a.state is AlertState.OPEN for a in self.desk.open_alerts()),
-            "reported_today": summary.count if summary else 0,
-            "median_minutes": round(summary.median_minutes, 1) if summary else None,
-            "p90_minutes": round(summary.p90_minutes, 1) if summary else None,
-            "within_target": None
-            if summary is None or summary.within_target is None
-            else round(summary.within_target * 100, 1),
-            "rule": rule.label,
-        }
-
-    def statistics(self, rule_id: str = KPI_RULE) -> list[Json]:
-        """TAT per department, test group and day (median, p90, share within target) over the
-        tubes finished and still remembered by this process."""
-        rule = self.engine.rules.get(rule_id)
-        found = tat_statistics(self.engine.completed.values(), rule)
-        return [
-            {
-                "department": department,
-                "test_group": test_group,
-                "day": day,
-                "count": summary.count,
-                "median_minutes": round(summary.median_minutes, 1),
-                "p90_minutes": round(summary.p90_minutes, 1),
-                "within_target": None
-                if summary.within_target is None
-                else round(summary.within_target * 100, 1),
-                "rule": rule.label,
-            }
-            for (department, test_group, day), summary in found.items()
-        ]
 
     # --- screens ---
 
@@ -416,28 +266,6 @@ def _tube_of(observation: Json, context: Sequence[Json]) -> Json | None:
 def _last_updated(resource: Json) -> datetime | None:
     """When the store took this version: what times a stage the resource itself does not."""
     return parse_time((resource.get("meta") or {}).get("lastUpdated"))
-
-
-def _masked_name(patient: Json | None) -> str:
-    names = (patient or {}).get("name") or []
-    for name in names:
-        text = name.get("text") or (name.get("family", "") + "".join(name.get("given", [])))
-        if text:
-            return mask_name(str(text))
-    return ""
-
-
-def _places(visit: Json) -> dict[str, str]:
-    """The visit's locations by physical type (wa 病区, ro 房间, bd 床位) as the ADT mapping
-    gives them from PV1-3."""
-    found: dict[str, str] = {}
-    for entry in visit.get("location") or []:
-        kinds = [c.get("code") for c in (entry.get("physicalType") or {}).get("coding", [])]
-        display = (entry.get("location") or {}).get("display")
-        for kind in kinds:
-            if kind and display:
-                found.setdefault(str(kind), str(display))
-    return found
 
 
 def _caller_agent(caller: str) -> Json:

@@ -17,7 +17,8 @@ import orjson
 from aiohttp import web
 
 from hub.lab.critical_alerts import AlertStateError, Staff, UnknownAlertError
-from hub.lab.service import KPI_RULE, LabService
+from hub.lab.screen import KPI_RULE
+from hub.lab.service import LabService
 from hub.lab.tat import AlertError
 from hub.settings import Role
 from hub.web.auth import RequestHandler, allow
@@ -79,7 +80,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     if service is None:
         return _no_service()
-    return _json(service.overview())
+    return _json(service.view.overview())
 
 
 async def statistics(request: web.Request) -> web.StreamResponse:
@@ -88,7 +89,7 @@ async def statistics(request: web.Request) -> web.StreamResponse:
     if service is None:
         return _no_service()
     try:
-        return _json(service.statistics(request.query.get("rule", KPI_RULE)))
+        return _json(service.view.statistics(request.query.get("rule", KPI_RULE)))
     except KeyError:
         return problem(400, "invalid", f"no TAT rule {request.query.get('rule')!r}")
 
@@ -160,7 +161,7 @@ async def acknowledge_tat(request: web.Request) -> web.StreamResponse:
         alert = service.acknowledge_tat(alert_id, by, note, request[PRINCIPAL].subject)
     except AlertError as exc:
         return problem(409, "conflict", str(exc))
-    return _json(service.tat_json(alert))
+    return _json(service.view.tat_json(alert))
 
 
 def _staff(body: dict[str, Any], key: str) -> Staff:
@@ -190,7 +191,7 @@ async def acknowledge_critical(request: web.Request) -> web.StreamResponse:
         return problem(409, "conflict", str(exc))
     except ValueError as exc:
         return problem(400, "required", str(exc))
-    return _json(service.critical_json(alert.as_json()))
+    return _json(service.view.critical_json(alert.as_json()))
 
 
 # Everything inline: no script or style from elsewhere may run on the screen.

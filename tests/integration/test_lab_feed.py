@@ -109,7 +109,7 @@ async def test_a_critical_result_written_through_the_api_is_raised(hub: Client) 
         },
     )
     await wait_until(lambda: lab.desk.for_observation(observation) is not None, 10)
-    (shown,) = lab.overview()["critical"]
+    (shown,) = lab.view.overview()["critical"]
     assert shown["findings"][0]["value"] == "2.1 mmol/L"
     assert shown["patient"].endswith("*")  # masked, from the Patient the store holds
 
@@ -154,7 +154,7 @@ async def test_a_restart_rebuilds_tubes_alerts_and_critical_values(tmp_path: Pat
             critical.raised.replace(microsecond=0),
             critical.due.replace(microsecond=0),
         )
-        (shown,) = lab.overview()["critical"]
+        (shown,) = lab.view.overview()["critical"]
         assert (shown["patient"], shown["ward"], shown["bed"]) == ("杨*", "普外科病区", "05")
     finally:
         await second.close()

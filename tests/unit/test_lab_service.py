@@ -85,7 +85,7 @@ async def test_a_critical_result_reaches_the_screen_masked(lab: Lab) -> None:
     raw = orjson.dumps(event).decode()
     assert "杨丽" not in raw
     assert "Patient/" not in raw  # no references on a wall display
-    assert lab.service.overview()["critical"] == [alert]
+    assert lab.service.view.overview()["critical"] == [alert]
 
 
 async def test_acknowledging_stores_the_notification_and_audits_the_caller(lab: Lab) -> None:
@@ -103,7 +103,7 @@ async def test_acknowledging_stores_the_notification_and_audits_the_caller(lab: 
     assert "api-key:clinician" in names
     assert lab.service.desk.audit == []  # persisted, not kept twice
     assert [e["step"] for e in lab.events()] == ["acknowledged"]
-    assert lab.service.overview()["critical"] == []
+    assert lab.service.view.overview()["critical"] == []
 
 
 async def test_an_overdue_tube_is_acknowledged_by_name(lab: Lab) -> None:
@@ -146,11 +146,11 @@ async def test_statistics_per_department_test_group_and_day() -> None:
     lab = Lab()
     await lab.feed("17-his-oml-o21-flu-order.hl7")
     await lab.feed("25-lis-oru-r01-flu-spm.hl7")
-    rows = lab.service.statistics()
+    rows = lab.service.view.statistics()
     assert len(rows) == 1
     (row,) = rows
     assert row["count"] == 1
     assert row["day"] == "2026-03-05"
     assert row["median_minutes"] == row["p90_minutes"] > 0  # one tube: both are its own TAT
     with pytest.raises(KeyError):
-        lab.service.statistics("no-such-rule")
+        lab.service.view.statistics("no-such-rule")
