@@ -1,6 +1,7 @@
 """The lab turnaround big screen (检验标本全程监控大屏, S8) and its API.
 
-``GET /lab/screen`` one self-contained page (no CDN: hospital networks have no internet);
+``GET /lab/screen`` one self-contained page (no CDN: hospital networks have no internet), with
+no data in it, so it needs no token: a personal view asks for one in the page;
 ``GET /lab/overview`` the JSON snapshot; ``GET /lab/stream`` the live changes as Server-Sent
 Events; ``POST /lab/alerts/{id}/ack`` a TAT alert taken in charge (``{"by", "note"}``);
 ``POST /lab/critical/{id}/ack`` a critical value reported to a clinician who read it back
@@ -37,7 +38,7 @@ def add_routes(app: web.Application) -> None:
     def reading(handler: RequestHandler) -> RequestHandler:
         return handler if open_screen else allow(*READERS)(_own(handler))
 
-    app.router.add_get("/lab/screen", reading(screen))
+    app.router.add_get("/lab/screen", screen)  # the page holds no data: it asks for a token
     app.router.add_get("/lab/overview", reading(overview))
     app.router.add_get("/lab/stream", reading(stream))
     app.router.add_get("/lab/statistics", allow(*STATISTICS_READERS)(statistics))
@@ -271,6 +272,14 @@ dialog input { font: inherit; width: 100%; }
   <div id="critical"></div>
 </section>
 <div class="board" id="board"></div>
+<dialog id="login">
+  <form method="dialog">
+    <h2>检验标本全程监控</h2>
+    <p id="login-note">此大屏需要授权后查看</p>
+    <label>访问令牌 <input id="login-token" type="password" autocomplete="off"></label>
+    <button value="ok" id="login-ok">进入</button>
+  </form>
+</dialog>
 <dialog id="ack">
   <form method="dialog" id="ack-form">
     <h2 id="ack-title">确认</h2>
@@ -479,6 +488,25 @@ function setLive(on) {
   live.textContent = on ? "实时" : "重新连接中";
 }
 function sleep(ms) { return new Promise(done => setTimeout(done, ms)); }
+// A personal view (the wall display not open) asks for its token in the page: a browser
+// cannot send one with the page itself, and the page holds no data.
+function askToken(status) {
+  return new Promise(done => {
+    const dialog = document.getElementById("login");
+    document.getElementById("login-note").textContent =
+      status === 403 ? "此访问令牌无权查看大屏，请换一个" : "此大屏需要授权后查看";
+    document.getElementById("login-token").value = "";
+    dialog.onclose = () => {
+      const typed = document.getElementById("login-token").value.trim();
+      if (typed) {
+        token = typed;
+        sessionStorage.setItem("lab-token", token);
+      }
+      done();
+    };
+    dialog.showModal();
+  });
+}
 
 // Server-Sent Events read through fetch, so a personal view can send its token; the stream is
 // opened before the snapshot is read, so no change falls between the two.
@@ -486,6 +514,11 @@ async function follow() {
   for (;;) {
     try {
       const response = await fetch("/lab/stream", { headers: headers(), cache: "no-store" });
+      if (response.status === 401 || response.status === 403) {
+        setLive(false);
+        await askToken(response.status);
+        continue;
+      }
       if (!response.ok || !response.body) throw new Error("stream " + response.status);
       await load();
       setLive(true);

@@ -330,10 +330,13 @@ async def test_a_lab_worker_acknowledges_an_overdue_tube_in_the_page(wall: Clien
 
 
 async def test_the_screen_needs_a_token_unless_open(guarded: Client, wall: Client) -> None:
-    for path in ("/lab/screen", "/lab/overview"):
+    for path in ("/lab/overview", "/lab/stream"):
         assert (await guarded.get(path)).status == 401
-        assert (await guarded.get(path, headers=WALL)).status == 200
-        assert (await wall.get(path)).status == 200
+    assert (await guarded.get("/lab/overview", headers=WALL)).status == 200
+    assert (await wall.get("/lab/overview")).status == 200
+    # the page itself holds no data: it loads anywhere and asks for the token
+    page = await (await guarded.get("/lab/screen")).text()
+    assert 'id="login"' in page
     response = await wall.get("/lab/screen")
     assert "text/html" in response.headers["Content-Type"]
     assert "https://" not in await response.text()  # nothing from a CDN
@@ -414,3 +417,34 @@ async def test_acknowledgements_are_named_and_audited(wall: Client) -> None:
     names = {agent.get("name") for found in agents for agent in found}
     # the named people, and the caller whose token acknowledged
     assert {"张护士", "梁思远", "api-key:clinician"} <= names
+
+
+async def test_a_personal_view_asks_for_its_token_in_the_page(guarded: Client) -> None:
+    """Without the open wall display the page asks for a token, refuses one without the
+    right, and with a good one shows the live screen."""
+    await send(guarded, CRITICAL_K)
+    await wait_until_async(lambda: _critical_open(guarded), 15)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1600, "height": 900})
+            await page.goto(str(guarded.make_url("/lab/screen")))
+            login = page.locator("#login")
+            await expect(login).to_be_visible(timeout=WAIT_MS)
+            await page.get_by_label("访问令牌").first.fill("his-key")  # a system: no screen role
+            await page.locator("#login-ok").click()
+            await expect(page.locator("#login-note")).to_have_text(
+                "此访问令牌无权查看大屏，请换一个", timeout=WAIT_MS
+            )
+            await page.get_by_label("访问令牌").first.fill("wall-key")
+            await page.locator("#login-ok").click()
+            await expect(page.locator("#live")).to_have_class("on", timeout=WAIT_MS)
+            await expect(page.locator(".crit")).to_contain_text("杨*", timeout=WAIT_MS)
+        finally:
+            await browser.close()
+
+
+async def _critical_open(api: Client) -> bool:
+    return bool((await overview(api, WALL))["critical"])
