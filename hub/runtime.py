@@ -163,9 +163,13 @@ class Runtime:
         before the first message of its queues."""
         if consume and self.settings.consumes(lab_feed.FHIR_QUEUE):
             self.lab = LabService(self.store.resources, audit.record)
-            since = datetime.now(UTC) - timedelta(hours=self.settings.lab.rebuild_hours)
-            await rebuild_lab(self.lab, self.store.resources, self.store.archive, since)
-            self.lab.start()
+            await self._rebuild_lab()
+            self.lab.start(refresh=self._rebuild_lab)
+
+    async def _rebuild_lab(self) -> None:
+        assert self.lab is not None
+        since = datetime.now(UTC) - timedelta(hours=self.settings.lab.rebuild_hours)
+        await rebuild_lab(self.lab, self.store.resources, self.store.archive, since)
 
     async def _deliver_due(self) -> None:
         while await self.delivery.run_due() == DELIVERY_BATCH:

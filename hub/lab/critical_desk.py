@@ -91,20 +91,25 @@ class CriticalValueDesk:
         ]
         return min(times, default=None)
 
+    def drop(self, alert_id: str) -> CriticalAlert | None:
+        """Removes an alert another process settled (the audit trail says so), unannounced."""
+        alert = self._alerts.pop(alert_id, None)
+        if alert is not None and self._live.get(alert.observation) == alert_id:
+            del self._live[alert.observation]
+        return alert
+
     def forget(self, settled_before: datetime) -> int:
         """Drops alerts settled (acknowledged or closed) before ``settled_before``: their
         records are in the audit trail and the store, and a desk that ran for months would
         otherwise hold them all and sort them on every tick. A correction of a result
         forgotten this way is a new result: critical again, it raises a new alert."""
         gone = [
-            alert
+            alert.id
             for alert in self._alerts.values()
             if (settled := _settled_at(alert)) is not None and settled < settled_before
         ]
-        for alert in gone:
-            del self._alerts[alert.id]
-            if self._live.get(alert.observation) == alert.id:
-                del self._live[alert.observation]
+        for alert_id in gone:
+            self.drop(alert_id)
         return len(gone)
 
     # -- subscribing

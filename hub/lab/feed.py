@@ -44,6 +44,8 @@ _CONTEXT_LIMIT = 50  # a reference fan-out beyond this is not a lab order
 
 
 class LabSink(Protocol):
+    async def catch_up(self) -> None: ...
+
     async def take_resource(self, resource: Json, context: Sequence[Json]) -> None: ...
 
     async def take_hl7(self, message: Message) -> None: ...
@@ -128,6 +130,7 @@ def fhir_events(services: LabServices) -> Handler:
             raise PermanentError(f"the event is not JSON: {exc}") from exc
         if resource.get("resourceType") not in LAB_TYPES or "id" not in resource:
             return
+        await sink.catch_up()
         await sink.take_resource(resource, await context_of(services.resources, resource))
 
     return handle
@@ -144,6 +147,7 @@ def hl7_status(services: LabServices) -> Handler:
             message = Message(envelope.body.decode(), charset)
         except (HL7ParseError, UnicodeDecodeError) as exc:
             raise PermanentError(f"cannot read the message: {exc}") from exc
+        await sink.catch_up()
         await sink.take_hl7(message)
 
     return handle

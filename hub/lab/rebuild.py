@@ -178,9 +178,8 @@ def _restore_acknowledgements(service: LabService, audit: list[Json]) -> int:
     return restored
 
 
-async def _restore_critical(
-    service: LabService, resources: ResourceStore, audit: list[Json]
-) -> int:
+def _critical_trail(audit: list[Json]) -> dict[str, _OpenCritical]:
+    """Each critical-value alert of the trail: its result, raise time, level, last step."""
     alerts: dict[str, _OpenCritical] = {}
     for event in audit:
         if _type_code(event) != "critical-value":
@@ -193,9 +192,20 @@ async def _restore_critical(
             alert.raised = parse_time(event.get("recorded"))
         if details.get("level", "").isdigit():
             alert.level = max(alert.level, int(details["level"]))
+    return alerts
+
+
+async def _restore_critical(
+    service: LabService, resources: ResourceStore, audit: list[Json]
+) -> int:
     restored = 0
-    for alert_id, alert in alerts.items():
-        if alert.last_step in _CLOSING_STEPS or alert.raised is None:
+    for alert_id, alert in _critical_trail(audit).items():
+        if alert.last_step in _CLOSING_STEPS:
+            # settled by the process that held the queues while this one waited as a standby
+            if (held := service.desk.drop(alert_id)) is not None:
+                service.view.forget(held.observation)
+            continue
+        if alert.raised is None:
             continue
         kind, _, id_ = alert.observation.partition("/")
         (observation, *_) = [

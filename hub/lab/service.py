@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,9 +37,11 @@ from store.resources import ResourceStore
 
 Json = dict[str, Any]
 Clock = Callable[[], datetime]
+Refresh = Callable[[], Awaitable[object]]
 
 log = logging.getLogger(__name__)
 
+STALE_AFTER_S = 5.0  # a first message later than this after the start may follow a takeover
 TICK_S = 1.0  # TAT deadlines are minutes; a second's resolution is plenty
 KPI_EVERY_S = 30.0
 SCREEN_QUEUE = 1_000
@@ -72,11 +75,35 @@ class LabService:
         self._wake = asyncio.Event()
         self._stages_dirty = False
         self._last_kpi = 0.0
+        self._refresh: Refresh | None = None
+        self._started = time.monotonic()
+        self._catching = False
+        self._caught_up = asyncio.Event()
 
     # --- lifecycle of the service ---
 
-    def start(self) -> None:
+    def start(self, refresh: Refresh | None = None) -> None:
+        """``refresh`` rebuilds the memory from the store (``hub/lab/rebuild.py``), as done
+        just before this start; ``catch_up`` calls it again when needed."""
+        self._refresh, self._started = refresh, time.monotonic()
         self._task = asyncio.create_task(self._run(), name="lab-service")
+
+    async def catch_up(self) -> None:
+        """Awaited before each message of the lab queues. The first message long after the
+        start may be a standby's first once it took the queues over: what the active process
+        did meanwhile is in the store, so the memory is rebuilt again first. For a process
+        that was active all along this repeats what it holds, which changes nothing."""
+        if self._caught_up.is_set():
+            return
+        if self._catching:
+            await self._caught_up.wait()
+            return
+        self._catching = True
+        try:
+            if self._refresh is not None and time.monotonic() - self._started > STALE_AFTER_S:
+                await self._refresh()
+        finally:
+            self._caught_up.set()
 
     async def stop(self) -> None:
         await cancel(self._task)

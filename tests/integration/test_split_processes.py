@@ -87,10 +87,13 @@ async def test_an_unknown_queue_is_named(broker: Any, tmp_path: Path) -> None:
 
 
 async def test_one_lab_process_sees_what_another_normalized(
-    intake: Runtime, broker: Any, tmp_path: Path
+    intake: Runtime, broker: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The lab queues have a single active consumer: the first lab process takes every event
-    of every normalizer, a second one waits as a standby with nothing of its own."""
+    of every normalizer, a second one waits as a standby with nothing of its own. When the
+    first goes away the standby takes the queues over and, before its first message, rebuilds
+    what the first one held from the store."""
+    monkeypatch.setattr("hub.lab.service.STALE_AFTER_S", 0.0)  # any first message catches up
     worker = Runtime(settings(tmp_path, broker.url, "hl7v2.normalizer"))
     lab = Runtime(settings(tmp_path, broker.url, "lab.fhir,lab.hl7"))
     standby = Runtime(settings(tmp_path, broker.url, "lab.fhir,lab.hl7"))
@@ -99,21 +102,32 @@ async def test_one_lab_process_sees_what_another_normalized(
         for runtime in (worker, lab, standby):
             await runtime.start()
             started.append(runtime)
-        client = MllpClient("127.0.0.1", intake.listeners[0].port)
-        try:
-            text = (CORPUS / "31-lis-oru-r01-critical-k-enhanced.hl7").read_bytes().decode()
-            assert (await client.send(text)).outcome == "accepted"
-        finally:
-            await client.close()
+        await send(intake, "31-lis-oru-r01-critical-k-enhanced.hl7")
         assert worker.lab is None
         assert lab.lab is not None
         assert standby.lab is not None
         service = lab.lab
         await wait_until_async(lambda: _has_open_critical(service), 20)
+        (critical,) = service.desk.open_alerts()
         assert standby.lab.desk.open_alerts() == []
+
+        await lab.stop()
+        started.remove(lab)
+        await send(intake, "18-emr-oml-o21-chem-order.hl7")  # the standby's first message
+        taken_over = standby.lab
+        await wait_until_async(lambda: _has_open_critical(taken_over), 20)
+        assert [a.id for a in taken_over.desk.open_alerts()] == [critical.id]
     finally:
         for runtime in reversed(started):
             await runtime.stop()
+
+
+async def send(intake: Runtime, name: str) -> None:
+    client = MllpClient("127.0.0.1", intake.listeners[0].port)
+    try:
+        assert (await client.send((CORPUS / name).read_bytes().decode())).outcome == "accepted"
+    finally:
+        await client.close()
 
 
 async def _has_open_critical(service: Any) -> bool:
