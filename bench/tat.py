@@ -6,6 +6,7 @@ evaluate each event: ``apply`` plus the ``tick`` that raises the deadlines passe
 last event, with every change fanned out to the subscribed screens' queues. Tubes move one
 stage at a time in a random order; a tube reported leaves and a new collected one takes its
 place, so the number in flight stays at the target. Not a test: it prints figures.
+The fan-out to real connected screens, end to end over MLLP, is ``bench/screens.py``.
 
     python bench/tat.py [--tubes 50000] [--events 60000] [--rate 500] [--screens 20] [--gc-freeze]
 """

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from hub.hl7v2.message import Message
 from hub.lab.critical_alerts import AlertEvent, CriticalAlert, Staff, Step, local_time
 from hub.lab.critical_desk import CriticalValueDesk
@@ -70,7 +72,7 @@ class LabService:
         self.pooling = PoolingService(store)
         self.engine.on_change(self._on_tat_change)
         self.desk.subscribe(self._on_critical)
-        self._screens: list[asyncio.Queue[Json | None]] = []
+        self._screens: list[asyncio.Queue[bytes | None]] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stages_dirty = False
@@ -248,12 +250,14 @@ class LabService:
 
     # --- screens ---
 
-    def subscribe(self) -> asyncio.Queue[Json | None]:
-        queue: asyncio.Queue[Json | None] = asyncio.Queue(SCREEN_QUEUE)
+    def subscribe(self) -> "asyncio.Queue[bytes | None]":
+        """A screen's queue of Server-Sent Events frames (``data: {...}``), each serialised
+        once for every screen; a None ends the stream."""
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(SCREEN_QUEUE)
         self._screens.append(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[Json | None]) -> None:
+    def unsubscribe(self, queue: "asyncio.Queue[bytes | None]") -> None:
         with contextlib.suppress(ValueError):
             self._screens.remove(queue)
 
@@ -262,19 +266,29 @@ class LabService:
         return len(self._screens)
 
     def _broadcast(self, event: Json) -> None:
+        if not self._screens:
+            return
+        frame = sse_frame(event)
         for queue in list(self._screens):
-            _offer(queue, event)
+            _offer(queue, frame)
 
 
-def _offer(queue: asyncio.Queue[Json | None], event: Json | None) -> None:
+def sse_frame(event: Json) -> bytes:
+    return b"data: " + orjson.dumps(event) + b"\n\n"
+
+
+_RELOAD = sse_frame({"type": "reload"})
+
+
+def _offer(queue: "asyncio.Queue[bytes | None]", frame: bytes | None) -> None:
     """A screen that fell behind drops what it holds and reloads the snapshot instead, so
     one slow wall never holds memory or the feed back."""
     if queue.full():
         while not queue.empty():
             queue.get_nowait()
-        queue.put_nowait({"type": "reload"})
+        queue.put_nowait(_RELOAD)
     with contextlib.suppress(asyncio.QueueFull):
-        queue.put_nowait(event)
+        queue.put_nowait(frame)
 
 
 def _tube_of(observation: Json, context: Sequence[Json]) -> Json | None:

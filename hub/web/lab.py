@@ -120,7 +120,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 continue
             if event is None:
                 break
-            await response.write(b"data: " + orjson.dumps(event) + b"\n\n")
+            await response.write(event)
     except ConnectionResetError:
         pass  # the screen went away; its queue goes below
     finally:

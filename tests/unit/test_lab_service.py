@@ -64,9 +64,11 @@ class Lab:
     def events(self) -> list[Json]:
         found = []
         while not self.screen.empty():
-            event = self.screen.get_nowait()
-            assert event is not None
-            found.append(event)
+            frame = self.screen.get_nowait()
+            assert frame is not None
+            assert frame.startswith(b"data: ")
+            assert frame.endswith(b"\n\n")
+            found.append(orjson.loads(frame.removeprefix(b"data: ")))
         return found
 
 
@@ -129,8 +131,8 @@ async def test_the_background_task_escalates_and_sends_stage_counts(lab: Lab) ->
     finally:
         await lab.service.stop()
     found = []
-    while (event := lab.screen.get_nowait()) is not None:  # stopping ends the screens' streams
-        found.append(event)
+    while (frame := lab.screen.get_nowait()) is not None:  # stopping ends the screens' streams
+        found.append(orjson.loads(frame.removeprefix(b"data: ")))
     # two hours unacknowledged: every level is called, one after the other, none skipped
     escalated = [e for e in found if e["type"] == "critical"]
     assert [(e["step"], e["alert"]["level"]) for e in escalated] == [
