@@ -3,6 +3,7 @@ SSU^U03 specimen status, the order status of OML/ORL (ORM/ORR in v2.3 style), th
 ORU (OBR-25 with OBR-32); each only where the sender's configuration describes it."""
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,7 +47,7 @@ def events_from_hl7(
     settings = (config or lifecycle_config()).for_sender(message.sender[0])
     kind = message.message_type[0]
     if kind == "SSU" and "specimen_status" in settings:
-        return _specimen_status(message, settings)
+        return _specimen_status(message, config)
     if kind in ("OML", "ORL", "ORM", "ORR") and "order_status" in settings:
         return _order_status(message, settings)
     if kind == "ORU" and "result" in settings:
@@ -74,14 +75,31 @@ def _stage_event(
     )
 
 
-def _specimen_status(message: Message, settings: Json) -> list[LifecycleEvent]:
-    """SSU^U03: one status per SAC (container); the barcode's namespace defaults to the
-    application whose barcodes the LIS echoes (``placer_namespace``)."""
+@dataclass(frozen=True)
+class ContainerStatus:
+    """One SAC of an SSU^U03: a tube, the stage its status code means, when."""
+
+    barcode: str
+    owner: str  # the application whose barcode it is
+    stage: str  # a stage name, or ``cancelled``
+    at: datetime
+    accession: str  # SAC-2, the LIS's accession number, when it sends one
+
+
+def container_statuses(
+    message: Message, config: LifecycleConfig | None = None
+) -> list[ContainerStatus]:
+    """SSU^U03: one status per SAC (container) whose code the sender's configuration knows;
+    the barcode's namespace defaults to the application whose barcodes the LIS echoes
+    (``placer_namespace``)."""
+    settings = (config or lifecycle_config()).for_sender(message.sender[0])
+    if message.message_type[0] != "SSU" or "specimen_status" not in settings:
+        return []
     rules = settings["specimen_status"]
     namespace = settings.get("placer_namespace") or message.sender[0]
     barcode_spec, status_spec = rules.get("barcode", "SAC-3"), rules.get("status", "SAC-8")
     context: dict[str, Segment] = {"MSH": message.msh}
-    events = []
+    found = []
     for segment in message:
         context[segment.name] = segment
         if segment.name != "SAC":
@@ -91,11 +109,27 @@ def _specimen_status(message: Message, settings: Json) -> list[LifecycleEvent]:
         stage = rules.get("codes", {}).get(_read(context, status_spec))
         at = _first_time(context, rules.get("time", ["MSH-7"]))
         if number and stage is not None and at is not None:
-            tube = stable_id("spc", owner, number)
-            events.append(
-                _stage_event(stage, at, f"SSU^U03 {status_spec}", tube, None, barcode=number)
-            )
-    return events
+            found.append(ContainerStatus(number, owner, stage, at, _read(context, "SAC-2")))
+    return found
+
+
+def _specimen_status(message: Message, config: LifecycleConfig | None) -> list[LifecycleEvent]:
+    status_spec = (
+        (config or lifecycle_config())
+        .for_sender(message.sender[0])["specimen_status"]
+        .get("status", "SAC-8")
+    )
+    return [
+        _stage_event(
+            status.stage,
+            status.at,
+            f"SSU^U03 {status_spec}",
+            stable_id("spc", status.owner, status.barcode),
+            None,
+            barcode=status.barcode,
+        )
+        for status in container_statuses(message, config)
+    ]
 
 
 def _groups(message: Message, head: str) -> list[dict[str, Any]]:

@@ -75,7 +75,7 @@ async def rebuild(
         await service.take_resource(resource, await context_of(resources, resource, window))
         done.resources += 1
     for message in await _status_messages(archive, since):
-        await service.take_hl7(message)
+        await service.take_hl7(message, replay=True)
         done.messages += 1
     service.engine.tick()  # deadlines passed while the process was down raise their alerts now
     audit = [event async for event in _audit_since(resources, since)]

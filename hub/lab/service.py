@@ -24,9 +24,9 @@ from hub.hl7v2.message import Message
 from hub.lab.critical_alerts import AlertEvent, CriticalAlert, Staff, Step, local_time
 from hub.lab.critical_desk import CriticalValueDesk
 from hub.lab.feed import context_of
-from hub.lab.lifecycle import LifecycleEvent, parse_time
+from hub.lab.lifecycle import CANCELLED, LifecycleEvent, Stage, parse_time
 from hub.lab.lifecycle_fhir import events_from_fhir
-from hub.lab.lifecycle_hl7 import events_from_hl7
+from hub.lab.lifecycle_hl7 import ContainerStatus, container_statuses, events_from_hl7
 from hub.lab.pool_results import Reading, pool_result, result_rules
 from hub.lab.pool_tube import PoolingError
 from hub.lab.pooling import PoolingService
@@ -195,9 +195,33 @@ class LabService:
         self._wake.set()
         return True
 
-    async def take_hl7(self, message: Message) -> None:
-        """A status message from the LIS: only the stages it reports."""
+    async def take_hl7(self, message: Message, replay: bool = False) -> None:
+        """A status message from the LIS: the stages it reports, and for a pool tube its
+        receipt and registration (混检), unless the message is replayed by a rebuild."""
         self._apply(events_from_hl7(message))
+        if replay:
+            return
+        for status in container_statuses(message):
+            if status.owner == self.pooling.rules.barcode_namespace:
+                await self._pool_status(status, message.sender[0])
+
+    async def _pool_status(self, status: ContainerStatus, lis: str) -> None:
+        """签收 (received) or 登记 (registered, with SAC-2 the accession number) of a pool tube
+        over HL7, as the pooling API's receive and register do."""
+        stage = Stage.named(status.stage) if status.stage != CANCELLED else None
+        if stage is None or stage < Stage.RECEIVED:
+            return
+        try:
+            tube = await self.pooling.tube(status.barcode)
+            if stage >= Stage.REGISTERED and status.accession:
+                if tube.accession != status.accession:
+                    await self.pooling.register(status.barcode, status.accession, lis)
+            elif tube.received_at is None:
+                await self.pooling.receive(status.barcode)
+        except PoolingError as exc:  # not a tube of the desk, or already resulted: a person
+            log_event(
+                log, "pool_status_refused", logging.WARNING, tube=status.barcode, error=str(exc)
+            )
 
     def _apply(self, events: list[LifecycleEvent]) -> None:
         if not events:

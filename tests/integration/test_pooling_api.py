@@ -4,6 +4,7 @@ positive tube answers with exactly its people's recall Tasks. Bad input gets a c
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +136,38 @@ async def test_an_oru_on_the_pool_barcode_results_the_tube(tmp_path: Path) -> No
         assert await state(unclear) == {"pooled"}
     finally:
         await api.close()
+
+
+def pool_ssu(barcode: str, control_id: str, status: str, accession: str = "") -> bytes:
+    return (
+        f"MSH|^~\\&|LIS|JHYY|JIANHU|JHYY|20261126093000||SSU^U03^SSU_U03|{control_id}|P|2.5\r"
+        "EQU|LIS01|20261126093000\r"
+        f"SAC||{accession}|{barcode}^pooled-collection|||||{status}\r"
+    ).encode()
+
+
+async def test_the_lis_receives_and_registers_a_pool_tube_over_hl7(tmp_path: Path) -> None:
+    """SSU^U03 from the LIS: 签收 (REC) then 登记 (REG with SAC-2 the accession number) on the
+    pool barcode do what the pooling API's receive and register do."""
+    api = await start_api(tmp_path, consume=True)
+    try:
+        barcode = await tube_with(api, range(2))
+        hl7 = {**LIS, "Content-Type": "text/plain"}
+
+        async def tube() -> Any:
+            return await (await api.get(f"/lab/pools/{barcode}", headers=DESK)).json()
+
+        sent = await api.post("/hl7v2", data=pool_ssu(barcode, "SSU01", "REC"), headers=hl7)
+        assert "|AA|" in await sent.text()
+        await wait_until_async(lambda: _has(tube, "received_at"), 15)
+        assert (await tube())["accession"] is None
+        registered = pool_ssu(barcode, "SSU02", "REG", accession="HJ2611260042^LIS")
+        assert "|AA|" in await (await api.post("/hl7v2", data=registered, headers=hl7)).text()
+        await wait_until_async(lambda: _has(tube, "accession"), 15)
+        assert (await tube())["accession"] == "HJ2611260042"
+    finally:
+        await api.close()
+
+
+async def _has(tube: Any, key: str) -> bool:
+    return bool((await tube())[key])

@@ -16,7 +16,7 @@ from hub.lab.lifecycle import (
     Stage,
 )
 from hub.lab.lifecycle_fhir import events_from_fhir
-from hub.lab.lifecycle_hl7 import events_from_hl7
+from hub.lab.lifecycle_hl7 import container_statuses, events_from_hl7
 from hub.schedule import SHANGHAI
 from tests.unit.test_hl7v2_mapping import message_of
 
@@ -237,3 +237,20 @@ def test_report_with_an_interpreter_is_reviewed_and_a_preliminary_result_counts(
     assert track.times[Stage.PRELIMINARY] == at(9, 10)
     assert track.times[Stage.FINAL] == track.times[Stage.REVIEWED] == at(9, 40)
     assert track.times[Stage.REPORTED] == SEEN  # when the hub stored the released report
+
+
+def test_an_ssu_container_status_carries_owner_and_accession() -> None:
+    message = Message(
+        "MSH|^~\\&|LIS|JHYY|JIANHU|JHYY|20260305083100||SSU^U03^SSU_U03|S1|P|2.5\r"
+        "EQU|LIS01|20260305083000\r"
+        "SAC||2603050042^LIS|HJ260305000001^pooled-collection|||||REG\r"
+        "SAC|||2603050302|||||NOPE\r"  # a code the LIS's configuration does not know
+    )
+    (status,) = container_statuses(message)
+    assert (status.barcode, status.owner, status.stage, status.accession) == (
+        "HJ260305000001",
+        "pooled-collection",
+        "registered",
+        "2603050042",
+    )
+    assert status.at == at(8, 30)
