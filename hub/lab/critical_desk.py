@@ -4,6 +4,8 @@ when a correction is no longer critical. Every step is an event for the big scre
 AuditEvent; the acknowledgement is also a Communication (检验科 → 临床, payload the read-back)."""
 
 import asyncio
+import heapq
+import itertools
 import logging
 import uuid
 from collections.abc import Callable
@@ -59,6 +61,10 @@ class CriticalValueDesk:
         self._alerts: dict[str, CriticalAlert] = {}
         self._live: dict[str, str] = {}  # Observation reference -> its alert not yet closed
         self._subscribers: list[Subscriber] = []
+        # (when, order, alert id, level): the escalation steps still to come
+        self._escalations: list[tuple[datetime, int, str, int]] = []
+        self._order = itertools.count()
+        self._steps = {step.level: step for step in self.policy.escalation}
         self.audit: list[Json] = []
         self.communications: list[Json] = []
 
@@ -81,15 +87,16 @@ class CriticalValueDesk:
         )
 
     def next_due(self) -> datetime | None:
-        """When ``escalate_due`` has something to do next, so the caller sleeps until then."""
-        times = [
-            alert.raised + step.after
-            for alert in self.open_alerts()
-            if alert.escalates
-            for step in self.policy.escalation
-            if step.level > alert.level
-        ]
-        return min(times, default=None)
+        """When ``escalate_due`` has something to do next, so the caller sleeps until then.
+        Steps of alerts acknowledged, closed or already past that level are dropped here."""
+        while self._escalations:
+            when, _, alert_id, level = self._escalations[0]
+            alert = self._alerts.get(alert_id)
+            if alert is None or not alert.escalates or alert.level >= level:
+                heapq.heappop(self._escalations)
+                continue
+            return when
+        return None
 
     def drop(self, alert_id: str) -> CriticalAlert | None:
         """Removes an alert another process settled (the audit trail says so), unannounced."""
@@ -155,6 +162,7 @@ class CriticalValueDesk:
         if findings == live.findings and version == live.version:
             return live  # the same result delivered again
         live.findings, live.version = findings, version
+        self._schedule(live)  # a unit mismatch found critical after all now escalates
         # still critical after a correction: the same alert, its state and deadlines kept
         await self._publish(live, Step.UPDATED, now, detail="更正后仍为危急值")
         return live
@@ -185,6 +193,7 @@ class CriticalValueDesk:
         )
         self._alerts[alert.id] = alert
         self._live[reference] = alert.id
+        self._schedule(alert)
         return alert
 
     async def acknowledge(
@@ -221,26 +230,32 @@ class CriticalValueDesk:
         return alert
 
     async def escalate_due(self) -> list[CriticalAlert]:
-        """Every step now due on unacknowledged alerts, each its own event; a late call catches
-        up level by level so no recipient is skipped."""
+        """Every step now due on unacknowledged alerts, each its own event, in the order they
+        fell due; a late call catches up level by level so no recipient is skipped. The steps
+        wait on a heap, so a call looks only at what is due, not at every open alert."""
         now = self._now()
         escalated: list[CriticalAlert] = []
-        for alert in self.open_alerts():
-            if not alert.escalates:
-                continue
-            for step in self.policy.escalation:
-                if step.level > alert.level and alert.raised + step.after <= now:
-                    alert.level = step.level
-                    await self._publish(
-                        alert,
-                        Step.ESCALATED,
-                        now,
-                        detail=f"未在时限内确认，升级至{step.level}级：通知{step.notify}",
-                        notify=step.notify,
-                    )
-                    if alert not in escalated:
-                        escalated.append(alert)
+        while (due := self.next_due()) is not None and due <= now:
+            _, _, alert_id, level = heapq.heappop(self._escalations)
+            alert = self._alerts[alert_id]
+            step = self._steps[level]
+            alert.level = level
+            await self._publish(
+                alert,
+                Step.ESCALATED,
+                now,
+                detail=f"未在时限内确认，升级至{step.level}级：通知{step.notify}",
+                notify=step.notify,
+            )
+            if alert not in escalated:
+                escalated.append(alert)
         return escalated
+
+    def _schedule(self, alert: CriticalAlert) -> None:
+        for step in self.policy.escalation:
+            if step.level > alert.level:
+                entry = (alert.raised + step.after, next(self._order), alert.id, step.level)
+                heapq.heappush(self._escalations, entry)
 
     # -- internals
 
@@ -265,6 +280,7 @@ class CriticalValueDesk:
         )
         self._alerts[alert.id] = alert
         self._live[alert.observation] = alert.id
+        self._schedule(alert)
         await self._publish(alert, Step.RAISED, now)
         return alert
 

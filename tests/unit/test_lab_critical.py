@@ -520,3 +520,19 @@ async def test_settled_alerts_are_forgotten_after_a_while_open_ones_never() -> N
         desk.get(acknowledged)
     assert desk.for_observation("obs-1") is None
     assert [a.id for a in desk.open_alerts()] == [still_open.id]
+
+
+async def test_the_next_escalation_is_the_earliest_step_of_an_alert_still_open() -> None:
+    clock = Clock()
+    desk, first, _ = await raised_desk(clock)
+    clock.advance(minutes=2)
+    second = await desk.receive(observation("2823-3", 7.1, id_="obs-2"), patient())
+    assert second is not None
+    first_step = desk.policy.escalation[0].after
+    assert desk.next_due() == START + first_step
+    await desk.acknowledge(first, by=TECH, clinician=NURSE, read_back="血钾6.8")
+    assert desk.next_due() == START + timedelta(minutes=2) + first_step
+    clock.advance(hours=3)
+    assert [a.id for a in await desk.escalate_due()] == [second.id]
+    assert desk.get(second.id).level == len(desk.policy.escalation)
+    assert desk.next_due() is None
