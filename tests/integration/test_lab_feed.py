@@ -94,6 +94,17 @@ async def test_fhir_writes_move_the_tube(hub: Client) -> None:
     await created(hub, on_analyser)
     await wait_until(lambda: stage() is Stage.IN_TEST, 10)
 
+    report = {
+        "resourceType": "DiagnosticReport",
+        "status": "final",
+        "code": {"coding": [{"system": "urn:jianhu:cs:lab-test", "code": "CBC"}]},
+        "subject": {"reference": f"Patient/{patient}"},
+        "specimen": [{"reference": f"Specimen/{tube['id']}"}],
+        "issued": ago(minutes=1),
+    }
+    await created(hub, report)
+    await wait_until(lambda: stage() is Stage.FINAL, 10)
+
 
 async def test_a_critical_result_written_through_the_api_is_raised(hub: Client) -> None:
     lab = lab_of(hub)
