@@ -17,6 +17,7 @@ class MllpListener:
         self.port = port  # the bound port after start (useful when 0 was asked for)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -35,6 +36,7 @@ class MllpListener:
         """Take no new connections; let each finish the message in hand, then close."""
         if self._server is None:
             return
+        self._stopping = True
         self._server.close()
         if self._connections:
             _, pending = await asyncio.wait(self._connections, timeout=grace_s)
@@ -54,6 +56,11 @@ class MllpListener:
             await self._serve(frames, writer, str(peer))
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the sender went away or fell silent: nothing to answer
+        except asyncio.CancelledError:
+            # ``stop`` cancels the connections still open after the grace time; ending here
+            # quietly keeps asyncio's stream callback from logging the cancellation as an error
+            if not self._stopping:
+                raise
         finally:
             if task is not None:
                 self._connections.discard(task)

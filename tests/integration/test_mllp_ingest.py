@@ -156,3 +156,23 @@ async def test_bad_frames_get_ae_or_ar_and_the_link_survives(hub: Runtime) -> No
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
     data = await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 10)
     return data[data.index(b"\x0b") + 1 : -2]
+
+
+async def test_stopping_with_an_idle_connection_open_is_quiet(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sender that keeps its link open and idle is cut at shutdown without an error in the
+    log: operations read errors there as something to act on."""
+    runtime = Runtime(load_settings(data_dir=tmp_path, mllp_port=0, http_host="127.0.0.1"))
+    await runtime.start()
+    _, writer = await asyncio.open_connection("127.0.0.1", runtime.listeners[0].port)
+    try:
+        await asyncio.sleep(0.1)  # the listener has taken the connection
+        listener = runtime.listeners[0]
+        with caplog.at_level("ERROR"):
+            await listener.stop(grace_s=0.1)
+            await asyncio.sleep(0.1)  # asyncio's callbacks on the finished connection ran
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    finally:
+        writer.close()
+        await runtime.stop()
