@@ -24,11 +24,10 @@ from hub.hl7v2.message import Message
 from hub.lab.critical_alerts import AlertEvent, CriticalAlert, Staff, Step, local_time
 from hub.lab.critical_desk import CriticalValueDesk
 from hub.lab.feed import context_of
-from hub.lab.lifecycle import CANCELLED, LifecycleEvent, Stage, parse_time
+from hub.lab.lifecycle import LifecycleEvent, parse_time
 from hub.lab.lifecycle_fhir import events_from_fhir
-from hub.lab.lifecycle_hl7 import ContainerStatus, container_statuses, events_from_hl7
-from hub.lab.pool_results import Reading, pool_result, result_rules
-from hub.lab.pool_tube import PoolingError
+from hub.lab.lifecycle_hl7 import container_statuses, events_from_hl7
+from hub.lab.pool_feed import PoolFeed
 from hub.lab.pooling import PoolingService
 from hub.lab.screen import ScreenView
 from hub.lab.tat import Alert, AlertChange, AlertEngine, ChangeKind
@@ -69,7 +68,7 @@ class LabService:
         self.engine = engine or AlertEngine(now=self._clock)
         self.desk = desk or CriticalValueDesk(clock=self._clock)
         self.view = ScreenView(self.engine, self.desk, self._clock)
-        self.pooling = PoolingService(store)
+        self.pools = PoolFeed(PoolingService(store))
         self.engine.on_change(self._on_tat_change)
         self.desk.subscribe(self._on_critical)
         self._screens: list[asyncio.Queue[bytes | None]] = []
@@ -156,33 +155,7 @@ class LabService:
             if alert is None:
                 self.view.forget(f"Observation/{resource['id']}")
             self._wake.set()  # a new alert has its own escalation deadline: recompute the sleep
-            await self._pool_result(resource, context)
-
-    async def _pool_result(self, observation: Json, context: Sequence[Json]) -> None:
-        """A result on a pool tube recalls or releases its people at once (混检)."""
-        specimen = _tube_of(observation, context)
-        found = pool_result(observation, specimen, self.pooling.rules, result_rules())
-        if found is None:
-            return
-        if found.reading is Reading.UNREADABLE:
-            log_event(log, "pool_result_unreadable", logging.WARNING, tube=found.barcode)
-            return
-        try:
-            recall = await self.pooling.record_result(
-                found.barcode, found.reading is Reading.POSITIVE
-            )
-        except PoolingError as exc:  # a different result already, or an empty tube: a person
-            log_event(
-                log, "pool_result_refused", logging.WARNING, tube=found.barcode, error=str(exc)
-            )
-            return
-        log_event(
-            log,
-            "pool_resulted",
-            tube=found.barcode,
-            reading=found.reading.value,
-            recalled=len(recall.tasks),
-        )
+            await self.pools.result(resource, context)
 
     async def restore_critical(
         self, alert_id: str, observation: Json, raised: datetime, level: int
@@ -202,26 +175,7 @@ class LabService:
         if replay:
             return
         for status in container_statuses(message):
-            if status.owner == self.pooling.rules.barcode_namespace:
-                await self._pool_status(status, message.sender[0])
-
-    async def _pool_status(self, status: ContainerStatus, lis: str) -> None:
-        """签收 (received) or 登记 (registered, with SAC-2 the accession number) of a pool tube
-        over HL7, as the pooling API's receive and register do."""
-        stage = Stage.named(status.stage) if status.stage != CANCELLED else None
-        if stage is None or stage < Stage.RECEIVED:
-            return
-        try:
-            tube = await self.pooling.tube(status.barcode)
-            if stage >= Stage.REGISTERED and status.accession:
-                if tube.accession != status.accession:
-                    await self.pooling.register(status.barcode, status.accession, lis)
-            elif tube.received_at is None:
-                await self.pooling.receive(status.barcode)
-        except PoolingError as exc:  # not a tube of the desk, or already resulted: a person
-            log_event(
-                log, "pool_status_refused", logging.WARNING, tube=status.barcode, error=str(exc)
-            )
+            await self.pools.status(status, message.sender[0])
 
     def _apply(self, events: list[LifecycleEvent]) -> None:
         if not events:
@@ -313,19 +267,6 @@ def _offer(queue: "asyncio.Queue[bytes | None]", frame: bytes | None) -> None:
         queue.put_nowait(_RELOAD)
     with contextlib.suppress(asyncio.QueueFull):
         queue.put_nowait(frame)
-
-
-def _tube_of(observation: Json, context: Sequence[Json]) -> Json | None:
-    """The result's tube: its own ``specimen``, else the first of the report that lists it."""
-    by_ref = {f"{r['resourceType']}/{r['id']}": r for r in context}
-    tube = (observation.get("specimen") or {}).get("reference")
-    if tube is None:
-        mine = f"Observation/{observation['id']}"
-        for report in (r for r in context if r["resourceType"] == "DiagnosticReport"):
-            if mine in [item.get("reference") for item in report.get("result", [])]:
-                tube = next((s.get("reference") for s in report.get("specimen", [])), None)
-                break
-    return by_ref.get(str(tube))
 
 
 def _last_updated(resource: Json) -> datetime | None:
