@@ -3,6 +3,8 @@ as one unit. Built once by the entry point and passed down; no globals."""
 
 import asyncio
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +19,7 @@ from fhir_profiles.validation import preload
 from hub.bus.base import Bus
 from hub.bus.embedded import EmbeddedBus
 from hub.bus.rabbit import RabbitBus
-from hub.errors import ConfigurationError
+from hub.errors import BusError, ConfigurationError
 from hub.events import EventRelay
 from hub.fhir.audit import AuditTrail
 from hub.hl7v2.client import MllpClient
@@ -26,12 +28,13 @@ from hub.hl7v2.retention import Retention
 from hub.hl7v2.server import MllpListener
 from hub.lab import feed as lab_feed
 from hub.lab.rebuild import rebuild as rebuild_lab
-from hub.lab.service import LabService
+from hub.lab.service import PROBE_EVERY_S, LabService
 from hub.logs import log_event
 from hub.metrics import HubMetrics
 from hub.schedule import SHANGHAI, Every, parse_schedule
 from hub.scheduler import Job, Scheduler
 from hub.settings import Settings
+from hub.tasks import cancel
 from routes.table import RoutingTable, default_table
 from store.archive import MessageArchive
 from store.base import Store
@@ -76,6 +79,7 @@ class Runtime:
     delivery: Delivery = field(init=False)
     scheduler: Scheduler | None = field(init=False, default=None)
     lab: LabService | None = field(init=False, default=None)  # where the lab queues are consumed
+    _lab_probe: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.bus = make_bus(self.settings, self.metrics)
@@ -163,8 +167,22 @@ class Runtime:
         before the first message of its queues."""
         if consume and self.settings.consumes(lab_feed.FHIR_QUEUE):
             self.lab = LabService(self.store.resources, audit.record)
+            self.lab.always_active = self.settings.uses_embedded_bus
             await self._rebuild_lab()
             self.lab.start(refresh=self._rebuild_lab)
+            if not self.lab.always_active:
+                self._lab_probe = asyncio.create_task(self._probe_lab(), name="lab-probe")
+
+    async def _probe_lab(self) -> None:
+        """Every lab process sends itself a probe through the lab queue; the broker hands it
+        to the active consumer only, which is how a process learns it holds the queues."""
+        sender = f"{socket.gethostname()}:{os.getpid()}"
+        while True:
+            try:
+                await self.bus.publish(lab_feed.probe(sender), lab_feed.PROBE_KEY)
+            except BusError as exc:  # the bus is down: the next probe will tell
+                log_event(log, "lab_probe_failed", error=type(exc).__name__)
+            await asyncio.sleep(PROBE_EVERY_S)
 
     async def _rebuild_lab(self) -> None:
         assert self.lab is not None
@@ -210,13 +228,16 @@ class Runtime:
             await self.retention.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        await cancel(self._lab_probe)
+        # the handlers still running may record AuditEvents (a critical value raised): the
+        # audit trail and the lab stop after them, so the trail's last flush holds them all
+        await self.bus.close(grace_s=self.settings.shutdown_grace_s)
         if self.lab is not None:
             await self.lab.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.audit is not None:
             await self.audit.stop()
-        await self.bus.close(grace_s=self.settings.shutdown_grace_s)
         if self._http is not None:
             await self._http.close()
         for client in self._mllp.values():

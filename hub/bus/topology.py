@@ -42,7 +42,8 @@ class QueueSpec:
     exchange: str
     bindings: tuple[str, ...]
     # one consumer at a time across every process: a feature that keeps its state in memory
-    # (the lab screens) and must see every message in order, with the others as standbys
+    # (the lab screens) must see every message in one process, with the others as standbys
+    # (not in order: a process still runs several handlers at once, and retries come late)
     single_active_consumer: bool = False
 
     @property

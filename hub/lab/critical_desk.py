@@ -105,19 +105,19 @@ class CriticalValueDesk:
             del self._live[alert.observation]
         return alert
 
-    def forget(self, settled_before: datetime) -> int:
+    def forget(self, settled_before: datetime) -> list[CriticalAlert]:
         """Drops alerts settled (acknowledged or closed) before ``settled_before``: their
         records are in the audit trail and the store, and a desk that ran for months would
         otherwise hold them all and sort them on every tick. A correction of a result
         forgotten this way is a new result: critical again, it raises a new alert."""
         gone = [
-            alert.id
+            alert
             for alert in self._alerts.values()
             if (settled := _settled_at(alert)) is not None and settled < settled_before
         ]
-        for alert_id in gone:
-            self.drop(alert_id)
-        return len(gone)
+        for alert in gone:
+            self.drop(alert.id)
+        return gone
 
     # -- subscribing
     # -- subscribing

@@ -10,7 +10,10 @@ Two queues, consumed only where the lab service runs:
 
 Both queues have a single active consumer, so with several hub processes exactly one holds
 the lab's state (tubes in flight, open alerts) and serves the screens; the others wait as
-standbys. What they hold in memory is rebuilt from the store at start (``rebuild``)."""
+standbys. A process cannot ask the broker whether it is the active one, so each lab process
+sends itself a probe through ``lab.hl7`` every half minute: the one that receives probes is
+active. What a process holds in memory is rebuilt from the store at start and again when it
+hears from the queues after a silence (``hub/lab/rebuild.py``)."""
 
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -19,6 +22,7 @@ import orjson
 
 from hub.bus.base import Delivery, Handler
 from hub.bus.topology import EVENTS, INBOUND
+from hub.envelope import Envelope
 from hub.errors import PermanentError
 from hub.hl7v2.message import HL7ParseError, Message
 from store.resources import ResourceStore, StoredVersion
@@ -32,7 +36,11 @@ QUEUES = (FHIR_QUEUE, HL7_QUEUE)
 LAB_TYPES = ("ServiceRequest", "Specimen", "DiagnosticReport", "Observation", "Task")
 FHIR_BINDINGS = tuple(f"fhir.{kind}.*" for kind in LAB_TYPES)
 # the LIS's own status messages; SSU and ORL have no FHIR of their own
+# a probe each lab process sends itself: only the active consumer of the queue receives it
+PROBE_KEY = "hub.lab.probe"
+PROBE_TYPE = "hub.lab.probe"
 HL7_BINDINGS = tuple(f"hl7v2.{kind}.#" for kind in ("SSU", "ORL", "ORR", "OML", "ORM", "ORU"))
+HL7_BINDINGS += (PROBE_KEY,)
 FHIR_EXCHANGE, HL7_EXCHANGE = EVENTS, INBOUND
 
 # Where a resource points that says something about its tube: the order, the tube, the report
@@ -47,6 +55,8 @@ class LabSink(Protocol):
     async def catch_up(self) -> None: ...
 
     async def take_resource(self, resource: Json, context: Sequence[Json]) -> None: ...
+
+    async def take_deletion(self, kind: str, id_: str, version: int | None) -> None: ...
 
     async def take_hl7(self, message: Message) -> None: ...
 
@@ -122,18 +132,32 @@ def fhir_events(services: LabServices) -> Handler:
     sink = _sink(services)
 
     async def handle(delivery: Delivery) -> None:
-        if delivery.routing_key.endswith(".deleted"):
-            return
         try:
             resource = orjson.loads(delivery.envelope.body)
         except orjson.JSONDecodeError as exc:
             raise PermanentError(f"the event is not JSON: {exc}") from exc
-        if resource.get("resourceType") not in LAB_TYPES or "id" not in resource:
+        if not isinstance(resource, dict):
+            raise PermanentError("the event is not a FHIR resource")
+        if resource.get("resourceType") not in LAB_TYPES or not isinstance(resource.get("id"), str):
             return
         await sink.catch_up()
+        if delivery.routing_key.endswith(".deleted"):
+            version = _version_of(delivery.envelope.headers.get("resource-version", ""))
+            await sink.take_deletion(resource["resourceType"], resource["id"], version)
+            return
         await sink.take_resource(resource, await context_of(services.resources, resource))
 
     return handle
+
+
+def probe(sender: str) -> Envelope:
+    return Envelope(type=PROBE_TYPE, source=sender, content_type="application/json", body=b"{}")
+
+
+def _version_of(header: str) -> int | None:
+    """``Specimen/abc/_history/3`` -> 3: the deletion's own version, newer than the last."""
+    last = header.rpartition("/")[2]
+    return int(last) if last.isdigit() else None
 
 
 def hl7_status(services: LabServices) -> Handler:
@@ -142,6 +166,9 @@ def hl7_status(services: LabServices) -> Handler:
 
     async def handle(delivery: Delivery) -> None:
         envelope = delivery.envelope
+        if envelope.type == PROBE_TYPE:
+            await sink.catch_up()  # heard: this process holds the queues
+            return
         charset = envelope.headers.get("charset", "utf-8")
         try:
             message = Message(envelope.body.decode(), charset)

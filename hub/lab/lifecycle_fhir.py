@@ -192,6 +192,8 @@ def _from_service_request(order: Json, batch: _Batch) -> list[LifecycleEvent]:
 
 
 def _from_specimen(specimen: Json, batch: _Batch) -> list[LifecycleEvent]:
+    if specimen.get("parent"):
+        return []  # a portion of another tube (one person's swab in a pool): the tube is tracked
     collection = specimen.get("collection", {})
     collected = parse_time(
         collection.get("collectedDateTime") or collection.get("collectedPeriod", {}).get("end")

@@ -9,12 +9,11 @@ What arrived while the process was down waits in the lab's durable queues and co
 replaying it again changes nothing (stages keep their first time, the desk ignores a version
 it holds)."""
 
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -36,9 +35,11 @@ Json = dict[str, Any]
 log = logging.getLogger(__name__)
 
 LIFECYCLE_TYPES = ("ServiceRequest", "Specimen", "DiagnosticReport", "Task")
-STATUS_MESSAGES = ("SSU^U03", "ORL^O22", "ORR^O02")  # stages only the LIS's HL7 reports
+# what the lab.hl7 queue takes: stages only the LIS's HL7 reports (SSU status, ORL/ORR order
+# status, the review of an ORU in OBR-25 and OBR-32)
+LAB_MESSAGES = ("SSU^U03", "ORL^O22", "ORR^O02", "OML^O21", "ORM^O01", "ORU^R01")
 PAGE = 1_000
-ARCHIVE_LIMIT = 200_000  # per message type: far above a day of a hospital's status messages
+CRITICAL_LOOKBACK = timedelta(days=7)  # beyond the tubes' window, for critical values left open
 _CLOSING_STEPS = {Step.ACKNOWLEDGED.value, Step.CLOSED.value}
 
 
@@ -49,7 +50,7 @@ class _OpenCritical:
     observation: str
     raised: datetime | None = None
     level: int = 0
-    last_step: str = ""
+    settled: bool = False  # acknowledged or closed at some step, whatever came after
 
 
 @dataclass
@@ -71,20 +72,30 @@ async def rebuild(
     for kind in LIFECYCLE_TYPES:
         async for resource in _written_since(resources, kind, since):
             window[f"{kind}/{resource['id']}"] = resource
-    for resource in sorted(window.values(), key=lambda r: str(r["meta"]["lastUpdated"])):
-        await service.take_resource(resource, await context_of(resources, resource, window))
+    # one timeline, as the queues brought them: a cancellation after a receipt stays after it
+    timeline: list[tuple[datetime, int, Json | ArchivedMessage]] = [
+        (_updated_at(resource), 0, resource) for resource in window.values()
+    ]
+    timeline += [(m.received_at, 1, m) for m in await _lab_messages(archive, since)]
+    timeline.sort(key=lambda item: (item[0], item[1]))
+    for _, _, item in timeline:
+        if isinstance(item, ArchivedMessage):
+            if (message := _parsed(item)) is not None:
+                await service.take_hl7(message, replay=True)
+                done.messages += 1
+            continue
+        await service.take_resource(item, await context_of(resources, item, window))
         done.resources += 1
-    for message in await _status_messages(archive, since):
-        await service.take_hl7(message, replay=True)
-        done.messages += 1
     service.engine.tick()  # deadlines passed while the process was down raise their alerts now
-    audit = [event async for event in _audit_since(resources, since)]
+    # the desk's own steps only (the trail also holds every read of patient data), over a
+    # longer window: a critical value left open for days must come back too
+    audit = [
+        event
+        for step in Step
+        async for event in _audit_since(resources, since - CRITICAL_LOOKBACK, step.value)
+    ]
     done.acknowledged = _restore_acknowledgements(service, audit)
     done.critical = await _restore_critical(service, resources, audit)
-    # the tubes just loaded stay for hours: out of the collector's generations, so a full
-    # collection does not walk them every few seconds
-    gc.collect()
-    gc.freeze()
     done.seconds = round(time.perf_counter() - began, 3)
     log_event(
         log,
@@ -114,24 +125,40 @@ async def _written_since(
         cursor = page.next_cursor
 
 
-async def _status_messages(archive: MessageArchive, since: datetime) -> list[Message]:
+async def _lab_messages(archive: MessageArchive, since: datetime) -> list[ArchivedMessage]:
+    """The archived messages of the window that the lab reads for stages (the types of the
+    ``lab.hl7`` queue), page by page; those never acknowledged (rejected) left out."""
+    seen: set[str] = set()
     found: list[ArchivedMessage] = []
-    for kind in STATUS_MESSAGES:
-        query = ArchiveQuery(message_type=kind, received_from=since, limit=ARCHIVE_LIMIT)
-        found += await archive.search(query)
-    messages = []
-    for archived in sorted(found, key=lambda m: m.received_at):
-        if archived.status == "rejected":
-            continue  # never acknowledged: the LIS sent it again
-        try:
-            messages.append(Message(archived.text, archived.charset))
-        except HL7ParseError:
-            continue  # a damaged archive row: its status was recorded failed at the time
-    return messages
+    for kind in LAB_MESSAGES:
+        start = since
+        while True:
+            query = ArchiveQuery(message_type=kind, received_from=start, limit=PAGE)
+            page = await archive.search(query)
+            fresh = [m for m in page if m.id not in seen]
+            seen.update(m.id for m in fresh)
+            found += [m for m in fresh if m.status != "rejected"]
+            if len(page) < PAGE or not fresh:
+                break
+            start = page[-1].received_at  # inclusive: the ids already seen are skipped
+    return found
 
 
-async def _audit_since(resources: ResourceStore, since: datetime) -> AsyncIterator[Json]:
-    filters = [AuditFilter("date", ">=", instant(since))]
+def _parsed(archived: ArchivedMessage) -> Message | None:
+    try:
+        return Message(archived.text, archived.charset)
+    except HL7ParseError:
+        return None  # a damaged archive row: its status was recorded failed at the time
+
+
+def _updated_at(resource: Json) -> datetime:
+    return parse_time(str(resource["meta"]["lastUpdated"])) or datetime.min.replace(tzinfo=UTC)
+
+
+async def _audit_since(
+    resources: ResourceStore, since: datetime, subtype: str
+) -> AsyncIterator[Json]:
+    filters = [AuditFilter("date", ">=", instant(since)), AuditFilter("subtype", "=", subtype)]
     cursor: str | None = None
     while True:
         page = await resources.audit.search(filters, PAGE, cursor, newest_first=False)
@@ -187,8 +214,10 @@ def _critical_trail(audit: list[Json]) -> dict[str, _OpenCritical]:
         details = _details(event)
         what = ((event.get("entity") or [{}])[0].get("what") or {}).get("reference", "")
         alert = alerts.setdefault(details.get("alert", ""), _OpenCritical(str(what)))
-        alert.last_step = _step(event)
-        if alert.last_step == Step.RAISED.value:
+        step = _step(event)
+        # an acknowledged alert stays acknowledged through later corrections (updated)
+        alert.settled = alert.settled or step in _CLOSING_STEPS
+        if step == Step.RAISED.value:
             alert.raised = parse_time(event.get("recorded"))
         if details.get("level", "").isdigit():
             alert.level = max(alert.level, int(details["level"]))
@@ -200,7 +229,7 @@ async def _restore_critical(
 ) -> int:
     restored = 0
     for alert_id, alert in _critical_trail(audit).items():
-        if alert.last_step in _CLOSING_STEPS:
+        if alert.settled:
             # settled by the process that held the queues while this one waited as a standby
             if (held := service.desk.drop(alert_id)) is not None:
                 service.view.forget(held.observation)

@@ -24,13 +24,14 @@ from hub.hl7v2.message import Message
 from hub.lab.critical_alerts import AlertEvent, CriticalAlert, Staff, Step, local_time
 from hub.lab.critical_desk import CriticalValueDesk
 from hub.lab.feed import context_of
-from hub.lab.lifecycle import LifecycleEvent, parse_time
+from hub.lab.lifecycle import LifecycleEvent, Stage, parse_time
 from hub.lab.lifecycle_fhir import events_from_fhir
 from hub.lab.lifecycle_hl7 import container_statuses, events_from_hl7
 from hub.lab.pool_feed import PoolFeed
 from hub.lab.pooling import PoolingService
 from hub.lab.screen import ScreenView
 from hub.lab.tat import Alert, AlertChange, AlertEngine, ChangeKind
+from hub.lab.versions import VersionsSeen
 from hub.logs import log_event
 from hub.schedule import SHANGHAI
 from hub.tasks import cancel, wait_event
@@ -43,6 +44,8 @@ Refresh = Callable[[], Awaitable[object]]
 log = logging.getLogger(__name__)
 
 STALE_AFTER_S = 5.0  # a first message later than this after the start may follow a takeover
+PROBE_EVERY_S = 30.0  # how often each lab process sends itself a probe through its queue
+ACTIVE_FOR_S = 3 * PROBE_EVERY_S  # heard from the queues within this: the active process
 TICK_S = 1.0  # TAT deadlines are minutes; a second's resolution is plenty
 KPI_EVERY_S = 30.0
 SCREEN_QUEUE = 1_000
@@ -67,10 +70,8 @@ class LabService:
         self._clock = clock or (lambda: datetime.now(SHANGHAI))
         self.engine = engine or AlertEngine(now=self._clock)
         self.desk = desk or CriticalValueDesk(clock=self._clock)
-        self.view = ScreenView(self.engine, self.desk, self._clock)
         self.pools = PoolFeed(PoolingService(store))
-        self.engine.on_change(self._on_tat_change)
-        self.desk.subscribe(self._on_critical)
+        self._remember_memory()
         self._screens: list[asyncio.Queue[bytes | None]] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -78,8 +79,25 @@ class LabService:
         self._last_kpi = 0.0
         self._refresh: Refresh | None = None
         self._started = time.monotonic()
-        self._catching = False
-        self._caught_up = asyncio.Event()
+        self._last_heard: float | None = None
+        self._catching = asyncio.Lock()
+        # the embedded bus serves one process: nobody else can hold the lab queues
+        self.always_active = False
+
+    def _remember_memory(self) -> None:
+        """Wires a fresh or the first engine and desk to the screens."""
+        self.view = ScreenView(self.engine, self.desk, self._clock)
+        self._versions = VersionsSeen()
+        self.engine.on_change(self._on_tat_change)
+        self.desk.subscribe(self._on_critical)
+
+    def _forget_memory(self) -> None:
+        """Before a rebuild after a gap: what this process held may have been settled by the
+        process that held the queues meanwhile, so it starts from nothing."""
+        self.engine = AlertEngine(rules=self.engine.rules, now=self._clock)
+        rules, policy = self.desk.rules, self.desk.policy
+        self.desk = CriticalValueDesk(clock=self._clock, rules=rules, policy=policy)
+        self._remember_memory()
 
     # --- lifecycle of the service ---
 
@@ -89,22 +107,35 @@ class LabService:
         self._refresh, self._started = refresh, time.monotonic()
         self._task = asyncio.create_task(self._run(), name="lab-service")
 
+    @property
+    def active(self) -> bool:
+        """Whether this process holds the lab queues: it heard from them lately (every lab
+        process sends itself a probe through them every ``PROBE_EVERY_S``, and only the
+        active consumer receives them). A standby neither escalates nor serves screens."""
+        if self.always_active:
+            return True
+        heard = self._last_heard
+        return heard is not None and time.monotonic() - heard < ACTIVE_FOR_S
+
     async def catch_up(self) -> None:
-        """Awaited before each message of the lab queues. The first message long after the
-        start may be a standby's first once it took the queues over: what the active process
-        did meanwhile is in the store, so the memory is rebuilt again first. For a process
-        that was active all along this repeats what it holds, which changes nothing."""
-        if self._caught_up.is_set():
+        """Awaited before each message of the lab queues, probes included. The first message
+        after a silence may be a standby's first once it took the queues over (or the queues
+        coming back to this process): what the active process did meanwhile is in the store,
+        so the memory is rebuilt from nothing first, and the screens reload."""
+        if self.always_active or self.active:
+            self._last_heard = time.monotonic()
             return
-        if self._catching:
-            await self._caught_up.wait()
-            return
-        self._catching = True
-        try:
-            if self._refresh is not None and time.monotonic() - self._started > STALE_AFTER_S:
+        async with self._catching:
+            if self.active:
+                return  # another handler caught up while this one waited
+            since_start = time.monotonic() - self._started
+            if self._refresh is not None and (
+                self._last_heard is not None or since_start > STALE_AFTER_S
+            ):
+                self._forget_memory()
                 await self._refresh()
-        finally:
-            self._caught_up.set()
+                self._broadcast({"type": "reload"})
+            self._last_heard = time.monotonic()
 
     async def stop(self) -> None:
         await cancel(self._task)
@@ -131,14 +162,16 @@ class LabService:
 
     async def _step(self) -> None:
         self.engine.tick()
-        await self.desk.escalate_due()
+        if self.active:  # a standby's desk is stale: escalating from it would call wrongly
+            await self.desk.escalate_due()
         if self._stages_dirty:
             self._stages_dirty = False
             self._broadcast({"type": "stages", "stages": self.view.stages()})
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_kpi >= KPI_EVERY_S:
             self._last_kpi = loop.time()
-            self.desk.forget(self._clock() - SETTLED_KEPT)
+            for settled in self.desk.forget(self._clock() - SETTLED_KEPT):
+                self.view.forget(settled.observation)
             if self._screens:
                 self._broadcast({"type": "kpi", "kpi": self.view.kpi()})
 
@@ -146,7 +179,11 @@ class LabService:
 
     async def take_resource(self, resource: Json, context: Sequence[Json]) -> None:
         """One stored resource, with what it refers to. An Observation is also a result for
-        the critical-value desk."""
+        the critical-value desk. Handlers run concurrently and a retry comes back late, so a
+        version older than one already taken is ignored: a critical value corrected to normal
+        must not come back from its stale first version."""
+        if not self._versions.newer(resource):
+            return
         observed = _last_updated(resource) or self._clock()
         self._apply(events_from_fhir([resource], observed, context=context))
         if resource["resourceType"] == "Observation":
@@ -156,6 +193,30 @@ class LabService:
                 self.view.forget(f"Observation/{resource['id']}")
             self._wake.set()  # a new alert has its own escalation deadline: recompute the sleep
             await self.pools.result(resource, context)
+
+    async def take_deletion(self, kind: str, id_: str, version: int | None) -> None:
+        """A lab resource deleted (entered in error): a result deleted closes its alert, a
+        tube or an order deleted leaves the wall."""
+        meta = {"versionId": str(version)} if version is not None else {}
+        gone: Json = {"resourceType": kind, "id": id_, "meta": meta}
+        if not self._versions.newer(gone):
+            return
+        if kind == "Observation":
+            if await self.desk.receive({**gone, "status": "entered-in-error"}) is not None:
+                self.view.forget(f"Observation/{id_}")
+            return
+        origin = f"{kind} deleted"
+        if kind == "Specimen":
+            withdrawn = LifecycleEvent(
+                Stage.ORDERED, self._clock(), origin, specimen=id_, cancelled=True
+            )
+        elif kind == "ServiceRequest":
+            withdrawn = LifecycleEvent(
+                Stage.ORDERED, self._clock(), origin, request=id_, cancelled=True
+            )
+        else:
+            return
+        self._apply([withdrawn])
 
     async def restore_critical(
         self, alert_id: str, observation: Json, raised: datetime, level: int

@@ -105,6 +105,7 @@ class AlertEngine:
         # finished tubes, newest last, for statistics and for late events (a print, a
         # correction) that must not bring a tube back in flight
         self.completed: OrderedDict[str, SpecimenTrack] = OrderedDict()
+        self._withdrawn: OrderedDict[str, None] = OrderedDict()  # cancelled tubes, newest last
         self._completed_capacity = completed_capacity
         self._queue_size = queue_size
         self._queues: list[asyncio.Queue[AlertChange]] = []
@@ -137,8 +138,8 @@ class AlertEngine:
             if (done := self.completed.get(key)) is not None:
                 done.apply(event)  # a print or a correction after the report
                 return
-            if event.cancelled:
-                return
+            if event.cancelled or key in self._withdrawn:
+                return  # a late event of a withdrawn tube (out of order, a replay) changes nothing
             flight = self._flight[key] = _InFlight(SpecimenTrack(key))
         track = flight.track
         before = track.stage
@@ -270,6 +271,9 @@ class AlertEngine:
         for rule_id in list(flight.alerts):
             self._clear(flight, rule_id, now, "cancelled")
         self._forget(flight)
+        self._withdrawn[flight.track.specimen] = None
+        while len(self._withdrawn) > self._completed_capacity:
+            self._withdrawn.popitem(last=False)
 
     def _complete(self, flight: _InFlight) -> None:
         self._forget(flight)

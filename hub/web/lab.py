@@ -57,11 +57,19 @@ def _own(handler: RequestHandler) -> RequestHandler:
 
 
 def _service(request: web.Request) -> LabService | None:
-    return request.app[RUNTIME].lab
+    """The lab service when this process holds the lab queues; a standby's memory is stale,
+    so it neither shows nor takes acknowledgements (a load balancer's check moves on)."""
+    service = request.app[RUNTIME].lab
+    return service if service is not None and service.active else None
 
 
 def _no_service() -> web.Response:
-    return problem(503, "not-supported", "this process does not normalize HL7: no lab screen here")
+    return problem(
+        503,
+        "transient",
+        "the lab screen is served by the process that holds the lab queues (lab.fhir, lab.hl7);"
+        " this process does not, or is their standby",
+    )
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

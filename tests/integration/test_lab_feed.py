@@ -169,3 +169,28 @@ async def test_a_restart_rebuilds_tubes_alerts_and_critical_values(tmp_path: Pat
         assert (shown["patient"], shown["ward"], shown["bed"]) == ("杨*", "普外科病区", "05")
     finally:
         await second.close()
+
+
+async def test_a_restart_keeps_what_only_the_lis_hl7_said(tmp_path: Path) -> None:
+    """The review of a result comes only from the ORU's OBR-25/OBR-32: a rebuild replays the
+    archived HL7 with the store's resources, in the order they came, so a tube reviewed and
+    reported before the restart does not come back as waiting for review."""
+    first = await start_api(tmp_path, consume=True)
+    try:
+        lab = lab_of(first)
+        await post_hl7(first, "17-his-oml-o21-flu-order.hl7")
+        await post_hl7(first, "25-lis-oru-r01-flu-spm.hl7")
+        await wait_until(lambda: len(lab.engine.completed) == 1, 15)
+        (tube,) = lab.engine.completed
+        assert lab.engine.in_flight() == 0
+    finally:
+        await first.close()
+    second = await start_api(tmp_path, consume=True)
+    try:
+        lab = lab_of(second)
+        assert lab.engine.in_flight() == 0
+        track = lab.engine.track(tube)
+        assert track is not None
+        assert track.stage is Stage.REPORTED
+    finally:
+        await second.close()

@@ -110,6 +110,10 @@ async def test_one_lab_process_sees_what_another_normalized(
         await wait_until_async(lambda: _has_open_critical(service), 20)
         (critical,) = service.desk.open_alerts()
         assert standby.lab.desk.open_alerts() == []
+        # the probes through the queue reach the active process only: the standby knows it is
+        # one, and neither escalates nor serves the screens
+        assert service.active
+        assert not standby.lab.active
 
         await lab.stop()
         started.remove(lab)
@@ -117,6 +121,7 @@ async def test_one_lab_process_sees_what_another_normalized(
         taken_over = standby.lab
         await wait_until_async(lambda: _has_open_critical(taken_over), 20)
         assert [a.id for a in taken_over.desk.open_alerts()] == [critical.id]
+        assert taken_over.active
     finally:
         for runtime in reversed(started):
             await runtime.stop()

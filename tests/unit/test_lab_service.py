@@ -2,6 +2,8 @@
 critical-value desk, screens get masked events, acknowledgements leave a Communication and
 AuditEvents naming the caller, an unacknowledged value escalates from the background task."""
 
+import asyncio
+import copy
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -11,8 +13,10 @@ import pytest
 
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
+from hub.lab import rebuild
 from hub.lab.critical_alerts import Staff
 from hub.lab.feed import LAB_TYPES
+from hub.lab.pool_tube import load_rules, member_specimen, pool_specimen
 from hub.lab.service import LabService
 from hub.schedule import SHANGHAI
 from store.resources import ResourceStore
@@ -48,6 +52,7 @@ class Lab:
         self.service = LabService(
             cast(ResourceStore, self.store), self.audit.append, clock=self.clock
         )
+        self.service.always_active = True  # one process: nobody else holds the lab queues
         self.screen = self.service.subscribe()
 
     async def feed(self, name: str) -> None:
@@ -156,3 +161,116 @@ async def test_statistics_per_department_test_group_and_day() -> None:
     assert row["median_minutes"] == row["p90_minutes"] > 0  # one tube: both are its own TAT
     with pytest.raises(KeyError):
         lab.service.view.statistics("no-such-rule")
+
+
+async def test_a_standby_neither_escalates_nor_keeps_its_memory_once_active() -> None:
+    """A process that does not hold the lab queues hears nothing from them: its desk is stale,
+    so it does not escalate. When it hears (it took the queues over), it starts from nothing
+    and rebuilds from the store before the message, and escalates from then on."""
+    lab = Lab()
+    lab.service.always_active = False
+    await lab.feed("31-lis-oru-r01-critical-k-enhanced.hl7")
+    stale = lab.service.desk
+    lab.clock.now = NOW + timedelta(hours=2)
+    rebuilt: list[int] = []
+
+    async def refresh() -> None:
+        rebuilt.append(len(lab.service.desk.open_alerts()))
+
+    lab.service.start(refresh=refresh)
+    try:
+        await asyncio.sleep(0.05)  # a few ticks
+        assert not lab.service.active
+        assert stale.open_alerts()[0].level == 0  # never escalated by a standby
+        lab.service._started -= 10  # long after the start: the queues changed hands
+        await lab.service.catch_up()
+        assert lab.service.active
+        assert rebuilt == [0]  # the memory was emptied before the rebuild
+        assert lab.service.desk is not stale
+        assert {"type": "reload"} in lab.events()  # the screens reload what was rebuilt
+        await lab.service.catch_up()
+        assert rebuilt == [0]  # heard lately: no second rebuild
+    finally:
+        await lab.service.stop()
+
+
+def potassium(version: str, value: float) -> tuple[Json, list[Json]]:
+    """The corpus's critical potassium as the store holds it at ``version``, with its context."""
+    message = Message((CORPUS / "31-lis-oru-r01-critical-k-enhanced.hl7").read_bytes().decode())
+    resources = normalize(message).resources
+    (found,) = [
+        r
+        for r in resources
+        if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == "2823-3"
+    ]
+    result = copy.deepcopy(found)
+    result["meta"] = {"versionId": version}
+    result["valueQuantity"]["value"] = value
+    if value < 6:
+        result["status"] = "corrected"
+        result.pop("interpretation", None)
+    return result, [r for r in resources if r is not found]
+
+
+async def test_a_stale_version_after_its_correction_changes_nothing(lab: Lab) -> None:
+    """Version 2 (corrected to normal) is handled before version 1 (critical), as concurrent
+    handlers or a retry can deliver them: no alert comes from the stale version."""
+    corrected, context = potassium("2", 4.4)
+    first, _ = potassium("1", 6.8)
+    await lab.service.take_resource(corrected, context)
+    await lab.service.take_resource(first, context)
+    assert lab.service.desk.open_alerts() == []
+
+
+async def test_a_deleted_result_closes_its_alert(lab: Lab) -> None:
+    result, context = potassium("1", 6.8)
+    await lab.service.take_resource(result, context)
+    (alert,) = lab.service.desk.open_alerts()
+    await lab.service.take_deletion("Observation", result["id"], 2)
+    assert lab.service.desk.open_alerts() == []
+    assert lab.service.desk.get(alert.id).close_reason == "结果已撤销"
+    await lab.service.take_deletion("Observation", result["id"], 2)  # delivered again: no-op
+
+
+async def test_the_people_of_a_pool_tube_are_not_tubes_of_their_own(lab: Lab) -> None:
+    rules = load_rules()
+    pool = pool_specimen("HJ261126000001", "核酸采样点1", lab.clock(), rules)
+    for n in range(10):
+        swab = member_specimen(pool, f"Patient/p{n}", lab.clock())
+        swab["meta"] = {"versionId": "1"}
+        await lab.service.take_resource(swab, [pool])
+    lab.clock.now += timedelta(hours=1)
+    lab.service.engine.tick()
+    assert lab.service.engine.in_flight() == 0
+    assert lab.service.engine.alerts() == []
+
+
+class _Versions:
+    def __init__(self, body: Json) -> None:
+        self.body = orjson.dumps(body)
+
+
+async def test_an_acknowledged_value_corrected_but_still_critical_stays_settled_on_rebuild(
+    lab: Lab,
+) -> None:
+    """Raised, acknowledged, then a correction still critical (an ``updated`` step last in the
+    trail): a restart must not bring it back open, nor escalate it."""
+    first, context = potassium("1", 6.8)
+    await lab.service.take_resource(first, context)
+    (alert,) = lab.service.desk.open_alerts()
+    await lab.service.acknowledge_critical(alert.id, TECH, NURSE, "血钾6.8", "api-key:clinician")
+    second, _ = potassium("2", 6.9)
+    await lab.service.take_resource(second, context)
+    steps = [a["subtype"][0]["code"] for a in lab.audit]
+    assert steps == ["raised", "acknowledged", "updated"]
+
+    class Store:
+        async def read_many(self, keys: Any) -> list[_Versions]:
+            return [_Versions(second)]
+
+        async def referencing(self, target: str, limit: int) -> list[Any]:
+            return []
+
+    restarted = LabService(cast(ResourceStore, Store()), lambda _: None, clock=lab.clock)
+    assert await rebuild._restore_critical(restarted, cast(ResourceStore, Store()), lab.audit) == 0
+    assert restarted.desk.open_alerts() == []
