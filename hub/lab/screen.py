@@ -139,8 +139,15 @@ class ScreenView:
     def kpi(self) -> Json:
         """Today's lab TAT (签收 → 报告) over the tubes finished today, and what is open now."""
         rule = self.engine.rules.get(KPI_RULE)
-        today = self._clock().astimezone(SHANGHAI).date().isoformat()
-        summary = tat_statistics(self.engine.completed.values(), rule, by=("day",)).get((today,))
+        today = self._clock().astimezone(SHANGHAI).date()
+        # 今日报告: reported today, whenever the tube was received
+        done_today = [
+            track
+            for track in self.engine.completed.values()
+            if (end := track.time_of(rule.target)) is not None
+            and end.astimezone(SHANGHAI).date() == today
+        ]
+        summary = tat_statistics(done_today, rule, by=()).get(())
         open_alerts = self.engine.alerts()
         return {
             "in_flight": self.engine.in_flight(),

@@ -16,6 +16,7 @@ from hub.hl7v2.message import Message
 from hub.lab import rebuild
 from hub.lab.critical_alerts import Staff
 from hub.lab.feed import LAB_TYPES
+from hub.lab.lifecycle import Stage
 from hub.lab.pool_tube import load_rules, member_specimen, pool_specimen
 from hub.lab.service import LabService
 from hub.schedule import SHANGHAI
@@ -161,6 +162,15 @@ async def test_statistics_per_department_test_group_and_day() -> None:
     assert row["median_minutes"] == row["p90_minutes"] > 0  # one tube: both are its own TAT
     with pytest.raises(KeyError):
         lab.service.view.statistics("no-such-rule")
+    # the wall's 今日报告 counts by the day the report went out
+    reported = lab.service.engine.track(next(iter(lab.service.engine.completed)))
+    assert reported is not None
+    end = reported.time_of(Stage.REPORTED)
+    assert end is not None
+    lab.clock.now = end.replace(hour=23, minute=59)
+    assert lab.service.view.kpi()["reported_today"] == 1
+    lab.clock.now = end + timedelta(days=1)
+    assert lab.service.view.kpi()["reported_today"] == 0
 
 
 async def test_a_standby_neither_escalates_nor_keeps_its_memory_once_active() -> None:
