@@ -80,6 +80,7 @@ class LabService:
         self._refresh: Refresh | None = None
         self._started = time.monotonic()
         self._last_heard: float | None = None
+        self._unsaved: list[Json] = []  # Communications the store has not taken yet
         self._catching = asyncio.Lock()
         # the embedded bus serves one process: nobody else can hold the lab queues
         self.always_active = False
@@ -162,6 +163,7 @@ class LabService:
 
     async def _step(self) -> None:
         self.engine.tick()
+        await self._save_communications()
         if self.active:  # a standby's desk is stale: escalating from it would call wrongly
             await self.desk.escalate_due()
         if self._stages_dirty:
@@ -277,8 +279,8 @@ class LabService:
             audit = {**audit, "agent": [*audit["agent"], _caller_agent(caller)]}
         self._record_audit(audit)
         if event.communication is not None:
-            communication = event.communication
-            await self._store.create(communication, id=communication["id"])
+            self._unsaved.append(event.communication)
+            await self._save_communications()
         # the desk keeps its records for whoever persists them; here they are persisted
         self.desk.audit.clear()
         self.desk.communications.clear()
@@ -286,6 +288,19 @@ class LabService:
         if event.step in (Step.ACKNOWLEDGED, Step.CLOSED):
             self.view.forget(event.alert["observation"])
         self._broadcast({"type": "critical", "step": event.step.value, "alert": alert})
+
+    async def _save_communications(self) -> None:
+        """The 危急值通知 of each acknowledgement into the store; one the store refused now
+        (it is busy, or down) is tried again at every tick rather than lost. Written by id,
+        so a second try after a first that did succeed changes nothing."""
+        while self._unsaved:
+            communication = self._unsaved[0]
+            try:
+                await self._store.update(communication)
+            except Exception as exc:
+                log_event(log, "communication_not_saved", logging.WARNING, error=type(exc).__name__)
+                return
+            self._unsaved.pop(0)
 
     # --- screens ---
 

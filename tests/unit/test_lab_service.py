@@ -11,6 +11,7 @@ from typing import Any, cast
 import orjson
 import pytest
 
+from hub.errors import StoreError
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
 from hub.lab import rebuild
@@ -42,9 +43,13 @@ class Store:
 
     def __init__(self) -> None:
         self.created: list[Json] = []
+        self.refusals = 0  # how many writes to refuse first, as a busy or broken store would
 
-    async def create(self, resource: Json, id: str | None = None) -> None:
-        self.created.append({**resource, "id": id or resource.get("id")})
+    async def update(self, resource: Json, if_match: int | None = None) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise StoreError("database is locked")
+        self.created.append(resource)
 
 
 class Lab:
@@ -284,3 +289,20 @@ async def test_an_acknowledged_value_corrected_but_still_critical_stays_settled_
     restarted = LabService(cast(ResourceStore, Store()), lambda _: None, clock=lab.clock)
     assert await rebuild._restore_critical(restarted, cast(ResourceStore, Store()), lab.audit) == 0
     assert restarted.desk.open_alerts() == []
+
+
+async def test_a_notification_the_store_refused_is_written_at_a_later_tick(lab: Lab) -> None:
+    """The acknowledgement stands (the clinician was told); its Communication is not lost
+    when the store refuses it once, and is written once."""
+    result, context = potassium("1", 6.8)
+    await lab.service.take_resource(result, context)
+    (alert,) = lab.service.desk.open_alerts()
+    lab.store.refusals = 1
+    await lab.service.acknowledge_critical(alert.id, TECH, NURSE, "血钾6.8", "api-key:clinician")
+    assert lab.store.created == []
+    lab.service.start()
+    try:
+        await wait_until(lambda: len(lab.store.created) == 1)
+    finally:
+        await lab.service.stop()
+    assert lab.store.created[0]["id"] == f"crit-{alert.id}"
