@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from hub.hl7v2.mapping import normalize
+from hub.hl7v2.message import Message
 from hub.lab.lifecycle import Stage
 from hub.lab.service import LabService
 from hub.web.keys import RUNTIME
@@ -194,3 +196,44 @@ async def test_a_restart_keeps_what_only_the_lis_hl7_said(tmp_path: Path) -> Non
         assert track.stage is Stage.REPORTED
     finally:
         await second.close()
+
+
+async def test_a_restart_replays_in_the_order_things_came(tmp_path: Path) -> None:
+    """Received (SSU^U03 over HL7), then the order revoked (FHIR API): the tube leaves the
+    wall. A rebuild replays the archive and the store as one timeline, so the cancellation
+    stays after the receipt and the tube does not come back."""
+    received = (
+        "MSH|^~\\&|LIS|JHYY|JIANHU|JHYY|20260305083500||SSU^U03^SSU_U03|SSU0101|P|2.5\r"
+        "EQU|LIS01|20260305083500\r"
+        "SAC|||2603050301^HIS|||||REC\r"
+    )
+    first = await start_api(tmp_path, consume=True)
+    try:
+        lab = lab_of(first)
+        await post_hl7(first, "17-his-oml-o21-flu-order.hl7")
+        message = Message((CORPUS / "17-his-oml-o21-flu-order.hl7").read_bytes().decode())
+        resources = normalize(message).resources
+        order = next(r for r in resources if r["resourceType"] == "ServiceRequest")
+        tube = next(r for r in resources if r["resourceType"] == "Specimen")
+        sent = await first.post("/hl7v2", data=received.encode(), headers=SYSTEM)
+        assert "|AA|" in await sent.text()
+        await wait_until(lambda: _stage(lab, tube["id"]) is Stage.RECEIVED, 15)
+        _, stored, _ = await call(first, "GET", f"ServiceRequest/{order['id']}")
+        status, _, _ = await call(
+            first, "PUT", f"ServiceRequest/{order['id']}", {**stored, "status": "revoked"}
+        )
+        assert status == 200
+        await wait_until(lambda: lab.engine.track(tube["id"]) is None, 15)
+    finally:
+        await first.close()
+    second = await start_api(tmp_path, consume=True)
+    try:
+        assert lab_of(second).engine.track(tube["id"]) is None
+        assert lab_of(second).engine.in_flight() == 0
+    finally:
+        await second.close()
+
+
+def _stage(lab: LabService, tube: str) -> Stage | None:
+    track = lab.engine.track(tube)
+    return track.stage if track is not None else None
