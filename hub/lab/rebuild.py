@@ -11,8 +11,8 @@ it holds)."""
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from hub.logs import log_event
 from store.archive import ArchivedMessage, ArchiveQuery, MessageArchive
 from store.index import instant
 from store.query import parse_search
-from store.resources import AuditFilter, ResourceStore
+from store.resources import AuditFilter, ResourceStore, SearchPage
 
 Json = dict[str, Any]
 
@@ -60,7 +60,6 @@ class Rebuilt:
     acknowledged: int = 0
     critical: int = 0
     seconds: float = 0.0
-    skipped: list[str] = field(default_factory=list)
 
 
 async def rebuild(
@@ -114,9 +113,15 @@ async def _written_since(
     resources: ResourceStore, kind: str, since: datetime
 ) -> AsyncIterator[Json]:
     query = parse_search(kind, [("_lastUpdated", f"ge{instant(since)}")])
+    async for resource in _paged(lambda cursor: resources.search(query, PAGE, cursor)):
+        yield resource
+
+
+async def _paged(fetch: Callable[[str | None], Awaitable[SearchPage]]) -> AsyncIterator[Json]:
+    """Every body of a paged search, page after page."""
     cursor: str | None = None
     while True:
-        page = await resources.search(query, PAGE, cursor)
+        page = await fetch(cursor)
         for version in page.items:
             if version.body is not None:
                 yield orjson.loads(version.body)
@@ -159,15 +164,9 @@ async def _audit_since(
     resources: ResourceStore, since: datetime, subtype: str
 ) -> AsyncIterator[Json]:
     filters = [AuditFilter("date", ">=", instant(since)), AuditFilter("subtype", "=", subtype)]
-    cursor: str | None = None
-    while True:
-        page = await resources.audit.search(filters, PAGE, cursor, newest_first=False)
-        for version in page.items:
-            if version.body is not None:
-                yield orjson.loads(version.body)
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
+    search = resources.audit.search
+    async for event in _paged(lambda cursor: search(filters, PAGE, cursor, newest_first=False)):
+        yield event
 
 
 def _type_code(event: Json) -> str:

@@ -105,8 +105,8 @@ async def overview(api: Client, headers: dict[str, str] | None = None) -> Any:
 
 
 @asynccontextmanager
-async def screen_of(api: Client) -> AsyncIterator[Page]:
-    """The wall page in Chromium, live: its snapshot read and its stream open."""
+async def screen_of(api: Client, live: bool = True) -> AsyncIterator[Page]:
+    """The wall page in Chromium; with ``live`` once its snapshot is read and its stream open."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
@@ -114,7 +114,8 @@ async def screen_of(api: Client) -> AsyncIterator[Page]:
         try:
             page = await browser.new_page(viewport={"width": 1600, "height": 900})
             await page.goto(str(api.make_url("/lab/screen")))
-            await page.wait_for_selector("#live.on", timeout=WAIT_MS)  # snapshot and stream
+            if live:
+                await page.wait_for_selector("#live.on", timeout=WAIT_MS)
             yield page
         finally:
             await browser.close()
@@ -424,26 +425,18 @@ async def test_a_personal_view_asks_for_its_token_in_the_page(guarded: Client) -
     right, and with a good one shows the live screen."""
     await send(guarded, CRITICAL_K)
     await wait_until_async(lambda: _critical_open(guarded), 15)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+    async with screen_of(guarded, live=False) as page:
+        login = page.locator("#login")
+        await expect(login).to_be_visible(timeout=WAIT_MS)
+        await page.get_by_label("访问令牌").first.fill("his-key")  # a system: no screen role
+        await page.locator("#login-ok").click()
+        await expect(page.locator("#login-note")).to_have_text(
+            "此访问令牌无权查看大屏，请换一个", timeout=WAIT_MS
         )
-        try:
-            page = await browser.new_page(viewport={"width": 1600, "height": 900})
-            await page.goto(str(guarded.make_url("/lab/screen")))
-            login = page.locator("#login")
-            await expect(login).to_be_visible(timeout=WAIT_MS)
-            await page.get_by_label("访问令牌").first.fill("his-key")  # a system: no screen role
-            await page.locator("#login-ok").click()
-            await expect(page.locator("#login-note")).to_have_text(
-                "此访问令牌无权查看大屏，请换一个", timeout=WAIT_MS
-            )
-            await page.get_by_label("访问令牌").first.fill("wall-key")
-            await page.locator("#login-ok").click()
-            await expect(page.locator("#live")).to_have_class("on", timeout=WAIT_MS)
-            await expect(page.locator(".crit")).to_contain_text("杨*", timeout=WAIT_MS)
-        finally:
-            await browser.close()
+        await page.get_by_label("访问令牌").first.fill("wall-key")
+        await page.locator("#login-ok").click()
+        await expect(page.locator("#live")).to_have_class("on", timeout=WAIT_MS)
+        await expect(page.locator(".crit")).to_contain_text("杨*", timeout=WAIT_MS)
 
 
 async def _critical_open(api: Client) -> bool:
