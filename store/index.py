@@ -58,6 +58,21 @@ def extract(resource: dict[str, Any]) -> IndexRows:
     return rows
 
 
+def reference_targets(resource: dict[str, Any]) -> set[str]:
+    """The values of the resource's reference search parameters: what its ``ix_reference``
+    rows hold. A patient's compartment is defined by them, in searches and reads alike."""
+    rows = IndexRows()
+    present = element_names(resource)
+    for param in params_for(resource.get("resourceType", "")).values():
+        if param.type != "reference" or (
+            param.heads is not None and param.heads.isdisjoint(present)
+        ):
+            continue
+        for value in param.walker(resource):
+            _reference(rows, param, value)
+    return {target for _, target in rows.reference}
+
+
 _CHOICE_KEY = re.compile(f"^([a-z][A-Za-z]*?)(?:{'|'.join(CHOICE_SUFFIXES)})$")
 
 
@@ -166,19 +181,24 @@ _DATE = re.compile(
 
 
 def date_range(text: str) -> tuple[str, str] | None:
-    """The UTC interval a FHIR date/dateTime/instant covers at its precision, as ISO text."""
+    """The UTC interval a FHIR date/dateTime/instant covers at its precision, as ISO text;
+    None for text that is no such date (a 13th month, a 30th of February, year 0)."""
     match = _DATE.match(text)
     if match is None:
         return None
     year, month, day = int(match["y"]), match["m"], match["d"]
+    if year < 1 or (month is not None and not 1 <= int(month) <= 12):
+        return None
     if month is None:
         return f"{year:04d}-01-01T00:00:00.000Z", f"{year:04d}-12-31T23:59:59.999Z"
+    last = calendar.monthrange(year, int(month))[1]
     if day is None:
-        last = calendar.monthrange(year, int(month))[1]
         return (
             f"{year:04d}-{month}-01T00:00:00.000Z",
             f"{year:04d}-{month}-{last:02d}T23:59:59.999Z",
         )
+    if not 1 <= int(day) <= last:
+        return None
     if match["time"] is None:
         return f"{year:04d}-{month}-{day}T00:00:00.000Z", f"{year:04d}-{month}-{day}T23:59:59.999Z"
     time_part = match["time"]
@@ -191,12 +211,12 @@ def date_range(text: str) -> tuple[str, str] | None:
 def _instant_range(text: str, precision: timedelta) -> tuple[str, str] | None:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)  # no zone given: taken as UTC, the server's zone
+        start = moment.astimezone(UTC)
+        end = start + precision - timedelta(milliseconds=1)
+    except (ValueError, OverflowError):  # not a time, or beyond year 9999 once in UTC
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # no zone given: taken as UTC, the server's zone
-    start = moment.astimezone(UTC)
-    end = start + precision - timedelta(milliseconds=1)
     return _iso_ms(start), _iso_ms(end)
 
 

@@ -25,6 +25,7 @@ from store.index import extract, instant
 from store.mongo_audit import MongoAuditLog
 from store.mongo_search import (
     after,
+    compartment_filter,
     compile_clause,
     index_document,
     sort_document,
@@ -215,10 +216,14 @@ class MongoResources:
 
     async def _filter(self, query: SearchQuery) -> Doc:
         parts: list[Doc] = [{"type": query.resource_type, "deleted": False}]
+        if query.compartment is not None:
+            parts.append(compartment_filter(query.resource_type, query.compartment))
         for clause in query.clauses:
             chained = None
             if clause.chain is not None:
-                inner = SearchQuery(clause.chain_type or "", (clause.chain,))
+                inner = SearchQuery(
+                    clause.chain_type or "", (clause.chain,), compartment=clause.chain_compartment
+                )
                 docs = self._resources.find(await self._filter(inner), {"id": 1}).limit(CHAIN_LIMIT)
                 chained = [f"{clause.chain_type}/{doc['id']}" async for doc in docs]
             parts.append(compile_clause(clause, chained))

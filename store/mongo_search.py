@@ -64,8 +64,17 @@ def sort_document(rows: IndexRows) -> dict[str, dict[str, Any]]:
 
 def compile_filter(query: SearchQuery) -> Filter:
     parts: list[Filter] = [{"type": query.resource_type, "deleted": False}]
+    if query.compartment is not None:
+        parts.append(compartment_filter(query.resource_type, query.compartment))
     parts.extend(compile_clause(clause) for clause in query.clauses)
     return {"$and": parts}
+
+
+def compartment_filter(resource_type: str, patient: str) -> Filter:
+    """The patient itself, or a resource with a reference search parameter naming it."""
+    if resource_type == "Patient":
+        return {"id": patient.partition("/")[2]}
+    return {"ix.reference.t": patient}
 
 
 def compile_clause(clause: Clause, chained_ids: list[str] | None = None) -> Filter:

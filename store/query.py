@@ -14,6 +14,9 @@ from hub.errors import SearchError
 from store.index import date_range, normalise
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+# Bounds on one search, far above what a real client asks and far below what makes a query
+# plan (or SQLite's expression tree) blow up: OR-ed values per parameter, AND-ed parameters.
+MAX_VALUES, MAX_CLAUSES = 100, 40
 MODIFIERS = {
     "token": {"not", "text", "missing"},
     "string": {"exact", "contains", "missing"},
@@ -65,6 +68,7 @@ class Clause:
     missing: bool | None = None  # for :missing
     chain: "Clause | None" = None  # reference chaining: subject:Patient.identifier=...
     chain_type: str | None = None
+    chain_compartment: str | None = None  # the chained resources must be in this compartment
 
 
 @dataclass(frozen=True)
@@ -79,10 +83,16 @@ class SearchQuery:
     clauses: tuple[Clause, ...]
     unknown: tuple[str, ...] = ()  # parameters ignored (reported back unless handling is strict)
     sort: tuple[SortKey, ...] = ()
+    # "Patient/<id>": only that patient and what refers to it through a reference search
+    # parameter (a patient/ scope's reach); None: no such limit
+    compartment: str | None = None
 
 
 def parse_search(resource_type: str, pairs: Iterable[tuple[str, str]]) -> SearchQuery:
     clauses, unknown, sort = [], [], []
+    pairs = list(pairs)
+    if len(pairs) > MAX_CLAUSES + len(CONTROL):
+        raise SearchError(f"a search takes at most {MAX_CLAUSES} parameters")
     for name, raw in pairs:
         if name == "_sort":
             sort.extend(parse_sort(resource_type, raw))
@@ -92,6 +102,8 @@ def parse_search(resource_type: str, pairs: Iterable[tuple[str, str]]) -> Search
             unknown.append(name)
         else:
             clauses.append(clause)
+    if len(clauses) > MAX_CLAUSES:
+        raise SearchError(f"a search takes at most {MAX_CLAUSES} parameters")
     return SearchQuery(resource_type, tuple(clauses), tuple(unknown), tuple(sort))
 
 
@@ -170,6 +182,8 @@ def _parse_chain(resource_type: str, name: str, raw: str) -> Clause:
 def _split(raw: str, separator: str = ",") -> list[str]:
     """Comma-separated OR values (or ``$``-joined composite parts); ``\\,`` is a literal comma.
     Other escapes stay for the next split; ``_unescape`` removes them from the final text."""
+    if raw.count(separator) >= MAX_VALUES:
+        raise SearchError(f"a search parameter takes at most {MAX_VALUES} values")
     parts, current, escaped = [], [], False
     for char in raw:
         if escaped:
@@ -238,6 +252,8 @@ def _numeric_value(param: SearchParam, raw: str) -> Value:
         exact = Decimal(number)
     except InvalidOperation as exc:
         raise SearchError(f"{param.code}: {number!r} is not a number") from exc
+    if not exact.is_finite() or not -300 < exact.adjusted() < 300:
+        raise SearchError(f"{param.code}: {number!r} is not a number this server compares")
     exponent = exact.as_tuple().exponent
     half_step = Decimal(5) * Decimal(10) ** (int(exponent) - 1) if isinstance(exponent, int) else 0
     return Value(

@@ -47,7 +47,19 @@ def compile_query(query: SearchQuery) -> Sql:
         sql, args = compile_clause(query.resource_type, clause, correlated=position != driver)
         parts.append(sql)
         params.extend(args)
+    if query.compartment is not None:
+        sql, args = compartment_test(query.resource_type, query.compartment, "c.")
+        parts.append(sql)
+        params.extend(args)
     return " AND ".join(parts), params
+
+
+def compartment_test(resource_type: str, patient: str, alias: str) -> Sql:
+    """The patient itself, or a resource with a reference search parameter naming it."""
+    if resource_type == "Patient":
+        return f"{alias}id = ?", [patient.partition("/")[2]]
+    owner = f"r.type = {alias}type AND r.id = {alias}id"
+    return f"EXISTS (SELECT 1 FROM ix_reference r WHERE {owner} AND r.target = ?)", [patient]
 
 
 # Clauses whose lookup is an equality on an indexed value: few rows, good drivers.
@@ -83,8 +95,11 @@ def compile_clause(resource_type: str, clause: Clause, correlated: bool = False)
     if clause.chain is not None:
         inner_type = clause.chain_type or ""
         inner_sql, inner_args = compile_clause(inner_type, clause.chain)
-        inner = inner_sql.replace("c.id IN", "id IN", 1)
-        targets = f"SELECT ? || '/' || id FROM resource_current WHERE type = ? AND {inner}"
+        inner = inner_sql.replace("c.id ", "t.id ", 1)  # IN or NOT IN, on the chained type
+        targets = f"SELECT ? || '/' || t.id FROM resource_current t WHERE t.type = ? AND {inner}"
+        if clause.chain_compartment is not None:
+            limit, limit_args = compartment_test(inner_type, clause.chain_compartment, "t.")
+            targets, inner_args = f"{targets} AND {limit}", [*inner_args, *limit_args]
         return (
             f"{yes} ({head} AND i.target IN ({targets}))",
             [*args, inner_type, inner_type, *inner_args],

@@ -10,12 +10,14 @@ what is buffered.
 import asyncio
 import base64
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from hub.fhir.interaction import FhirRequest
-from hub.fhir.paths import Target
+from hub.fhir.outcome import FhirError
+from hub.fhir.paths import Target, parse_path
 from hub.logs import log_event
 from hub.tasks import cancel, wait_event
 from store.index import instant
@@ -24,6 +26,26 @@ from store.resources import Resource, ResourceStore
 log = logging.getLogger(__name__)
 FLUSH_S, BATCH = 0.25, 500
 _ACTIONS = {"POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
+
+# Called once per interaction (and once per Bundle entry): the request, its HTTP status and
+# the Location of what it wrote, if anything.
+Auditor = Callable[[FhirRequest, int, str | None], None]
+
+
+def interaction_event(
+    request: FhirRequest, status: int, location: str | None, remote: str | None
+) -> Resource:
+    """The AuditEvent of one interaction, naming the resource it read or wrote."""
+    try:
+        target = parse_path(request.path)
+    except FhirError:
+        target = Target()
+    what = None
+    if location:  # Type/id of what was written
+        what = "/".join(location.removeprefix(request.base + "/").split("/")[:2])
+    elif target.type and target.id:
+        what = f"{target.type}/{target.id}"
+    return audit_event(request, target, status, remote, what)
 
 
 def interaction_code(request: FhirRequest, target: Target) -> str:
@@ -54,12 +76,11 @@ def audit_event(
     if code in ("search-type", "history-type", "history-system") or target.search:
         action = "E" if code == "search-type" else "R"
     agent: dict[str, Any] = {
-        "who": {"identifier": {"value": principal.subject if principal else "hub"}},
-        "name": principal.subject if principal else "hub",
+        "who": {"identifier": {"value": principal.subject}},
+        "name": principal.subject,
         "requestor": True,
+        "role": [{"text": principal.role}],
     }
-    if principal is not None:
-        agent["role"] = [{"text": principal.role}]
     if remote:
         agent["network"] = {"address": remote, "type": "2"}
     event: Resource = {

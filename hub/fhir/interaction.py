@@ -16,12 +16,14 @@ JSON_TYPE = "application/fhir+json"
 class FhirRequest:
     method: str  # GET POST PUT PATCH DELETE
     path: str  # relative to the base: "Patient/1/_history/2", "Observation", ""
+    # the caller, always: a Bundle's entries carry the Bundle's caller, so nothing reaches the
+    # store unauthorized by leaving it out
+    principal: Principal
     query: tuple[tuple[str, str], ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     body: Any = None  # parsed JSON
     base: str = ""  # the server's base URL, for fullUrl, Location and paging links
     assigned_id: str | None = None  # a transaction's POST entry: the id chosen up front
-    principal: Principal | None = None  # the caller; None for the hub's own calls
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)

@@ -8,6 +8,7 @@ import orjson
 
 from fhir_profiles.issues import Issue
 from fhir_profiles.validation import validate
+from hub.fhir.access import check_visible, visible
 from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target
@@ -52,6 +53,7 @@ class Operations:
     async def validate(self, request: FhirRequest, target: Target) -> FhirResponse:
         if request.method == "GET" and target.id:
             stored = await self.resources.read(target.type or "", target.id)
+            check_visible(request, stored)
             resource = orjson.loads(stored.body or b"{}")
         else:
             resource = _parameter_resource(request.body)
@@ -68,12 +70,18 @@ class Operations:
         if not target.id:
             raise FhirError.of(400, "invalid", "use Patient/{id}/$everything")
         patient = await self.resources.read("Patient", target.id)
+        check_visible(request, patient)
         compartment = await self.resources.referencing(f"Patient/{target.id}", EVERYTHING_LIMIT)
         seen = {(patient.type, patient.id), *((v.type, v.id) for v in compartment)}
         referenced = await self.resources.read_many(
             [key for key in dict.fromkeys(_referenced(compartment)) if key not in seen]
         )
-        found = [patient, *compartment, *referenced][:EVERYTHING_LIMIT]
+        # only what the caller may read itself: the operation is no way around its scopes
+        found = [
+            version
+            for version in [patient, *compartment, *referenced][:EVERYTHING_LIMIT]
+            if visible(request, version)
+        ]
         entries = [
             {
                 "fullUrl": f"{request.base}/{v.type}/{v.id}",

@@ -60,7 +60,9 @@ def _instance(type_: str, id_: str, rest: list[str]) -> Target:
 
 
 def _checked_id(id_: str) -> str:
-    if not _ID.match(id_):
+    # "." and ".." fit the id datatype but name a path segment in a URL: a Location built
+    # from them would resolve to another resource
+    if not _ID.match(id_) or id_ in (".", ".."):
         raise FhirError.of(400, "invalid", f"{id_!r} is not a valid FHIR id")
     return id_
 

@@ -8,7 +8,7 @@ only the patient named in the token and what refers to it (its compartment).
 from dataclasses import dataclass
 from typing import Any
 
-from hub.fhir.references import references_in
+from store.index import reference_targets
 
 # SMART v2 letters: create, read, update, delete, search. v1 "read" is r+s, "write" c+u+d.
 CREATE, READ, UPDATE, DELETE, SEARCH = "c", "r", "u", "d", "s"
@@ -66,8 +66,8 @@ class Principal:
 
 
 def in_compartment(resource: dict[str, Any], patient_id: str) -> bool:
-    """The patient itself, or a resource that refers to it anywhere."""
+    """The patient itself, or a resource with a reference search parameter naming it: the same
+    test a compartment-limited search makes in the index (``SearchQuery.compartment``)."""
     if resource.get("resourceType") == "Patient":
         return resource.get("id") == patient_id
-    wanted = f"Patient/{patient_id}"
-    return any(reference == wanted for reference in references_in(resource))
+    return f"Patient/{patient_id}" in reference_targets(resource)

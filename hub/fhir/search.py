@@ -2,6 +2,7 @@
 (with ``:iterate`` one level), ``_summary``, ``_elements``, ``_total`` and unknown parameters
 reported in an OperationOutcome entry (or refused under ``Prefer: handling=strict``)."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -11,13 +12,14 @@ import orjson
 from fhir_profiles.issues import Issue
 from fhir_profiles.search_params import SearchParam, params_for
 from hub.envelope import new_id
-from hub.fhir.access import visible
+from hub.fhir.access import limited, reach, visible
 from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target
+from hub.fhir.scopes import SEARCH
 from hub.fhir.shaping import shape, shaping
 from store.index import instant
-from store.query import parse_search
+from store.query import MAX_VALUES, parse_search
 from store.resources import StoredVersion
 
 if TYPE_CHECKING:
@@ -70,7 +72,8 @@ class Searcher:
 
     async def search(self, request: FhirRequest, target: Target) -> FhirResponse:
         type_ = target.type or ""
-        query = parse_search(type_, request.query)
+        query = limited(request, parse_search(type_, request.query))
+        _check_includes(request.query)
         if query.unknown and request.prefer("handling") == "strict":
             unknown = ", ".join(query.unknown)
             raise FhirError.of(400, "not-supported", f"unknown search parameter: {unknown}")
@@ -127,7 +130,7 @@ class Searcher:
         found: list[StoredVersion] = []
         current = matches
         for iterate in (False, True):
-            new = await self._include_round(request.query, current, iterate, seen)
+            new = await self._include_round(request, current, iterate, seen)
             found.extend(new)
             current = new
             if not new:
@@ -136,21 +139,21 @@ class Searcher:
 
     async def _include_round(
         self,
-        query: tuple[tuple[str, str], ...],
+        request: FhirRequest,
         sources: list[StoredVersion],
         iterate: bool,
         seen: set[tuple[str, str]],
     ) -> list[StoredVersion]:
         wanted: list[tuple[str, str]] = []
         revincluded: list[StoredVersion] = []
-        for key, value in query:
+        for key, value in request.query:
             name, _, modifier = key.partition(":")
             if (modifier == "iterate") != iterate or name not in ("_include", "_revinclude"):
                 continue
             if name == "_include":
                 wanted.extend(_references(sources, value))
             else:
-                revincluded.extend(await self._revinclude(sources, value))
+                revincluded.extend(await self._revinclude(request, sources, value))
         keys = [key for key in dict.fromkeys(wanted) if key not in seen]
         found = [*(await self.resources.read_many(keys[:INCLUDE_LIMIT])), *revincluded]
         fresh = []
@@ -160,13 +163,26 @@ class Searcher:
                 fresh.append(version)
         return fresh
 
-    async def _revinclude(self, sources: list[StoredVersion], spec: str) -> list[StoredVersion]:
+    async def _revinclude(
+        self, request: FhirRequest, sources: list[StoredVersion], spec: str
+    ) -> list[StoredVersion]:
         source_type, param = _include_spec(spec)
-        targets = ",".join(f"{v.type}/{v.id}" for v in sources)
-        if not targets:
-            return []
-        query = parse_search(source_type, [(param.code, targets)])
-        return list((await self.resources.search(query, count=INCLUDE_LIMIT)).items)
+        try:
+            compartment = reach(request, source_type, SEARCH)
+        except FhirError:
+            return []  # the caller may not search that type: nothing of it is included
+        found: list[StoredVersion] = []
+        targets = [f"{v.type}/{v.id}" for v in sources]
+        for start in range(0, len(targets), MAX_VALUES):
+            if len(found) >= INCLUDE_LIMIT:
+                break
+            chunk = ",".join(targets[start : start + MAX_VALUES])
+            query = replace(
+                parse_search(source_type, [(param.code, chunk)]), compartment=compartment
+            )
+            page = await self.resources.search(query, count=INCLUDE_LIMIT - len(found))
+            found.extend(page.items)
+        return found
 
     # --- history ---
     async def history(self, request: FhirRequest, target: Target) -> FhirResponse:
@@ -179,6 +195,24 @@ class Searcher:
         path = "/".join(part for part in (target.type, target.id, "_history") if part)
         entries = [_history_entry(request.base, version) for version in page.items]
         return FhirResponse(200, bundle("history", entries, links(request, path, page.next_cursor)))
+
+
+def _check_includes(query: tuple[tuple[str, str], ...]) -> None:
+    """Every ``_include``/``_revinclude`` names a reference parameter that exists (one that
+    starts from another type than the matches' is valid and includes nothing); a misspelt one
+    is refused, not ignored."""
+    for key, value in query:
+        name, _, modifier = key.partition(":")
+        if name not in ("_include", "_revinclude"):
+            continue
+        if modifier not in ("", "iterate", "recurse"):
+            raise FhirError.of(400, "invalid", f"{key}: the modifier is :iterate or nothing")
+        if value == "*" and name == "_include":
+            continue
+        _, param = _include_spec(value)
+        target_type = value.split(":")[2] if value.count(":") >= 2 else None
+        if target_type is not None and target_type not in param.targets:
+            raise FhirError.of(400, "invalid", f"{value!r}: {param.code} cannot point to that type")
 
 
 def _include_spec(spec: str) -> tuple[str, SearchParam]:

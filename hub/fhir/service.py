@@ -16,11 +16,20 @@ import orjson
 from fhir_profiles.issues import Issue
 from fhir_profiles.validation import validate
 from hub.errors import ResourceGoneError, ResourceNotFoundError, SearchError, VersionConflictError
-from hub.fhir.access import authorize, check_writable, visible
+from hub.fhir.access import (
+    authorize,
+    check_replaceable,
+    check_visible,
+    check_writable,
+    limited,
+    reach,
+)
+from hub.fhir.audit import Auditor
 from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target, checked_id, parse_path
 from hub.fhir.responses import resource_response, write_response
+from hub.fhir.scopes import UPDATE
 from hub.fhir.shaping import shape, shaping
 from store.query import parse_search
 from store.resources import Resource, ResourceStore, StoredVersion
@@ -29,9 +38,15 @@ Handler = Callable[[FhirRequest, Target], Awaitable[FhirResponse]]
 
 
 class FhirService:
-    def __init__(self, resources: ResourceStore, validate_input: bool = True) -> None:
+    def __init__(
+        self,
+        resources: ResourceStore,
+        validate_input: bool = True,
+        auditor: Auditor | None = None,
+    ) -> None:
         self.resources = resources
         self.validate_input = validate_input
+        self.auditor = auditor
         # late imports keep each module small and free of cycles
         from hub.fhir import audit_api, operations, search, transaction
 
@@ -41,6 +56,25 @@ class FhirService:
         self.bundles = transaction.BundleProcessor(self)
 
     async def dispatch(self, request: FhirRequest) -> FhirResponse:
+        """Run one interaction and leave its AuditEvent, whatever the outcome."""
+        try:
+            response = await self.run(request)
+        except FhirError as exc:
+            self.audit_interaction(request, exc.status, None)
+            raise
+        except Exception:
+            self.audit_interaction(request, 500, None)
+            raise
+        self.audit_interaction(request, response.status, response.headers.get("Location"))
+        return response
+
+    def audit_interaction(self, request: FhirRequest, status: int, location: str | None) -> None:
+        if self.auditor is not None:
+            self.auditor(request, status, location)
+
+    async def run(self, request: FhirRequest) -> FhirResponse:
+        """One interaction, unaudited: a transaction audits its entries once it knows whether
+        they were committed."""
         try:
             target = parse_path(request.path)
             authorize(request, target)
@@ -106,8 +140,7 @@ class FhirService:
         return self._read_response(request, version)
 
     def _read_response(self, request: FhirRequest, version: StoredVersion) -> FhirResponse:
-        if not visible(request, version):
-            raise FhirError.of(403, "forbidden", "outside the patient this token is bound to")
+        check_visible(request, version)
         if request.header("if-none-match") in (version.etag, f'"{version.version}"'):
             return FhirResponse(304, None, {"ETag": version.etag})
         summary, names = shaping(request.query)
@@ -121,7 +154,7 @@ class FhirService:
         type_ = _type(target)
         resource = self.checked_body(request, type_)
         if condition := request.header("if-none-exist"):
-            existing = await self.matches(type_, _query_pairs(condition), "If-None-Exist")
+            existing = await self.matches(request, type_, _query_pairs(condition), "If-None-Exist")
             if existing:
                 return write_response(request, existing[0], 200, "an existing resource matched")
         resource.pop("id", None)  # the server assigns the id of a create
@@ -139,6 +172,7 @@ class FhirService:
 
     async def _store_update(self, request: FhirRequest, resource: Resource) -> FhirResponse:
         if_match = _if_match(request)
+        await self._check_replaceable(request, resource)
         try:
             result = await self.resources.update(resource, if_match=if_match)
         except VersionConflictError as exc:
@@ -147,10 +181,19 @@ class FhirService:
         name = f"{resource['resourceType']}/{result.version.id}"
         return write_response(request, result.version, status, f"stored {name}")
 
+    async def _check_replaceable(self, request: FhirRequest, resource: Resource) -> None:
+        if reach(request, resource["resourceType"], UPDATE) is None:
+            return  # the writer reaches every resource of the type
+        try:
+            current = await self.resources.read(resource["resourceType"], resource["id"])
+        except (ResourceNotFoundError, ResourceGoneError):
+            return
+        check_replaceable(request, current)
+
     async def conditional_update(self, request: FhirRequest, target: Target) -> FhirResponse:
         type_ = _type(target)
         resource = self.checked_body(request, type_)
-        found = await self.matches(type_, request.query, "conditional update")
+        found = await self.matches(request, type_, request.query, "conditional update")
         if found:
             if resource.get("id", found[0].id) != found[0].id:
                 raise FhirError.of(400, "invalid", "the body id is not the matched one's", "id")
@@ -164,7 +207,7 @@ class FhirService:
         return await self._apply_patch(request, current)
 
     async def conditional_patch(self, request: FhirRequest, target: Target) -> FhirResponse:
-        found = await self.matches(_type(target), request.query, "conditional patch")
+        found = await self.matches(request, _type(target), request.query, "conditional patch")
         if not found:
             raise FhirError.of(404, "not-found", "no resource matched the conditional patch")
         return await self._apply_patch(request, found[0])
@@ -199,7 +242,7 @@ class FhirService:
         return FhirResponse(200, outcome(Issue("information", "informational", message)), headers)
 
     async def conditional_delete(self, request: FhirRequest, target: Target) -> FhirResponse:
-        found = await self.matches(_type(target), request.query, "conditional delete")
+        found = await self.matches(request, _type(target), request.query, "conditional delete")
         if not found:
             message = "no resource matched the conditional delete"
             return FhirResponse(200, outcome(Issue("information", "informational", message)))
@@ -225,10 +268,11 @@ class FhirService:
             raise FhirError(422, issues)
 
     async def matches(
-        self, type_: str, pairs: Any, purpose: str, strict: bool = True
+        self, request: FhirRequest, type_: str, pairs: Any, purpose: str, strict: bool = True
     ) -> list[StoredVersion]:
-        """The resources a conditional interaction's search finds: none or one, else 412."""
-        query = parse_search(type_, pairs)
+        """The resources a conditional interaction's search finds, among those the caller may
+        search: none or one, else 412."""
+        query = limited(request, parse_search(type_, pairs))
         if not query.clauses:
             raise FhirError.of(400, "invalid", f"{purpose} needs search criteria")
         if strict and query.unknown:

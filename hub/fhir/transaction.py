@@ -77,6 +77,19 @@ class BundleProcessor:
             return FhirResponse(exc.status, outcome(*exc.issues))
 
     async def _transaction(self, entries: list[Entry]) -> list[FhirResponse]:
+        try:
+            responses = await self._transaction_entries(entries)
+        except FhirError as exc:
+            # nothing was written: every entry's AuditEvent says it failed, with the status
+            for entry in entries:
+                self.service.audit_interaction(entry.request, exc.status, None)
+            raise
+        for entry, response in zip(entries, responses, strict=True):
+            location = response.headers.get("Location")
+            self.service.audit_interaction(entry.request, response.status, location)
+        return responses
+
+    async def _transaction_entries(self, entries: list[Entry]) -> list[FhirResponse]:
         mapping = await self._assign_ids(entries)
         for entry in entries:
             if entry.request.body is not None and entry.request.method in ("POST", "PUT"):
@@ -96,7 +109,7 @@ class BundleProcessor:
 
     async def _run(self, entry: Entry) -> FhirResponse:
         try:
-            return await self.service.dispatch(entry.request)
+            return await self.service.run(entry.request)
         except FhirError as exc:
             where = f"Bundle.entry[{entry.position}]"
             issues = [replace(i, diagnostics=f"{where}: {i.diagnostics}") for i in exc.issues]
@@ -123,7 +136,9 @@ class BundleProcessor:
         condition = entry.request.header("if-none-exist")
         if condition:
             pairs = parse_qsl(condition.split("?", 1)[-1], keep_blank_values=True)
-            found = await self.service.matches(type_, pairs, f"entry {entry.position} ifNoneExist")
+            found = await self.service.matches(
+                entry.request, type_, pairs, f"entry {entry.position} ifNoneExist"
+            )
             if found:
                 return f"{type_}/{found[0].id}"  # the create is skipped at dispatch time
         entry.request = replace(entry.request, assigned_id=new_id())
@@ -131,7 +146,7 @@ class BundleProcessor:
 
     async def _conditional_put_target(self, entry: Entry, type_: str) -> str:
         found = await self.service.matches(
-            type_, entry.request.query, f"entry {entry.position} conditional update"
+            entry.request, type_, entry.request.query, f"entry {entry.position} conditional update"
         )
         body = entry.request.body if isinstance(entry.request.body, dict) else {}
         id_ = found[0].id if found else body.get("id") or new_id()
@@ -165,7 +180,9 @@ class BundleProcessor:
         if "?" in reference and not reference.startswith(("http:", "https:")):
             type_, _, criteria = reference.partition("?")
             pairs = parse_qsl(criteria, keep_blank_values=True)
-            found = await self.service.matches(type_, pairs, f"reference {reference}")
+            found = await self.service.matches(
+                entry.request, type_, pairs, f"reference {reference}"
+            )
             if not found:
                 raise FhirError.of(
                     404, "not-found", f"Bundle.entry[{entry.position}]: {reference} matched nothing"
@@ -181,13 +198,18 @@ def _entry(request: FhirRequest, position: int, raw: Any) -> Entry:
         raise FhirError.of(400, "required", f"{where}.request needs a method and a url", where)
     method = "GET" if call["method"] == "HEAD" else call["method"]
     url = urlsplit(str(call["url"]).removeprefix(request.base))
+    path = url.path.strip("/")
+    if not path and method == "POST":
+        # a Bundle inside a Bundle would multiply the limits on entries, time and size
+        raise FhirError.of(400, "not-supported", f"{where}: a Bundle entry cannot post a Bundle")
     headers = {_HEADERS[key]: str(value) for key, value in call.items() if key in _HEADERS}
     body = raw.get("resource")
     if method == "PATCH":
         body = _patch_body(body, where)
     sub = FhirRequest(
         method=method,
-        path=url.path.strip("/"),
+        path=path,
+        principal=request.principal,  # every entry is the caller's own request
         query=tuple(parse_qsl(url.query, keep_blank_values=True)),
         headers={**request.headers, **headers},
         body=body,

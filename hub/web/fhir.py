@@ -9,11 +9,10 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
-from hub.fhir.audit import audit_event
+from hub.fhir.audit import Auditor, interaction_event
 from hub.fhir.capability import capability_statement
 from hub.fhir.interaction import JSON_TYPE, FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
-from hub.fhir.paths import Target, parse_path
 from hub.fhir.service import FhirService
 from hub.settings import Role
 from hub.web.auth import allow
@@ -48,30 +47,28 @@ async def handle(request: web.Request) -> web.StreamResponse:
         fhir_request = await _fhir_request(request)
     except FhirError as exc:
         return _error(exc)
-    service = FhirService(runtime.resources, validate_input=runtime.settings.fhir.validate_input)
+    service = FhirService(
+        runtime.resources,
+        validate_input=runtime.settings.fhir.validate_input,
+        auditor=_auditor(request),
+    )
     try:
         response = await service.dispatch(fhir_request)
     except FhirError as exc:
-        _audit(request, fhir_request, exc.status, None)
         return _error(exc)
-    _audit(request, fhir_request, response.status, response.headers.get("Location"))
     return _respond(response)
 
 
-def _audit(request: web.Request, fhir: FhirRequest, status: int, location: str | None) -> None:
+def _auditor(request: web.Request) -> Auditor | None:
     trail = request.app[RUNTIME].audit
     if trail is None:
-        return
-    try:
-        target = parse_path(fhir.path)
-    except FhirError:
-        target = Target()
-    what = None
-    if location:  # Type/id of what was written
-        what = "/".join(location.removeprefix(fhir.base + "/").split("/")[:2])
-    elif target.type and target.id:
-        what = f"{target.type}/{target.id}"
-    trail.record(audit_event(fhir, target, status, request.remote, what))
+        return None
+    remote = request.remote
+
+    def record(fhir: FhirRequest, status: int, location: str | None) -> None:
+        trail.record(interaction_event(fhir, status, location, remote))
+
+    return record
 
 
 async def _fhir_request(request: web.Request) -> FhirRequest:
@@ -91,11 +88,11 @@ async def _fhir_request(request: web.Request) -> FhirRequest:
     return FhirRequest(
         request.method,
         path,
+        request[PRINCIPAL],
         query,
         headers,
         body,
         base_url(request),
-        principal=request.get(PRINCIPAL),
     )
 
 
