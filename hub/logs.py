@@ -18,10 +18,29 @@ from hub.masking import mask_fields, mask_text
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
-def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
-    """One fixed-shape line: the event name plus ids and counts, never payloads."""
+# A log line stays a few KB whatever it carries: a field or message longer than this keeps its
+# head and tail (a traceback its last frames, where the cause is).
+MAX_FIELD_CHARS, MAX_TRACEBACK_CHARS = 1000, 6000
+
+
+def log_event(
+    logger: logging.Logger,
+    event: str,
+    level: int = logging.INFO,
+    exc_info: bool = False,
+    **fields: Any,
+) -> None:
+    """One fixed-shape line: the event name plus ids and counts, never payloads.
+    ``exc_info=True`` (at a supervision boundary) adds the current exception's traceback."""
     if logger.isEnabledFor(level):
-        logger.log(level, event, extra={"event": event, **fields})
+        logger.log(level, event, exc_info=exc_info, extra={"event": event, **fields})
+
+
+def bounded(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    return f"{text[:head]} ...[{len(text) - limit} characters left out]... {text[head - limit :]}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,11 +50,13 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": mask_text(record.getMessage()),
-            **mask_fields(fields),
+            "msg": mask_text(bounded(record.getMessage(), MAX_FIELD_CHARS)),
         }
+        for key, value in mask_fields(fields).items():
+            line[key] = bounded(value, MAX_FIELD_CHARS) if isinstance(value, str) else value
         if record.exc_info:
-            line["exc"] = mask_text(self.formatException(record.exc_info))
+            traceback = bounded(self.formatException(record.exc_info), MAX_TRACEBACK_CHARS)
+            line["exc"] = mask_text(traceback)
         return orjson.dumps(line, default=str).decode()
 
 

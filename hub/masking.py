@@ -12,6 +12,9 @@ from typing import Any
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8}|\d{5})(\d{3}[\dXx]|\d)(?![0-9A-Za-z])")
 # Mainland mobile numbers: 11 digits starting with 1[3-9].
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+# A quoted run of two to four Chinese characters, as an error message quotes a value
+# ('刘洋', "欧阳娜娜"): most likely a person's name, masked like one.
+_QUOTED_NAME = re.compile(r"(['\"])([\u4e00-\u9fff·]{2,4})\1")
 
 # Keys whose values are always treated as patient data, whatever they look like.
 SENSITIVE_KEYS = frozenset(
@@ -43,8 +46,11 @@ def mask_name(value: str) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Mask every ID-card and phone number found in free text (names cannot be found reliably)."""
+    """Mask every ID-card and phone number found in free text, and quoted Chinese names (names
+    elsewhere in free text cannot be found reliably: ``hub.hl7v2.privacy`` masks a message's
+    own names in texts about it)."""
     text = _ID_CARD.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3)[-4:], text)
+    text = _QUOTED_NAME.sub(lambda m: m.group(1) + mask_name(m.group(2)) + m.group(1), text)
     return _PHONE.sub(lambda m: m.group(1) + "****" + m.group(3), text)
 
 

@@ -30,7 +30,7 @@ INCLUDE_LIMIT = 1000  # included resources per page, so one search cannot read t
 TOTAL_MODES = ("none", "estimate", "accurate")
 
 
-def bundle(kind: str, entries: list[dict[str, Any]], links: list[dict[str, str]]) -> dict[str, Any]:
+def bundle(kind: str, entries: list[Any], links: list[dict[str, str]]) -> dict[str, Any]:
     return {
         "resourceType": "Bundle",
         "id": new_id(),

@@ -31,6 +31,7 @@ from hub.fhir.paths import Target, checked_id, parse_path
 from hub.fhir.responses import resource_response, write_response
 from hub.fhir.scopes import UPDATE
 from hub.fhir.shaping import shape, shaping
+from hub.settings import FhirSettings
 from store.query import parse_search
 from store.resources import Resource, ResourceStore, StoredVersion
 
@@ -41,11 +42,12 @@ class FhirService:
     def __init__(
         self,
         resources: ResourceStore,
-        validate_input: bool = True,
+        settings: FhirSettings | None = None,
         auditor: Auditor | None = None,
     ) -> None:
         self.resources = resources
-        self.validate_input = validate_input
+        self.settings = settings or FhirSettings()
+        self.validate_input = self.settings.validate_input
         self.auditor = auditor
         # late imports keep each module small and free of cycles
         from hub.fhir import audit_api, operations, search, transaction

@@ -7,8 +7,10 @@ write runs inside one store transaction in the order the spec gives (DELETE, POS
 reads run after the commit. Any failing entry rolls the whole Bundle back.
 """
 
+import asyncio
 import base64
 import binascii
+import time
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
-MAX_ENTRIES = 5000
 _HEADERS = {
     "ifMatch": "if-match",
     "ifNoneMatch": "if-none-match",
@@ -43,6 +44,34 @@ class Entry:
     position: int
     full_url: str | None
     request: FhirRequest
+
+
+class Budget:
+    """What one Bundle may cost: the size of its answer and the time it runs. Each entry's
+    answer is serialised as soon as it is known, so its size is exact and what is held in
+    memory is compact bytes; an entry that overdraws either stops the Bundle with 413."""
+
+    def __init__(self, max_bytes: int, max_s: float) -> None:
+        self.max_bytes, self.max_s = max_bytes, max_s
+        self.spent_bytes = 0
+        self.deadline = time.monotonic() + max_s
+
+    def charge(self, answer: bytes) -> None:
+        self.spent_bytes += len(answer)
+        if self.spent_bytes > self.max_bytes:
+            raise FhirError.of(
+                413,
+                "too-costly",
+                f"the answer would exceed {self.max_bytes} bytes: split the Bundle or narrow "
+                "its searches",
+            )
+        self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise FhirError.of(
+                413, "too-costly", f"the Bundle ran longer than {self.max_s:g} s: split it"
+            )
 
 
 class BundleProcessor:
@@ -59,26 +88,34 @@ class BundleProcessor:
         if kind not in ("transaction", "batch"):
             raise FhirError.of(400, "invalid", f"Bundle.type {kind!r}: use transaction or batch")
         raw_entries = body.get("entry") or []
-        if not isinstance(raw_entries, list) or len(raw_entries) > MAX_ENTRIES:
-            raise FhirError.of(400, "invalid", f"Bundle.entry: a list of at most {MAX_ENTRIES}")
+        limits = self.service.settings
+        if not isinstance(raw_entries, list) or len(raw_entries) > limits.max_bundle_entries:
+            raise FhirError.of(
+                413, "too-costly", f"Bundle.entry: a list of at most {limits.max_bundle_entries}"
+            )
         entries = [_entry(request, position, raw) for position, raw in enumerate(raw_entries)]
+        budget = Budget(limits.max_response_bytes, limits.max_request_s)
         if kind == "batch":
-            responses = [await self._batch_entry(entry) for entry in entries]
+            answers = [await self._batch_entry(entry, budget) for entry in entries]
         else:
-            responses = await self._transaction(entries)
-        result = bundle(f"{kind}-response", [_response_entry(r) for r in responses], [])
+            responses = await self._transaction(entries, budget)
+            answers = [_answer(response, budget) for response in responses]
+        result = bundle(f"{kind}-response", answers, [])
         del result["link"]
         return FhirResponse(200, result)
 
-    async def _batch_entry(self, entry: Entry) -> FhirResponse:
+    async def _batch_entry(self, entry: Entry, budget: Budget) -> orjson.Fragment:
+        await asyncio.sleep(0)  # let the event loop serve others between entries
+        budget.check_time()
         try:
-            return await self.service.dispatch(entry.request)
+            response = await self.service.dispatch(entry.request)
         except FhirError as exc:
-            return FhirResponse(exc.status, outcome(*exc.issues))
+            response = FhirResponse(exc.status, outcome(*exc.issues))
+        return _answer(response, budget)
 
-    async def _transaction(self, entries: list[Entry]) -> list[FhirResponse]:
+    async def _transaction(self, entries: list[Entry], budget: Budget) -> list[FhirResponse]:
         try:
-            responses = await self._transaction_entries(entries)
+            responses = await self._transaction_entries(entries, budget)
         except FhirError as exc:
             # nothing was written: every entry's AuditEvent says it failed, with the status
             for entry in entries:
@@ -89,7 +126,9 @@ class BundleProcessor:
             self.service.audit_interaction(entry.request, response.status, location)
         return responses
 
-    async def _transaction_entries(self, entries: list[Entry]) -> list[FhirResponse]:
+    async def _transaction_entries(
+        self, entries: list[Entry], budget: Budget
+    ) -> list[FhirResponse]:
         mapping = await self._assign_ids(entries)
         for entry in entries:
             if entry.request.body is not None and entry.request.method in ("POST", "PUT"):
@@ -101,9 +140,12 @@ class BundleProcessor:
         writes = [e for e in ordered if e.request.method not in ("GET", "HEAD")]
         async with self.service.resources.transaction():
             for entry in writes:
+                budget.check_time()  # over time: the whole transaction rolls back
                 responses[entry.position] = await self._run(entry)
         for entry in ordered:
             if entry.position not in responses:
+                await asyncio.sleep(0)
+                budget.check_time()
                 responses[entry.position] = await self._run(entry)
         return [responses[position] for position in range(len(entries))]
 
@@ -238,6 +280,13 @@ def _refuse_duplicates(entries: list[Entry]) -> None:
                     400, "invalid", f"Bundle.entry[{entry.position}]: {entry.request.path} twice"
                 )
             seen.add(entry.request.path)
+
+
+def _answer(response: FhirResponse, budget: Budget) -> orjson.Fragment:
+    """The entry of the answering Bundle, serialised now and charged to the budget."""
+    answer = orjson.dumps(_response_entry(response))
+    budget.charge(answer)
+    return orjson.Fragment(answer)
 
 
 def _response_entry(response: FhirResponse) -> dict[str, Any]:

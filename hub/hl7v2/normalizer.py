@@ -5,12 +5,13 @@ archived message (stored with the resources it produced, unmapped, or failed wit
 from typing import Protocol
 
 from hub.bus.base import Delivery, Handler
-from hub.errors import PermanentError
+from hub.errors import JianhuError, PermanentError, RetryableError
 from hub.hl7v2 import application_ack
 from hub.hl7v2.application_ack import Requester
 from hub.hl7v2.mapping import UnmappedMessageError, normalize
 from hub.hl7v2.message import HL7ParseError, Message
 from hub.hl7v2.persist import persist
+from hub.hl7v2.privacy import mask_personal
 from store.archive import FAILED, STORED, UNMAPPED, MessageArchive
 from store.resources import ResourceStore
 
@@ -41,9 +42,15 @@ def normalizer(services: Services) -> Handler:
             await application_ack.request(services, envelope, message)
             return
         except ValueError as exc:  # the message itself is wrong, or a merge it asks for
-            await _record(services, archive_id, FAILED, str(exc))
-            await application_ack.request(services, envelope, message, str(exc))
-            raise PermanentError(f"cannot map the message: {exc}") from exc
+            reason = mask_personal(str(exc), message)
+            await _record(services, archive_id, FAILED, reason)
+            await application_ack.request(services, envelope, message, reason)
+            raise PermanentError(f"cannot map the message: {reason}") from exc
+        except JianhuError:
+            raise  # the hub's own errors name no patient
+        except Exception as exc:  # retried by the bus; its reason is read by people
+            reason = mask_personal(f"{type(exc).__name__}: {exc}", message)
+            raise RetryableError(reason) from exc
         await _record(services, archive_id, STORED, "", produced)
         await application_ack.request(services, envelope, message)
 

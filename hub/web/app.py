@@ -7,11 +7,18 @@ from aiohttp import web
 from hub.runtime import Runtime
 from hub.web import fhir, health, hl7, lab, ledger, messages, ops, pooling
 from hub.web.auth import auth_middleware
+from hub.web.errors import error_middleware
 from hub.web.keys import RUNTIME
 
 
 def make_app(runtime: Runtime, consume: bool = True) -> web.Application:
-    app = web.Application(middlewares=[auth_middleware], client_max_size=32 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=32 * 1024 * 1024,
+        # a long search URL reaches the FHIR layer, which answers 414 with an OperationOutcome
+        # past JIANHU_FHIR__MAX_QUERY_BYTES, instead of the HTTP parser's plain-text 400
+        handler_args={"max_line_size": 256 * 1024},
+    )
     app[RUNTIME] = runtime
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from aiohttp import web
 from hub.fhir.audit import Auditor, interaction_event
 from hub.fhir.capability import capability_statement
 from hub.fhir.interaction import JSON_TYPE, FhirRequest, FhirResponse
+from hub.fhir.nesting import MAX_JSON_DEPTH, too_deep
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.service import FhirService
 from hub.settings import Role
@@ -47,11 +48,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         fhir_request = await _fhir_request(request)
     except FhirError as exc:
         return _error(exc)
-    service = FhirService(
-        runtime.resources,
-        validate_input=runtime.settings.fhir.validate_input,
-        auditor=_auditor(request),
-    )
+    service = FhirService(runtime.resources, runtime.settings.fhir, _auditor(request))
     try:
         response = await service.dispatch(fhir_request)
     except FhirError as exc:
@@ -74,6 +71,8 @@ def _auditor(request: web.Request) -> Auditor | None:
 async def _fhir_request(request: web.Request) -> FhirRequest:
     if _wants_xml(request):
         raise FhirError.of(406, "not-supported", "this server speaks FHIR JSON only")
+    limit = request.app[RUNTIME].settings.fhir.max_query_bytes
+    _check_query_size(len(request.rel_url.raw_query_string), limit)
     path = request.match_info["tail"].strip("/")
     query = tuple(request.query.items())
     body = None
@@ -81,7 +80,8 @@ async def _fhir_request(request: web.Request) -> FhirRequest:
         raw = await _read_body(request)
         kind = request.content_type
         if path.endswith("_search") and kind == _FORM:
-            query += tuple(parse_qsl(raw.decode(), keep_blank_values=True))
+            _check_query_size(len(raw), limit)
+            query += _form_pairs(raw)
         elif raw:
             body = _parse_json(raw, kind, request.method)
     headers = {name.lower(): value for name, value in request.headers.items()}
@@ -110,15 +110,33 @@ async def _read_body(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
+def _check_query_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise FhirError.of(
+            414, "too-long", f"the search criteria are over {limit} bytes: narrow the search"
+        )
+
+
+def _form_pairs(raw: bytes) -> tuple[tuple[str, str], ...]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FhirError.of(400, "invalid", "the _search form body is not UTF-8") from exc
+    return tuple(parse_qsl(text, keep_blank_values=True))
+
+
 def _parse_json(raw: bytes, kind: str, method: str) -> object:
     if method == "PATCH" and kind != "application/json-patch+json":
         raise FhirError.of(415, "not-supported", "PATCH takes application/json-patch+json")
     if kind and kind not in _JSON_TYPES and kind != "application/octet-stream":
         raise FhirError.of(415, "not-supported", f"{kind} bodies are not accepted: send JSON")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise FhirError.of(400, "invalid", f"the body is not valid JSON: {exc}") from exc
+    if too_deep(body, MAX_JSON_DEPTH):
+        raise FhirError.of(400, "too-costly", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    return body
 
 
 def _wants_xml(request: web.Request) -> bool:

@@ -1,7 +1,10 @@
 import logging
+import sys
 
 import orjson
 
+from hub.hl7v2.message import Message
+from hub.hl7v2.privacy import mask_personal
 from hub.logs import JsonFormatter, log_event
 from hub.masking import mask_fields, mask_id_card, mask_name, mask_phone, mask_text
 
@@ -47,3 +50,34 @@ def test_log_event_writes_one_line_with_its_fields(caplog) -> None:  # type: ign
     (record,) = caplog.records
     assert record.getMessage() == "acked"
     assert (record.event, record.queue, record.message_id) == ("acked", "lab", "m1")
+
+
+def test_quoted_chinese_names_in_error_texts_are_masked() -> None:
+    text = "invalid literal for int() with base 10: '刘洋'; given \"欧阳娜娜\""
+    assert mask_text(text) == "invalid literal for int() with base 10: '刘*'; given \"欧***\""
+
+
+def test_a_messages_own_names_and_addresses_are_masked_in_texts_about_it() -> None:
+    message = Message(
+        "MSH|^~\\&|LIS|JHYY|HUB|JHYY|20261126083000||ORU^R01|C1|P|2.5\r"
+        "PID|1||MZ0001^^^JHYY^MR||刘^洋||19900101|M|||鉴湖路1号^^绍兴市\r"
+        "NK1|1|王^芳|MTH\r"
+    )
+    reason = "cannot file 刘洋 (刘^洋) at 鉴湖路1号, mother 王芳, order MZ0001"
+    masked = mask_personal(reason, message)
+    for word in ("刘洋", "刘^洋", "鉴湖路1号", "王芳"):
+        assert word not in masked
+    assert "MZ0001" in masked  # record numbers are how operations find the message
+
+
+def test_a_log_line_stays_a_few_kilobytes() -> None:
+    try:
+        raise ValueError("x" * 200_000)
+    except ValueError:
+        record = logging.LogRecord(
+            "t", logging.ERROR, __file__, 1, "y" * 100_000, None, sys.exc_info()
+        )
+    record.__dict__["detail"] = "z" * 100_000
+    line = JsonFormatter().format(record)
+    assert len(line) < 12_000
+    assert orjson.loads(line)["exc"].endswith("x")  # the end of the traceback is kept
