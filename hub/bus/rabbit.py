@@ -26,7 +26,7 @@ from aio_pika.exceptions import DeliveryError
 from pamqp.commands import Basic
 
 from hub.bus import topology as topo
-from hub.bus.acks import AckCoalescer
+from hub.bus.acks import AckCoalescer, Settlement
 from hub.bus.base import Bus, DeadLetter, Delivery, Handler, QueueDepth
 from hub.bus.outcome import Outcome, Verdict
 from hub.envelope import WIRE_CONTENT_TYPE, Envelope, new_id
@@ -290,17 +290,15 @@ class RabbitBus(Bus):
             delivery = _delivery(queue, message)
         except Exception as exc:  # a foreign or corrupt message: keep it, in the dead queue
             log_event(log, "undecodable", logging.ERROR, queue=queue, error=type(exc).__name__)
-            acks.forget(tag)
-            await message.reject(requeue=False)
+            acks.settle(tag, Settlement.DROP)
             return
         try:
             outcome = await self._run_handler(handler, delivery)
             await self._settle(delivery, outcome)
         except asyncio.CancelledError:
-            acks.forget(tag)  # shutting down: unacked, the broker delivers it again
+            acks.abandon(tag)  # shutting down: unacked, the broker delivers it again
             raise
         except Exception as exc:  # the retry or dead-letter copy was not confirmed
-            acks.forget(tag)
             log_event(
                 log,
                 "settle-failed",
@@ -309,10 +307,9 @@ class RabbitBus(Bus):
                 message_id=delivery.envelope.id,
                 error=f"{type(exc).__name__}: {exc}",
             )
-            with suppress(Exception):  # if the link is gone, the broker requeues it anyway
-                await message.nack(requeue=True)
+            acks.settle(tag, Settlement.REQUEUE)  # if the link is gone, the broker requeues it
             return
-        acks.settled(tag)
+        acks.settle(tag)
 
     async def _settle(self, delivery: Delivery, outcome: Outcome) -> None:
         """Move a failed delivery to its retry or dead queue; confirmed before the ack."""

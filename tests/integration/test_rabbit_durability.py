@@ -3,13 +3,14 @@ nothing that was confirmed (duplicates are the only side effect)."""
 
 import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from hub.bus.base import Delivery
-from hub.errors import PublishError
+from hub.errors import PublishError, RetryableError
 from hub.settings import BusSettings
 from tests.broker import Broker
 from tests.conftest import BusFactory
@@ -87,3 +88,42 @@ async def test_cut_link_mid_stream_loses_no_confirmed_message(rabbit: BusFactory
     assert not lost
     duplicates = len(consumed) - len(set(consumed))
     print(f"confirmed={len(confirmed)} unconfirmed={unconfirmed} duplicates={duplicates}")
+
+
+async def test_handlers_finishing_out_of_order_settle_each_message_once(
+    rabbit: BusFactory,
+) -> None:
+    """Many concurrent handlers finishing in random order, some failing: the coalesced acks
+    never name a tag twice, so the broker keeps the channel open and redelivers nothing."""
+    bus = await rabbit.make(BusSettings(prefetch=200, retry_delays_s=(0.2,)))
+    spec = rabbit.spec()
+    await bus.declare(spec)
+    sent = [envelope(n) for n in range(3000)]
+    failing = {item.id for item in sent[::97]}  # each goes once through the retry queue
+    await bus.publish_many([(item, rabbit.key()) for item in sent])
+    seen: dict[str, list[Delivery]] = {}
+    rng = random.Random(7)
+    finished = asyncio.Event()
+
+    async def handler(delivery: Delivery) -> None:
+        seen.setdefault(delivery.envelope.id, []).append(delivery)
+        for _ in range(rng.randrange(30)):  # a different amount of work each: out of order
+            await asyncio.sleep(0)
+        if delivery.envelope.id in failing and delivery.attempt == 1:
+            raise RetryableError("fails once")
+        if sum(len(d) for d in seen.values()) == len(sent) + len(failing):
+            finished.set()
+
+    await bus.consume(spec.name, handler)
+    await asyncio.wait_for(finished.wait(), timeout=60)
+    twice = [i for i, got in seen.items() if len(got) != (2 if i in failing else 1)]
+    redelivered = [d for got in seen.values() for d in got if d.redelivered]
+    print(
+        f"out-of-order settlement: {len(sent)} messages, {len(failing)} retried once, "
+        f"{len(twice)} processed a wrong number of times, {len(redelivered)} redelivered"
+    )
+    assert twice == []
+    assert redelivered == []
+    await bus.close(grace_s=5)
+    depths = {d.queue: d.ready for d in await (await rabbit.make()).depths()}
+    assert depths.get(spec.name, 0) == 0
