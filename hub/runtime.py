@@ -24,6 +24,8 @@ from hub.events import EventRelay
 from hub.fhir.audit import AuditTrail
 from hub.hl7v2.client import MllpClient
 from hub.hl7v2.ingest import Ingest
+from hub.hl7v2.publishing import Publisher
+from hub.hl7v2.recovery import StrandedMessages
 from hub.hl7v2.retention import Retention
 from hub.hl7v2.server import MllpListener
 from hub.lab import feed as lab_feed
@@ -73,6 +75,8 @@ class Runtime:
     relay: EventRelay | None = field(init=False, default=None)
     audit: AuditTrail | None = field(init=False, default=None)
     listeners: list[MllpListener] = field(init=False, default_factory=list)
+    publisher: Publisher = field(init=False)
+    stranded: StrandedMessages | None = field(init=False, default=None)
     retention: Retention | None = field(init=False, default=None)
     _http: aiohttp.ClientSession | None = field(init=False, default=None)
     _mllp: dict[tuple[str, int, str], MllpClient] = field(init=False, default_factory=dict)
@@ -123,9 +127,13 @@ class Runtime:
             self.relay.start()
         self.audit = audit = AuditTrail(self.store.resources)
         audit.start()
-        for listener_settings in self.settings.hl7.listeners:
+        hl7 = self.settings.hl7
+        self.publisher = Publisher(self.bus, self.store.archive, hl7.claim_grace_s)
+        self.stranded = StrandedMessages(self.publisher, flag_only=hl7.stranded == "flag")
+        self.stranded.start()
+        for listener_settings in hl7.listeners:
             ingest = Ingest(
-                self.bus, self.store.archive, listener_settings, self.settings.hl7.message_types
+                self.publisher, self.store.archive, listener_settings, hl7.message_types
             )
             port = (
                 listener_settings.port
@@ -226,6 +234,8 @@ class Runtime:
         self.listeners.clear()
         if self.retention is not None:
             await self.retention.stop()
+        if self.stranded is not None:
+            await self.stranded.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         await cancel(self._lab_probe)

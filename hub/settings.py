@@ -65,14 +65,26 @@ class ListenerSettings(BaseModel):
     allowed_peers: tuple[str, ...] = ()  # source addresses or networks (CIDR); empty: any
     processing_id: str = "P"  # MSH-11 this listener takes (P production, T training, D debug)
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    idle_timeout_s: float = Field(600.0, gt=0)
+    # a sender that falls silent this long is disconnected (it reconnects to send again);
+    # with the connection cap, idle connections cannot use up the process's file descriptors
+    idle_timeout_s: float = Field(120.0, gt=0)
+    max_connections: int = Field(256, ge=1)  # more are refused at once, with a log line
     duplicate_window_s: float = Field(7 * 24 * 3600.0, ge=0)
+    # senders ("APP", "APP^FACILITY" or "*") whose reused MSH-10 with other content is refused
+    # with AE; from any other sender such a message is taken as a new one, linked and logged
+    refuse_reused_control_id: tuple[str, ...] = ()
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
 
 
 class Hl7Settings(BaseModel):
     listeners: tuple[ListenerSettings, ...] = (ListenerSettings(),)
+    # a claimed message whose publish is not confirmed after this long is taken over by another
+    # copy or the recovery (its process crashed or lost the bus)
+    claim_grace_s: float = Field(10.0, gt=0)
+    # messages archived but never published (a crash between the two): published by the
+    # recovery at start and every claim_grace_s, or only flagged "stranded" for a person
+    stranded: Literal["publish", "flag"] = "publish"
     # archive retention per message type in days, e.g. {"ORU^R01": 3650}; absent: kept forever
     retention_days: dict[str, float] = Field(default_factory=dict)
     # where senders that ask for application ACKs (MSH-16 AL/ER/SU) take them: "APP^FACILITY"

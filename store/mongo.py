@@ -33,7 +33,7 @@ class MongoStore:
         except PyMongoError as exc:
             raise StoreError(f"MongoDB: cannot create the indexes: {type(exc).__name__}") from exc
         self._resources = resources
-        self._archive = MongoArchive(self.db["hl7_messages"])
+        self._archive = MongoArchive(self.db["hl7_messages"], self.db["hl7_claims"])
         self._ledger = MongoLedger(self.db["ledger"])
         self._jobs = MongoJobs(self.db["jobs"])
         try:

@@ -9,7 +9,7 @@ import orjson
 
 from hub.errors import StoreError
 from hub.sqlite_commit import GroupCommit, durable
-from store.archive import ArchivedMessage, ArchiveQuery
+from store.archive import ArchivedMessage, ArchiveQuery, Claim, ClaimKind, filed_claim
 from store.index import instant
 
 SCHEMA = """
@@ -28,7 +28,11 @@ CREATE TABLE IF NOT EXISTS hl7_message (
     error TEXT NOT NULL DEFAULT '',
     ack TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 1,
-    resources TEXT NOT NULL DEFAULT '[]'
+    resources TEXT NOT NULL DEFAULT '[]',
+    content_hash TEXT NOT NULL DEFAULT '',
+    duplicate_of TEXT NOT NULL DEFAULT '',
+    claimed_by TEXT NOT NULL DEFAULT '',
+    claimed_at TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS hl7_message_control
     ON hl7_message (sender_application, sender_facility, control_id, received_at);
@@ -41,9 +45,21 @@ CREATE TABLE IF NOT EXISTS hl7_message_patient (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS hl7_message_patient_message ON hl7_message_patient (message_id);
 """
+# columns added since the first schema: (name, definition) for archives made before them
+_ADDED = (
+    ("content_hash", "TEXT NOT NULL DEFAULT ''"),
+    ("duplicate_of", "TEXT NOT NULL DEFAULT ''"),
+    ("claimed_by", "TEXT NOT NULL DEFAULT ''"),
+    ("claimed_at", "TEXT NOT NULL DEFAULT ''"),
+)
 _COLUMNS = (
     "id, received_at, sender_application, sender_facility, peer, message_type, control_id, "
-    "charset, raw, text, status, error, ack, attempts, resources"
+    "charset, raw, text, status, error, ack, attempts, resources, content_hash, duplicate_of, "
+    "claimed_by, claimed_at"
+)
+_SAME_SENDER = (
+    "sender_application = ? AND sender_facility = ? AND control_id = ? AND received_at >= ? "
+    "AND status != 'rejected'"
 )
 
 
@@ -51,6 +67,10 @@ class SqliteArchive:
     def __init__(self, db: sqlite3.Connection, read_db: sqlite3.Connection, group: GroupCommit):
         self._db, self._read, self._group = db, read_db, group
         db.executescript(SCHEMA)
+        present = {row[1] for row in db.execute("PRAGMA table_info(hl7_message)")}
+        for name, definition in _ADDED:
+            if name not in present:
+                db.execute(f"ALTER TABLE hl7_message ADD COLUMN {name} {definition}")
 
     async def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._group.unit() as committed:
@@ -59,42 +79,87 @@ class SqliteArchive:
 
     async def add(self, message: ArchivedMessage) -> None:
         with self._group.unit() as committed:
-            self._db.execute(
-                f"INSERT INTO hl7_message ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-                (
-                    message.id,
-                    instant(message.received_at),
-                    message.sender_application,
-                    message.sender_facility,
-                    message.peer,
-                    message.message_type,
-                    message.control_id,
-                    message.charset,
-                    message.raw,
-                    message.text,
-                    message.status,
-                    message.error,
-                    message.ack,
-                    message.attempts,
-                    orjson.dumps(list(message.resources)).decode(),
-                ),
-            )
-            self._db.executemany(
-                "INSERT OR IGNORE INTO hl7_message_patient VALUES (?, ?)",
-                [(patient, message.id) for patient in message.patient_ids],
-            )
+            self._insert(message)
         await durable(committed)
 
-    async def find_duplicate(
-        self, sender_application: str, sender_facility: str, control_id: str, since: datetime
+    def _insert(self, message: ArchivedMessage) -> None:
+        self._db.execute(
+            f"INSERT INTO hl7_message ({_COLUMNS}) VALUES ({', '.join('?' * 19)})",
+            (
+                message.id,
+                instant(message.received_at),
+                message.sender_application,
+                message.sender_facility,
+                message.peer,
+                message.message_type,
+                message.control_id,
+                message.charset,
+                message.raw,
+                message.text,
+                message.status,
+                message.error,
+                message.ack,
+                message.attempts,
+                orjson.dumps(list(message.resources)).decode(),
+                message.content_hash,
+                message.duplicate_of,
+                message.claimed_by,
+                instant(message.claimed_at) if message.claimed_at else "",
+            ),
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO hl7_message_patient VALUES (?, ?)",
+            [(patient, message.id) for patient in message.patient_ids],
+        )
+
+    async def claim(
+        self, message: ArchivedMessage, since: datetime, refuse_reuse: bool = False
+    ) -> Claim:
+        # one unit on the write connection: the look-up sees every claim filed before it, even
+        # one whose commit is still pending, and other processes wait for the file's lock
+        with self._group.unit() as committed:
+            key = (
+                message.sender_application,
+                message.sender_facility,
+                message.control_id,
+                instant(since),
+            )
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM hl7_message WHERE {_SAME_SENDER} "
+                "ORDER BY received_at DESC",
+                key,
+            ).fetchall()
+            earlier = [self._message(row, patients=False) for row in rows]
+            resent = next((m for m in earlier if m.content_hash == message.content_hash), None)
+            if resent is not None:
+                claim = Claim(ClaimKind.RESEND, resent)
+            else:
+                claim = filed_claim(message, earlier, refuse_reuse)
+                self._insert(claim.message)
+        await durable(committed)
+        return claim
+
+    async def take_over(
+        self, id: str, claimant: str, stale_before: datetime
     ) -> ArchivedMessage | None:
-        row = self._db.execute(  # the write connection: sees a duplicate sent a moment ago
-            f"SELECT {_COLUMNS} FROM hl7_message WHERE sender_application = ? AND "
-            "sender_facility = ? AND control_id = ? AND received_at >= ? "
-            "AND status != 'rejected' ORDER BY received_at DESC LIMIT 1",
-            (sender_application, sender_facility, control_id, instant(since)),
-        ).fetchone()
-        return self._message(row) if row else None
+        with self._group.unit() as committed:
+            taken = self._db.execute(
+                "UPDATE hl7_message SET claimed_by = ?, claimed_at = ? WHERE id = ? AND "
+                "status = 'received' AND (claimed_by = ? OR claimed_at < ?)",
+                (claimant, instant(datetime.now(UTC)), id, claimant, instant(stale_before)),
+            ).rowcount
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM hl7_message WHERE id = ?", (id,))
+            found = row.fetchone()
+        await durable(committed)
+        return self._message(found, patients=False) if taken and found else None
+
+    async def stranded(self, stale_before: datetime, limit: int) -> Sequence[ArchivedMessage]:
+        rows = self._read.execute(
+            f"SELECT {_COLUMNS} FROM hl7_message WHERE status = 'received' AND claimed_at < ? "
+            "ORDER BY received_at LIMIT ?",
+            (instant(stale_before), limit),
+        ).fetchall()
+        return [self._message(row, patients=False) for row in rows]
 
     async def set_status(
         self,
@@ -116,21 +181,20 @@ class SqliteArchive:
             self._db.execute(f"UPDATE hl7_message SET {', '.join(sets)} WHERE id = ?", (*args, id))
         await durable(committed)
 
-    async def mark_published(self, id: str, ack: str, wait: bool = True) -> None:
+    async def mark_published(self, id: str, wait: bool = True) -> None:
         with self._group.unit() as committed:  # joins the next group commit
             self._db.execute(
-                "UPDATE hl7_message SET ack = ?, status = "
-                "CASE WHEN status = 'received' THEN 'published' ELSE status END WHERE id = ?",
-                (ack, id),
+                "UPDATE hl7_message SET status = 'published' WHERE id = ? AND status = 'received'",
+                (id,),
             )
         if wait:
             await durable(committed)
 
-    async def new_attempt(self, id: str) -> int:
+    async def new_attempt(self, id: str, claimant: str) -> int:
         await self._write(
-            "UPDATE hl7_message SET attempts = attempts + 1, status = 'received', error = '' "
-            "WHERE id = ?",
-            [(id,)],
+            "UPDATE hl7_message SET attempts = attempts + 1, status = 'received', error = '', "
+            "claimed_by = ?, claimed_at = ? WHERE id = ?",
+            [(claimant, instant(datetime.now(UTC)), id)],
         )
         return (await self.get(id)).attempts
 
@@ -187,18 +251,21 @@ class SqliteArchive:
         await durable(committed)
         return len(ids)
 
-    def _message(self, row: Sequence[Any]) -> ArchivedMessage:
+    def _message(self, row: Sequence[Any], patients: bool = True) -> ArchivedMessage:
         (id_, received, app, facility, peer, type_, control, charset, raw, text) = row[:10]
-        status, error, ack, attempts, resources = row[10:]
-        patients = tuple(
-            r[0]
-            for r in self._read.execute(
-                "SELECT patient_id FROM hl7_message_patient WHERE message_id = ?", (id_,)
+        status, error, ack, attempts, resources = row[10:15]
+        content_hash, duplicate_of, claimed_by, claimed_at = row[15:]
+        patient_ids = ()
+        if patients:
+            patient_ids = tuple(
+                r[0]
+                for r in self._read.execute(
+                    "SELECT patient_id FROM hl7_message_patient WHERE message_id = ?", (id_,)
+                )
             )
-        )
         return ArchivedMessage(
             id=id_,
-            received_at=datetime.fromisoformat(received.replace("Z", "+00:00")).astimezone(UTC),
+            received_at=_moment(received),
             sender_application=app,
             sender_facility=facility,
             peer=peer,
@@ -211,6 +278,14 @@ class SqliteArchive:
             error=error,
             ack=ack,
             attempts=attempts,
-            patient_ids=patients,
+            patient_ids=patient_ids,
             resources=tuple(orjson.loads(resources)),
+            content_hash=content_hash,
+            duplicate_of=duplicate_of,
+            claimed_by=claimed_by,
+            claimed_at=_moment(claimed_at) if claimed_at else None,
         )
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

@@ -21,6 +21,26 @@ from tests.broker import Broker, find_broker
 from tests.tcp_proxy import TcpProxy
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="the long fault and load runs: the same tests at full size (kill -9 in the middle "
+        "of long streams, 100,000 broken frames, a 50,000-OBX message), with longer timeouts",
+    )
+
+
+@pytest.fixture
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """Whether this is the long run; a test sizes itself by it, and gets 15 minutes."""
+    long = bool(request.config.getoption("--long"))
+    if long:
+        request.node.add_marker(pytest.mark.timeout(900))
+    return long
+
+
 # Every hub a test starts listens for MLLP on a free port, so tests never fight over 2575.
 os.environ.setdefault("JIANHU_MLLP_PORT", "0")
 FAST_RETRIES = BusSettings(retry_delays_s=(0.2, 0.4), delivery_limit=5, handler_timeout_s=10)

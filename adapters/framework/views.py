@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from store.ledger import LedgerQuery, Submission
+from store.listing import listing_limit
 
 
 def summary(submission: Submission) -> dict[str, Any]:
@@ -66,5 +67,5 @@ def ledger_query(values: dict[str, Any]) -> LedgerQuery:
         statuses=tuple(str(status).split(",")) if status else (),
         created_from=moments.get("since"),
         created_to=moments.get("until"),
-        limit=int(values.get("limit") or 100),
+        limit=listing_limit(values.get("limit")),
     )

@@ -4,6 +4,8 @@ This entry point is the only place that configures logging.
 """
 
 import asyncio
+import contextlib
+import resource
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,6 +26,7 @@ from adapters.registry import configured_adapters
 from hub.bus.base import Bus
 from hub.errors import ConfigurationError, JianhuError
 from hub.hl7v2.ack import CHINA
+from hub.hl7v2.publishing import Publisher
 from hub.hl7v2.replay import archive_query, detail, replay, summary
 from hub.logs import configure_logging
 from hub.metrics import HubMetrics
@@ -32,6 +35,7 @@ from hub.settings import Settings, load_settings
 from hub.web.ops import dead_letter_detail, dead_letter_summary
 from routes.table import default_table, render
 from store.base import Store
+from store.listing import MAX_LISTED
 
 
 def _settings() -> Settings:
@@ -71,6 +75,16 @@ def main() -> None:
     """Jianhu (鉴湖): the hospital's HL7 v2 / FHIR interoperability hub."""
 
 
+def _raise_open_file_limit() -> None:
+    """Every connection is a file: take the hard limit (often far above the soft 1,024), so the
+    listeners' connection caps, not the process's files, bound how many senders connect."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 @main.command()
 @click.option("--no-consume", is_flag=True, help="Serve HTTP but take nothing from the queues.")
 def run(no_consume: bool) -> None:
@@ -82,6 +96,7 @@ def run(no_consume: bool) -> None:
 
     settings = _settings()
     configure_logging(settings.log_level)
+    _raise_open_file_limit()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # about 10% more messages per core
     app = make_app(Runtime(settings), consume=not no_consume)
     try:
@@ -124,7 +139,7 @@ def dlq() -> None:
 
 @dlq.command("list")
 @click.argument("queue")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, MAX_LISTED))
 def dlq_list(queue: str, limit: int) -> None:
     """List the dead letters of QUEUE (oldest first)."""
     settings = _settings()
@@ -184,13 +199,16 @@ def _filters(function: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--sender", help="MSH-3 sending application"),
             click.option("--type", "message_type", help="MSH-9 code^event, e.g. ORU^R01"),
             click.option(
-                "--status", help="received, published, stored, unmapped, failed, rejected"
+                "--status",
+                help="received, published, stored, unmapped, failed, rejected, stranded",
             ),
             click.option("--control-id", help="MSH-10"),
             click.option("--patient", "patient_id", help="a patient identifier from PID-3"),
             click.option("--since", type=click.DateTime(), help="received at or after"),
             click.option("--until", type=click.DateTime(), help="received before"),
-            click.option("--limit", default=100, show_default=True),
+            click.option(
+                "--limit", default=100, show_default=True, type=click.IntRange(1, MAX_LISTED)
+            ),
         ]
     ):
         function = option(function)
@@ -251,7 +269,8 @@ def messages_replay(ids: tuple[str, ...], **filters: Any) -> None:
                 found = [await store.archive.get(i) for i in ids]
             else:
                 found = list(await store.archive.search(archive_query(**filters)))
-            return await replay(bus, store.archive, found)
+            publisher = Publisher(bus, store.archive, settings.hl7.claim_grace_s)
+            return await replay(publisher, found)
 
     click.echo(f"replayed: {_run_async(work)}")
 
@@ -282,7 +301,7 @@ def ledger() -> None:
 @click.option("--status", help="pending, sending, accepted, rejected, failed, dead, cancelled")
 @click.option("--since", type=click.DateTime(), help="created at or after")
 @click.option("--until", type=click.DateTime(), help="created before")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, MAX_LISTED))
 def ledger_list(**filters: Any) -> None:
     """List submissions (no payload), newest first."""
     settings = _settings()

@@ -21,6 +21,7 @@ UNSUPPORTED_MESSAGE_TYPE = "200"
 UNSUPPORTED_EVENT_CODE = "201"
 UNSUPPORTED_PROCESSING_ID = "202"
 UNSUPPORTED_VERSION_ID = "203"
+DUPLICATE_KEY = "205"
 APPLICATION_INTERNAL_ERROR = "207"
 ERROR_TEXT = {
     SEGMENT_SEQUENCE_ERROR: "Segment sequence error",
@@ -31,6 +32,7 @@ ERROR_TEXT = {
     UNSUPPORTED_EVENT_CODE: "Unsupported event code",
     UNSUPPORTED_PROCESSING_ID: "Unsupported processing id",
     UNSUPPORTED_VERSION_ID: "Unsupported version id",
+    DUPLICATE_KEY: "Duplicate key identifier",
     APPLICATION_INTERNAL_ERROR: "Application internal error",
 }
 

@@ -1,23 +1,23 @@
-"""The ingest path of one message: decode, read the header, check it, catch duplicates,
-archive, publish, acknowledge. An AA (or CA) goes back only after the raw message is in the
-archive and the bus confirmed its publish; when either fails the sender gets no ACK and the
-connection closes, so it sends again (as the Google MLLP adapter does)."""
+"""The ingest path of one message: decode, read the header, check it, claim it in the archive
+(which recognises a resend), publish, acknowledge. An AA (or CA) goes back only after the raw
+message is in the archive and the bus confirmed its publish; when either fails the sender gets
+no ACK and the connection closes, so it sends again (as the Google MLLP adapter does). Every
+refusal and failure leaves a log line naming the sender, the control id and the peer."""
 
 import ipaddress
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from hub.bus.base import Bus
-from hub.bus.topology import INBOUND
-from hub.envelope import HL7V2_ER7, Envelope, new_id
+from hub.envelope import new_id
 from hub.hl7v2 import ack as acks
 from hub.hl7v2.ack import Problem, build_ack, enhanced_mode
 from hub.hl7v2.charset import decode
 from hub.hl7v2.message import HL7ParseError, Message
+from hub.hl7v2.publishing import Publisher
 from hub.logs import log_event
 from hub.settings import ListenerSettings
-from store.archive import REJECTED, ArchivedMessage, MessageArchive
+from store.archive import RECEIVED, REJECTED, ArchivedMessage, ClaimKind, MessageArchive
 
 log = logging.getLogger(__name__)
 
@@ -29,36 +29,15 @@ class Answer:
     charset: str = "utf-8"  # the ACK goes back in the character set the message came in
 
 
-def routing_key(message: Message) -> str:
-    code, event, _ = message.message_type
-    return f"hl7v2.{code}.{event}"
-
-
-async def publish_archived(
-    bus: Bus, message: Message, text: str, archive_id: str, source: str, attempt: int = 1
-) -> None:
-    """Put an archived message on the inbound exchange for the normalizer; the envelope
-    carries the archive id, so every attempt stays linked to the original."""
-    envelope = Envelope(
-        type=routing_key(message),
-        source=source,
-        content_type=HL7V2_ER7,
-        body=text.encode(),
-        correlation_id=archive_id,
-        headers={"archive-id": archive_id, "charset": message.charset, "attempt": str(attempt)},
-    )
-    await bus.publish(envelope, routing_key(message), INBOUND)
-
-
 class Ingest:
     def __init__(
         self,
-        bus: Bus,
+        publisher: Publisher,
         archive: MessageArchive,
         settings: ListenerSettings,
         message_types: tuple[str, ...],
     ) -> None:
-        self.bus, self.archive, self.settings = bus, archive, settings
+        self.publisher, self.archive, self.settings = publisher, archive, settings
         self.message_types = frozenset(message_types)
         self._networks = [ipaddress.ip_network(p, strict=False) for p in settings.allowed_peers]
 
@@ -67,30 +46,23 @@ class Ingest:
         try:
             message = Message(decoded.text, decoded.charset)
         except HL7ParseError as exc:
+            _log_refusal(None, peer, "AE", str(exc))
             await self._archive_refused(raw, decoded.text, decoded.charset, peer, str(exc))
             unreadable = Problem(acks.SEGMENT_SEQUENCE_ERROR, str(exc))
             return Answer(build_ack(None, "AE", unreadable), charset=decoded.charset)
         if oversized:
             text = f"the message is over {self.settings.max_message_bytes} bytes"
+            _log_refusal(message, peer, "AR", text)
             too_big = Problem(acks.APPLICATION_INTERNAL_ERROR, text)
             return Answer(build_ack(message, "AR", too_big), True, decoded.charset)
         problem, code = self._refusal(message, peer, decoded.lossy)
         if problem is not None:
+            _log_refusal(message, peer, code, problem.text)
             await self._archive_refused(
                 raw, decoded.text, decoded.charset, peer, problem.text, message
             )
             return self._answer(message, code, problem)
-        duplicate = await self.archive.find_duplicate(
-            *message.sender,
-            message.control_id,
-            datetime.now(UTC) - timedelta(seconds=self.settings.duplicate_window_s),
-        )
-        if duplicate is not None and duplicate.ack:
-            log_event(
-                log, "duplicate", archive_id=duplicate.id, message_type=duplicate.message_type
-            )
-            return Answer(duplicate.ack, charset=duplicate.charset)
-        return await self._accept(message, raw, decoded.text, decoded.charset, peer, duplicate)
+        return await self._accept(message, raw, decoded.text, decoded.charset, peer)
 
     def _refusal(self, message: Message, peer: str, lossy: bool) -> tuple[Problem | None, str]:
         code, event, _ = message.message_type
@@ -139,31 +111,61 @@ class Ingest:
         return Answer(build_ack(message, enhanced, problem), charset=message.charset)
 
     async def _accept(
-        self,
-        message: Message,
-        raw: bytes,
-        text: str,
-        charset: str,
-        peer: str,
-        earlier: ArchivedMessage | None,
+        self, message: Message, raw: bytes, text: str, charset: str, peer: str
     ) -> Answer:
+        """File the message's claim and publish it; a resend is answered with the first
+        copy's ACK once that copy is published, whichever connection or process it came on."""
         answer = self._answer(message, "AA", None)
+        candidate = replace(
+            _archived(message, raw, text, charset, peer),
+            ack=answer.ack or "",
+            content_hash=message.content_hash(),
+            claimed_by=self.publisher.claimant,
+            claimed_at=datetime.now(UTC),
+        )
+        since = datetime.now(UTC) - timedelta(seconds=self.settings.duplicate_window_s)
+        self.publisher.begin(candidate.id)
         try:
-            if earlier is None:
-                archived = _archived(message, raw, text, charset, peer)
-                await self.archive.add(archived)
-                archive_id, attempt = archived.id, 1
-            else:  # sent before but never acknowledged: the same message, a new attempt
-                archive_id = earlier.id
-                attempt = await self.archive.new_attempt(archive_id)
-            source = message.sender[0] or peer
-            await publish_archived(self.bus, message, text, archive_id, source, attempt)
-            # archived and published: the ACK need not wait for this mark to be durable
-            await self.archive.mark_published(archive_id, answer.ack or "", wait=False)
-        except Exception as exc:  # archive or bus down: no ACK, the sender resends
-            log_event(log, "ingest_failed", level=logging.ERROR, error=type(exc).__name__)
+            claim = await self.archive.claim(candidate, since, self._refuses_reuse(message))
+        except Exception as exc:  # the archive is down: no ACK, the sender resends
+            self.publisher.abandon(candidate.id)
+            _log_failure(message, peer, exc)
+            return Answer(None, close=True)
+        if claim.kind is ClaimKind.RESEND:
+            self.publisher.abandon(candidate.id)
+            return await self._resend(claim.message)
+        if claim.kind is ClaimKind.REUSE_REFUSED:
+            self.publisher.abandon(candidate.id)
+            _log_refusal(message, peer, "AE", claim.message.error)
+            reused = Problem(acks.DUPLICATE_KEY, claim.message.error, "MSH", 1, 10)
+            return self._answer(message, "AE", reused)
+        if claim.message.duplicate_of:
+            log_event(
+                log,
+                "control_id_reused",
+                logging.WARNING,
+                sender=f"{message.sender[0]}^{message.sender[1]}",
+                control_id=message.control_id,
+                archive_id=claim.message.id,
+                earlier=claim.message.duplicate_of,
+                note="other content under a control id used before: taken as a new message",
+            )
+        if not await self.publisher.publish(claim.message):
             return Answer(None, close=True)
         return answer
+
+    async def _resend(self, earlier: ArchivedMessage) -> Answer:
+        log_event(log, "duplicate", archive_id=earlier.id, message_type=earlier.message_type)
+        if earlier.status == RECEIVED and not await self.publisher.settle_resend(earlier):
+            return Answer(None, close=True)
+        if not earlier.ack and earlier.claimed_by == "":  # in flight elsewhere: read its ACK
+            earlier = await self.archive.get(earlier.id)
+        return Answer(earlier.ack or None, charset=earlier.charset)
+
+    def _refuses_reuse(self, message: Message) -> bool:
+        strict = self.settings.refuse_reused_control_id
+        application, facility = message.sender
+        return "*" in strict or application in strict or f"{application}^{facility}" in strict
 
     async def _archive_refused(
         self,
@@ -181,7 +183,13 @@ class Ingest:
                 ArchivedMessage(**{**archived.__dict__, "status": REJECTED, "error": error})
             )
         except Exception as exc:
-            log_event(log, "archive_failed", level=logging.ERROR, error=type(exc).__name__)
+            log_event(
+                log,
+                "archive_failed",
+                level=logging.ERROR,
+                peer=peer,
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
 
 def _archived(
@@ -214,4 +222,32 @@ def _archived(
         text=text,
         status="received",
         patient_ids=patients,
+    )
+
+
+def _log_refusal(message: Message | None, peer: str, code: str, reason: str) -> None:
+    sender = control = ""
+    if message is not None:
+        sender, control = "^".join(message.sender), message.control_id
+    log_event(
+        log,
+        "refused",
+        logging.WARNING,
+        sender=sender,
+        control_id=control,
+        peer=peer,
+        ack=code,
+        reason=reason,
+    )
+
+
+def _log_failure(message: Message, peer: str, exc: Exception) -> None:
+    log_event(
+        log,
+        "ingest_failed",
+        level=logging.ERROR,
+        sender="^".join(message.sender),
+        control_id=message.control_id,
+        peer=peer,
+        error=f"{type(exc).__name__}: {exc}",
     )

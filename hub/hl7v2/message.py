@@ -7,6 +7,7 @@ Field numbers follow the standard: ``msg["PID"][0].field(3)`` is PID-3, and for 
 the field separator and MSH-2 the encoding characters.
 """
 
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,6 +93,9 @@ class Segment:
         fields = self._fields
         return fields[index] if 0 < index < len(fields) else ""
 
+    def fields_as_sent(self) -> list[str]:
+        return list(self._fields)
+
     @property
     def field_count(self) -> int:
         return len(self._fields) if self.name == "MSH" else len(self._fields) - 1
@@ -166,6 +170,18 @@ class Message:
 
     def __getitem__(self, name: str) -> list[Segment]:
         return [segment for segment in self.segments if segment.name == name]
+
+    def content_hash(self) -> str:
+        """SHA-256 of the segments as sent, but for MSH-7: a sender that resends a message
+        often stamps it anew, and it is still the same message."""
+        digest = hashlib.sha256()
+        for segment in self.segments:
+            fields = segment.fields_as_sent()
+            if segment is self.msh and len(fields) > 6:
+                fields = [*fields[:6], "", *fields[7:]]  # [6] is MSH-7: MSH-1 is the separator
+            digest.update(self.delimiters.field.join(fields).encode())
+            digest.update(b"\r")
+        return digest.hexdigest()
 
     def first(self, name: str) -> Segment | None:
         return next((segment for segment in self.segments if segment.name == name), None)

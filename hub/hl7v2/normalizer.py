@@ -2,18 +2,23 @@
 FHIR and writes the resources in one store transaction, then records the outcome on the
 archived message (stored with the resources it produced, unmapped, or failed with why)."""
 
+import logging
 from typing import Protocol
 
 from hub.bus.base import Delivery, Handler
-from hub.errors import JianhuError, PermanentError, RetryableError
+from hub.envelope import Envelope
+from hub.errors import JianhuError, PermanentError, RetryableError, StoreError
 from hub.hl7v2 import application_ack
 from hub.hl7v2.application_ack import Requester
 from hub.hl7v2.mapping import UnmappedMessageError, normalize
 from hub.hl7v2.message import HL7ParseError, Message
 from hub.hl7v2.persist import persist
 from hub.hl7v2.privacy import mask_personal
-from store.archive import FAILED, STORED, UNMAPPED, MessageArchive
+from hub.logs import log_event
+from store.archive import FAILED, PROCESSED, STORED, UNMAPPED, MessageArchive
 from store.resources import ResourceStore
+
+log = logging.getLogger(__name__)
 
 
 class Services(Requester, Protocol):
@@ -28,6 +33,8 @@ def normalizer(services: Services) -> Handler:
     async def handle(delivery: Delivery) -> None:
         envelope = delivery.envelope
         archive_id = envelope.headers.get("archive-id", "")
+        if archive_id and await _done_before(services.archive, archive_id, envelope):
+            return
         try:
             message = Message(envelope.body.decode(), envelope.headers.get("charset", "utf-8"))
         except HL7ParseError as exc:  # the listener parsed it before: only a damaged replay
@@ -55,6 +62,28 @@ def normalizer(services: Services) -> Handler:
         await application_ack.request(services, envelope, message)
 
     return handle
+
+
+async def _done_before(archive: MessageArchive, archive_id: str, envelope: Envelope) -> bool:
+    """Whether this attempt was processed already, or a later attempt replaced it: a message
+    published twice (its publish mark lost in a crash, then recovered) is processed once."""
+    attempt = int(envelope.headers.get("attempt", "1") or 1)
+    try:
+        archived = await archive.get(archive_id)
+    except StoreError:
+        return False  # not in this archive (a message published by other means): process it
+    if archived.attempts > attempt or (
+        archived.attempts == attempt and archived.status in PROCESSED
+    ):
+        log_event(
+            log,
+            "already_processed",
+            archive_id=archive_id,
+            attempt=attempt,
+            status=archived.status,
+        )
+        return True
+    return False
 
 
 async def _record(

@@ -3,13 +3,14 @@ attempt count goes up and the envelope carries the archive id), so the link to t
 stays; the normalizer's ids make the replay update what the first attempt wrote."""
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from hub.bus.base import Bus
-from hub.hl7v2.ingest import publish_archived
+from hub.errors import PublishError
 from hub.hl7v2.message import HL7ParseError, Message
-from store.archive import ArchivedMessage, ArchiveQuery, MessageArchive
+from hub.hl7v2.publishing import Publisher
+from store.archive import ArchivedMessage, ArchiveQuery
 
 
 def summary(message: ArchivedMessage) -> dict[str, Any]:
@@ -59,15 +60,15 @@ def archive_query(
     )
 
 
-async def replay(bus: Bus, archive: MessageArchive, messages: Sequence[ArchivedMessage]) -> int:
+async def replay(publisher: Publisher, messages: Sequence[ArchivedMessage]) -> int:
     replayed = 0
     for message in messages:
         try:
-            parsed = Message(message.text, message.charset)
+            Message(message.text, message.charset)
         except HL7ParseError:
             continue  # refused at the door: there is nothing to map
-        attempt = await archive.new_attempt(message.id)
-        source = message.sender_application or message.peer
-        await publish_archived(bus, parsed, message.text, message.id, source, attempt)
+        attempt = await publisher.archive.new_attempt(message.id, publisher.claimant)
+        if not await publisher.publish(replace(message, attempts=attempt)):
+            raise PublishError(f"replay of {message.id} was not published; nothing after it was")
         replayed += 1
     return replayed

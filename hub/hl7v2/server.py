@@ -1,14 +1,19 @@
-"""The MLLP listener: many concurrent connections, messages of one connection processed in
-order (the next frame is read only after the previous one is acknowledged), an idle timeout,
-optional TLS, and a size limit (over it: AR, then the connection closes)."""
+"""The MLLP listener: concurrent connections up to a cap (more are closed at once, with a log
+line), messages of one connection processed in order (the next frame is read only after the
+previous one is acknowledged), an idle timeout, optional TLS, and a size limit (over it: AR,
+then the connection closes)."""
 
 import asyncio
 import contextlib
+import logging
 import ssl
 
 from hub.hl7v2.ingest import Ingest
 from hub.hl7v2.mllp import FrameReader, frame
+from hub.logs import log_event
 from hub.settings import ListenerSettings
+
+log = logging.getLogger(__name__)
 
 
 class MllpListener:
@@ -47,15 +52,28 @@ class MllpListener:
         self._server = None
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = (writer.get_extra_info("peername") or ("?",))[0]
+        if len(self._connections) >= self.settings.max_connections:
+            log_event(
+                log,
+                "connection_refused",
+                logging.WARNING,
+                listener=self.settings.name,
+                peer=str(peer),
+                reason=f"{self.settings.max_connections} connections are open already",
+            )
+            writer.close()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
-        peer = (writer.get_extra_info("peername") or ("?",))[0]
         frames = FrameReader(reader, self.settings.max_message_bytes)
         try:
             await self._serve(frames, writer, str(peer))
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass  # the sender went away or fell silent: nothing to answer
+        except TimeoutError:  # silent too long: its slot goes to another sender
+            log_event(log, "idle_closed", listener=self.settings.name, peer=str(peer))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the sender went away: nothing to answer
         except asyncio.CancelledError:
             # ``stop`` cancels the connections still open after the grace time; ending here
             # quietly keeps asyncio's stream callback from logging the cancellation as an error

@@ -33,7 +33,9 @@ async def intake(request: web.Request) -> web.StreamResponse:
         return problem(413, "too-costly", f"the message is over {limit} bytes")
     if request.charset:
         listener = listener.model_copy(update={"charset": request.charset, "trust_msh18": False})
-    ingest = Ingest(runtime.bus, runtime.archive, listener, runtime.settings.hl7.message_types)
+    ingest = Ingest(
+        runtime.publisher, runtime.archive, listener, runtime.settings.hl7.message_types
+    )
     answer = await ingest.handle(raw, request.remote or "")
     if answer.ack is None:
         if answer.close:  # archive or bus unavailable: nothing was acknowledged

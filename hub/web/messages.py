@@ -11,14 +11,25 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hub.errors import StoreError
+from hub.errors import PublishError, StoreError
 from hub.hl7v2.replay import archive_query, detail, replay, summary
 from hub.settings import Role
 from hub.web.auth import allow
 from hub.web.errors import problem
 from hub.web.keys import RUNTIME
+from store.archive import (
+    FAILED,
+    PUBLISHED,
+    RECEIVED,
+    REJECTED,
+    STORED,
+    STRANDED,
+    UNMAPPED,
+)
+from store.listing import MAX_LISTED, listing_limit
 
 FILTERS = ("sender", "type", "status", "control_id", "patient_id", "since", "until", "limit")
+STATUSES = (RECEIVED, PUBLISHED, STORED, UNMAPPED, FAILED, REJECTED, STRANDED)
 
 
 def add_routes(app: web.Application) -> None:
@@ -28,12 +39,16 @@ def add_routes(app: web.Application) -> None:
 
 
 def _query(values: dict[str, Any]) -> Any:
+    """The archive query of a list or replay, every value checked: ValueError says which."""
     unknown = set(values) - set(FILTERS) - {"ids"}
     if unknown:
         raise ValueError(f"unknown filter(s): {', '.join(sorted(unknown))}")
-    moments = {
-        k: datetime.fromisoformat(str(values[k])) for k in ("since", "until") if values.get(k)
-    }
+    texts = {k: v for k, v in values.items() if k in FILTERS and k != "limit"}
+    if any(not isinstance(v, str) for v in texts.values()):
+        raise ValueError("filters are text: " + ", ".join(sorted(texts)))
+    if values.get("status") not in (None, *STATUSES):
+        raise ValueError(f"status is one of {', '.join(STATUSES)}")
+    moments = {k: _moment(k, values[k]) for k in ("since", "until") if values.get(k)}
     return archive_query(
         sender=values.get("sender"),
         message_type=values.get("type"),
@@ -42,8 +57,23 @@ def _query(values: dict[str, Any]) -> Any:
         patient_id=values.get("patient_id"),
         since=moments.get("since"),
         until=moments.get("until"),
-        limit=int(values.get("limit", 100)),
+        limit=listing_limit(values.get("limit")),
     )
+
+
+def _moment(name: str, text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {text!r} is not an ISO 8601 time") from exc
+
+
+def _ids(raw: object) -> list[str]:
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_LISTED:
+        raise ValueError(f"ids is a list of 1 to {MAX_LISTED} archive ids")
+    if not all(isinstance(item, str) and item for item in raw):
+        raise ValueError("each of ids is an archive id (text)")
+    return raw
 
 
 @allow(Role.OPS)
@@ -73,11 +103,17 @@ async def replay_messages(request: web.Request) -> web.Response:
         if not isinstance(body, dict) or not body:
             raise ValueError("give ids or at least one filter (replaying everything is a mistake)")
         if "ids" in body:
-            messages = [await runtime.archive.get(str(i)) for i in body["ids"]]
+            if set(body) != {"ids"}:
+                raise ValueError("give ids or filters, not both")
+            messages = [await runtime.archive.get(i) for i in _ids(body["ids"])]
         else:
             messages = list(await runtime.archive.search(_query(body)))
     except (ValueError, orjson.JSONDecodeError) as exc:
         return problem(400, "invalid", str(exc))
     except StoreError as exc:
         return problem(404, "not-found", str(exc))
-    return web.json_response({"replayed": await replay(runtime.bus, runtime.archive, messages)})
+    try:
+        replayed = await replay(runtime.publisher, messages)
+    except PublishError as exc:
+        return problem(503, "transient", str(exc))
+    return web.json_response({"replayed": replayed})

@@ -69,3 +69,28 @@ async def test_list_show_replay_and_retention(hub: Client, tmp_path: Path) -> No
     archive = api.app[RUNTIME].archive
     assert await apply_retention(archive, {"SIU^S12": 0}) == 1
     assert [m["type"] for m in await settled(api, 1)] == ["ORU^R01"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/ops/messages?limit=-1", None),
+        ("GET", "/ops/messages?limit=100000", None),
+        ("GET", "/ops/messages?limit=ten", None),
+        ("GET", "/ops/messages?since=yesterday", None),
+        ("GET", "/ops/messages?status=lost", None),
+        ("POST", "/ops/messages/replay", {"ids": "notalist"}),
+        ("POST", "/ops/messages/replay", {"ids": []}),
+        ("POST", "/ops/messages/replay", {"ids": [1, 2]}),
+        ("POST", "/ops/messages/replay", {"ids": ["x"], "type": "ORU^R01"}),
+        ("POST", "/ops/messages/replay", {"type": ["ORU^R01"]}),
+        ("POST", "/ops/messages/replay", ["not", "an", "object"]),
+    ],
+)
+async def test_the_ops_api_checks_its_inputs(
+    hub: Client, method: str, path: str, body: Any
+) -> None:
+    response = await hub.request(method, path, json=body, headers=OPS)
+    assert response.status == 400
+    outcome = await response.json(content_type=None)
+    assert outcome["resourceType"] == "OperationOutcome"

@@ -176,3 +176,32 @@ async def test_stopping_with_an_idle_connection_open_is_quiet(
     finally:
         writer.close()
         await runtime.stop()
+
+
+async def test_connections_over_the_cap_are_refused_and_idle_ones_closed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = ListenerSettings(max_connections=3, idle_timeout_s=0.5)
+    settings = load_settings(
+        data_dir=tmp_path,
+        mllp_port=0,
+        http_host="127.0.0.1",
+        hl7=Hl7Settings(listeners=(listener,)),
+    )
+    runtime = Runtime(settings)
+    await runtime.start(consume=False)
+    port = runtime.listeners[0].port
+    try:
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed at once
+        writer.close()
+        assert any(r.getMessage() == "connection_refused" for r in caplog.records)
+        for held_reader, _ in held:  # the idle ones are closed after the idle timeout
+            assert await asyncio.wait_for(held_reader.read(), 5) == b""
+        for _, held_writer in held:
+            held_writer.close()
+        ack = await send(runtime, (CORPUS / MANIFEST[0]["file"]).read_bytes(), "utf-8")
+        assert ack.first("MSA") is not None  # slots free again
+    finally:
+        await runtime.stop()
