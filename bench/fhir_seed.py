@@ -17,6 +17,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fhir_profiles.identifiers import MEDICAL_RECORD_NUMBER, VISIT_CARD
+from store.plan import Write, WriteMode
 from store.sqlite import SqliteStore
 
 FAMILY = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -131,10 +132,9 @@ async def seed(data_dir: Path, patients: int) -> int:
     rng = random.Random(20261126)
     written, started = 0, time.perf_counter()
     for number in range(patients):
-        async with resources.transaction():
-            for resource in resources_for(number, rng):
-                await resources.create(resource, id=resource["id"])
-                written += 1
+        plan = [Write.of(WriteMode.CREATE, r) for r in resources_for(number, rng)]
+        await resources.apply(plan)
+        written += len(plan)
         if number % 1000 == 999:
             rate = written / (time.perf_counter() - started)
             print(f"  seeded {written:,} resources ({rate:,.0f}/s)", flush=True)

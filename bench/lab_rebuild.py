@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hub.lab.rebuild import rebuild
 from hub.lab.service import LabService
+from store.plan import Write, WriteMode
 from store.sqlite import SqliteStore
 
 Json = dict[str, Any]
@@ -89,11 +90,13 @@ async def run(args: argparse.Namespace) -> None:
             began = time.perf_counter()
             written = 0
             for start in range(0, args.tubes, 500):
-                async with store.resources.transaction():
-                    for n in range(start, min(start + 500, args.tubes)):
-                        for item in tube(n, now, rng.random() < args.resulted, rng):
-                            await store.resources.create(item, id=item["id"])
-                            written += 1
+                plan = [
+                    Write.of(WriteMode.CREATE, item)
+                    for n in range(start, min(start + 500, args.tubes))
+                    for item in tube(n, now, rng.random() < args.resulted, rng)
+                ]
+                await store.resources.apply(plan)
+                written += len(plan)
             print(
                 f"seeded {args.tubes:,} tubes, {written:,} resources in "
                 f"{time.perf_counter() - began:.1f} s"

@@ -57,6 +57,10 @@ class ResourceGoneError(StoreError):
 class VersionConflictError(StoreError):
     """The caller's expected version is not the current one (If-Match): HTTP 412 or 409."""
 
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key  # "Type/id" of the write whose condition failed
+
 
 class SearchError(JianhuError):
     """A search request that cannot be run as asked: HTTP 400 with the parameter named."""

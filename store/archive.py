@@ -49,6 +49,7 @@ class ArchivedMessage:
     duplicate_of: str = ""  # an earlier message that used the same control id for other content
     claimed_by: str = ""  # the process that publishes it
     claimed_at: datetime | None = None
+    processings: int = 0  # how often a normalizer finished with it: more than attempts is a bug
 
 
 class ClaimKind(StrEnum):
@@ -105,7 +106,9 @@ class MessageArchive(Protocol):
         error: str = "",
         ack: str | None = None,
         resources: Sequence[str] = (),
-    ) -> None: ...
+        processed: bool = False,
+    ) -> None:
+        """``processed``: a normalizer finished with the message (counted in ``processings``)."""
 
     async def mark_published(self, id: str, wait: bool = True) -> None:
         """The status becomes published unless a consumer already moved it on (the normalizer

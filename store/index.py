@@ -10,7 +10,7 @@ import calendar
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,14 @@ def extract(resource: dict[str, Any]) -> IndexRows:
             for value in param.walker(resource):
                 extractor(rows, param, value)
     return rows
+
+
+def with_last_updated(rows: IndexRows, last_updated: str) -> IndexRows:
+    """``rows`` with ``_lastUpdated`` set to the commit time: the one index value the store
+    stamps itself (rows extracted before the write cannot know it)."""
+    dates = [row for row in rows.date if row[0] != "_lastUpdated"]
+    dates.append(("_lastUpdated", last_updated, last_updated))
+    return replace(rows, date=dates)
 
 
 def reference_targets(resource: dict[str, Any]) -> set[str]:

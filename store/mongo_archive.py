@@ -124,13 +124,17 @@ class MongoArchive:
         error: str = "",
         ack: str | None = None,
         resources: Sequence[str] = (),
+        processed: bool = False,
     ) -> None:
         changes: Doc = {"status": status, "error": error}
         if ack is not None:
             changes["ack"] = ack
         if resources:
             changes["resources"] = list(resources)
-        await self._messages.update_one({"_id": id}, {"$set": changes})
+        update: Doc = {"$set": changes}
+        if processed:
+            update["$inc"] = {"processings": 1}
+        await self._messages.update_one({"_id": id}, update)
 
     async def mark_published(self, id: str, wait: bool = True) -> None:
         # always waits: the hint only saves a commit turn on SQLite

@@ -1,27 +1,28 @@
 """The clinical store on MongoDB (production): the same contract as the SQLite store.
 
-Collections: ``resources`` (the current version of each resource, with its search index
-``ix`` and sort values ``srt``), ``versions`` (every version, for vread and history),
-``outbox`` (events, written in the same transaction as their write) and ``audit_events``.
-Every write is a multi-document transaction with write concern majority, retried by the
-driver on transient errors; a ``transaction()`` block joins its writes into one.
+Collections: ``resources`` (the current version of each resource, with the digest of its
+content, its search index ``ix`` and sort values ``srt``), ``versions`` (every version, for
+vread and history), ``outbox`` (events, written in the same transaction as their write) and
+``audit_events``. A plan is one multi-document transaction (write concern majority) run by
+the driver's ``with_transaction``, which retries it whole on transient errors and on an unknown
+commit result; it reads the current versions of all its resources with one ``$in`` query and
+writes with bulk operations: a few round trips whatever the number of resources.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hub.envelope import new_id
-from hub.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
-from store.index import extract, instant
+from hub.errors import ResourceGoneError, ResourceNotFoundError
+from store.index import IndexRows, extract, instant, with_last_updated
 from store.mongo_audit import MongoAuditLog
 from store.mongo_search import (
     after,
@@ -31,8 +32,20 @@ from store.mongo_search import (
     sort_document,
     sort_fields,
 )
+from store.plan import (
+    LEFT,
+    UNCHANGED,
+    Current,
+    NewVersion,
+    Write,
+    WriteMode,
+    WriteShortcuts,
+    Written,
+    decide,
+    stamped,
+)
 from store.query import SearchQuery
-from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion, WriteResult
+from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion
 from store.sqlite_resources import decode_cursor, encode_cursor
 
 T = TypeVar("T")
@@ -68,7 +81,7 @@ def _version(doc: Doc) -> StoredVersion:
     )
 
 
-class MongoResources:
+class MongoResources(WriteShortcuts):
     def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc]) -> None:
         self._client, self._db = client, db
         self._resources = db["resources"]
@@ -83,106 +96,31 @@ class MongoResources:
                 await self._db[name].create_index(keys)
         await self._audit.create_indexes()
 
-    # --- transactions ---
     async def _run(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        outer = _session.get()
-        if outer is not None:
-            return await work(outer)
         async with self._client.start_session() as session:
             result = await session.with_transaction(work)
         self._committed.set()
         return result
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        async with self._client.start_session() as session, await session.start_transaction():
-            token = _session.set(session)
-            try:
-                yield
-            finally:
-                _session.reset(token)
-        self._committed.set()
-
-    # --- writes ---
-    async def _write(
-        self, session: AsyncClientSession, type: str, id: str, body: Resource | None, version: int
-    ) -> StoredVersion:
-        last_updated = instant(datetime.now(UTC))
-        seq = new_id()
-        stored = None
-        if body is not None:
-            meta = {
-                **(body.get("meta") or {}),
-                "versionId": str(version),
-                "lastUpdated": last_updated,
-            }
-            stored = {**body, "id": id, "meta": meta}
-        raw = orjson.dumps(stored) if stored is not None else None
-        key = f"{type}/{id}"
-        common = {
-            "type": type,
-            "id": id,
-            "version": version,
-            "last_updated": last_updated,
-            "seq": seq,
-        }
-        await self._versions.insert_one(
-            {"_id": f"{key}/{version}", **common, "body": raw}, session=session
-        )
-        current: Doc = {**common, "deleted": stored is None, "body": raw}
-        if stored is not None:
-            rows = extract(stored)
-            current["ix"], current["srt"] = index_document(rows), sort_document(rows)
-        await self._resources.replace_one({"_id": key}, current, upsert=True, session=session)
-        change = "deleted" if stored is None else "created" if version == 1 else "updated"
-        await self._outbox.insert_one(
-            {
-                "_id": seq,
-                "topic": f"fhir.{type}.{change}",
-                "type": type,
-                "id": id,
-                "version": version,
-            },
-            session=session,
-        )
-        return StoredVersion(
-            type, id, version, datetime.fromisoformat(last_updated.replace("Z", "+00:00")), raw
-        )
-
-    async def _current(self, session: AsyncClientSession, type: str, id: str) -> Doc | None:
-        return await self._resources.find_one(
-            {"_id": f"{type}/{id}"}, {"version": 1, "deleted": 1}, session=session
-        )
-
-    async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
-        async def work(session: AsyncClientSession) -> StoredVersion:
-            return await self._write(session, resource["resourceType"], id or new_id(), resource, 1)
-
-        return await self._run(work)
-
-    async def update(self, resource: Resource, if_match: int | None = None) -> WriteResult:
-        type, id = resource["resourceType"], resource["id"]
-
-        async def work(session: AsyncClientSession) -> WriteResult:
-            current = await self._current(session, type, id)
-            version = current["version"] if current else 0
-            if if_match is not None and if_match != version:
-                raise VersionConflictError(f"{type}/{id} is at version {version}, not {if_match}")
-            stored = await self._write(session, type, id, resource, version + 1)
-            return WriteResult(stored, created=current is None or current["deleted"])
-
-        return await self._run(work)
-
-    async def delete(self, type: str, id: str, if_match: int | None = None) -> StoredVersion | None:
-        async def work(session: AsyncClientSession) -> StoredVersion | None:
-            current = await self._current(session, type, id)
-            if current is None or current["deleted"]:
-                return None
-            if if_match is not None and if_match != current["version"]:
-                raise VersionConflictError(
-                    f"{type}/{id} is at version {current['version']}, not {if_match}"
+    # --- writes: plans ---
+    async def apply(self, writes: Sequence[Write]) -> list[Written]:
+        async def work(session: AsyncClientSession) -> list[Written]:
+            # ``with_transaction`` may run this again: every attempt starts from the store
+            plan = _PlanState(instant(datetime.now(UTC)))
+            keys = list(dict.fromkeys(write.key for write in writes))
+            async for doc in self._resources.find(
+                {"_id": {"$in": keys}}, {"ix": 0, "srt": 0}, session=session
+            ):
+                plan.found(doc)
+            written = [plan.decide(write) for write in writes]
+            if plan.versions:
+                await self._versions.insert_many(plan.versions, session=session)
+                await self._resources.bulk_write(
+                    [ReplaceOne({"_id": k}, d, upsert=True) for k, d in plan.current.items()],
+                    session=session,
                 )
-            return await self._write(session, type, id, None, current["version"] + 1)
+                await self._outbox.insert_many(plan.events, session=session)
+            return written
 
         return await self._run(work)
 
@@ -316,3 +254,69 @@ def _field(doc: Doc, dotted: str) -> Any:
     for part in dotted.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node
+
+
+class _PlanState:
+    """One attempt at a plan: what the store held, and what the plan writes, in memory until
+    the bulk writes; each write sees the ones before it."""
+
+    def __init__(self, now: str) -> None:
+        self.now = now
+        self.state: dict[str, Current] = {}
+        self.latest: dict[str, StoredVersion] = {}
+        self.versions: list[Doc] = []
+        self.current: dict[str, Doc] = {}
+        self.events: list[Doc] = []
+
+    def found(self, doc: Doc) -> None:
+        body = doc.get("body")
+        self.state[doc["_id"]] = Current(
+            doc["version"], doc["deleted"], doc.get("digest"), orjson.loads(body) if body else None
+        )
+        self.latest[doc["_id"]] = _version(doc)
+
+    def decide(self, write: Write) -> Written:
+        decision = decide(write, self.state.get(write.key, Current(0, True, None)))
+        if decision is LEFT:
+            return Written(None)
+        if decision is UNCHANGED:
+            return Written(self.latest[write.key])
+        assert isinstance(decision, NewVersion)
+        stored = self._record(write, decision)
+        return Written(stored, created=decision.created, changed=True)
+
+    def _record(self, write: Write, decision: NewVersion) -> StoredVersion:
+        type_, id_, version, now = write.type, write.id, decision.version, self.now
+        content = stamped(decision.resource, version, now) if decision.resource else None
+        raw = orjson.dumps(content) if content is not None else None
+        seq = new_id()
+        common = {"type": type_, "id": id_, "version": version, "last_updated": now, "seq": seq}
+        self.versions.append({"_id": f"{write.key}/{version}", **common, "body": raw})
+        current: Doc = {
+            **common,
+            "deleted": content is None,
+            "body": raw,
+            "digest": decision.digest,
+        }
+        if content is not None:
+            rows = _index_rows(write, content, now)
+            current["ix"], current["srt"] = index_document(rows), sort_document(rows)
+        self.current[write.key] = current
+        change = "deleted" if content is None else "created" if version == 1 else "updated"
+        topic = f"fhir.{type_}.{change}"
+        self.events.append(
+            {"_id": seq, "topic": topic, "type": type_, "id": id_, "version": version}
+        )
+        self.state[write.key] = Current(version, content is None, decision.digest, content)
+        stored = StoredVersion(type_, id_, version, _moment(now), raw)
+        self.latest[write.key] = stored
+        return stored
+
+
+def _index_rows(write: Write, content: Resource, now: str) -> IndexRows:
+    given = write.index if write.mode is not WriteMode.MERGE else None
+    return with_last_updated(given if given is not None else extract(content), now)
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -1,46 +1,24 @@
 """The resource part of the store contract: versioned FHIR resources with history.
 
-Every write makes a new version: ``meta.versionId`` counts from 1, ``meta.lastUpdated`` is the
-commit time, a delete is a version too (``deleted``), and every version stays readable (vread,
-history). Writes may name the version they expect (``if_match``) for optimistic locking.
-Bodies travel as parsed dicts in and orjson bytes out, so a read serves stored bytes unchanged.
+Every write that changes a resource makes a new version: ``meta.versionId`` counts from 1,
+``meta.lastUpdated`` is the commit time, a delete is a version too (``deleted``), and every
+version stays readable (vread, history); a write of the content already there makes none.
+Writes come as plans (``store.plan``): one message's or one Bundle's writes resolved in one
+transaction. Bodies travel as parsed dicts in and orjson bytes out, so a read serves stored
+bytes unchanged.
 """
 
 import asyncio
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
+from store.plan import Write, Written
 from store.query import SearchQuery
+from store.versions import Resource, StoredVersion, WriteResult
 
-Resource = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class StoredVersion:
-    """One version of one resource as stored; ``body`` is None for a deletion."""
-
-    type: str
-    id: str
-    version: int
-    last_updated: datetime
-    body: bytes | None
-
-    @property
-    def deleted(self) -> bool:
-        return self.body is None
-
-    @property
-    def etag(self) -> str:
-        return f'W/"{self.version}"'
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    version: StoredVersion
-    created: bool  # an update that made the resource (update-as-create) says so
+__all__ = ["Resource", "StoredVersion", "WriteResult"]  # where most callers find them
 
 
 @dataclass(frozen=True)
@@ -81,11 +59,12 @@ class AuditLog(Protocol):
 
 
 class ResourceStore(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[None]:
-        """Every write inside commits together or not at all (transaction Bundles)."""
+    async def apply(self, writes: Sequence[Write]) -> list[Written]:
+        """Every write of the plan in one transaction, in order, each seeing those before it:
+        all or nothing (``VersionConflictError`` names the write whose condition failed)."""
 
     async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
-        """Store a new resource under a server-assigned (or, for update-as-create, given) id."""
+        """A one-write plan: a new resource under a server-assigned (or the given) id."""
 
     @property
     def audit(self) -> "AuditLog":
@@ -101,10 +80,11 @@ class ResourceStore(Protocol):
     async def vread(self, type: str, id: str, version: int) -> StoredVersion: ...
 
     async def update(self, resource: Resource, if_match: int | None = None) -> WriteResult:
-        """A new version of ``resource['id']``; creates it when it does not exist yet."""
+        """A one-write plan: ``resource`` as the next version of ``resource['id']`` (created
+        when it does not exist yet; the current version when the content is unchanged)."""
 
     async def delete(self, type: str, id: str, if_match: int | None = None) -> StoredVersion | None:
-        """Record a deletion version; None when there was nothing to delete."""
+        """A one-write plan: a deletion version; None when there was nothing to delete."""
 
     async def read_many(self, keys: Sequence[tuple[str, str]]) -> Sequence[StoredVersion]:
         """The current versions of those that exist and are not deleted, in no set order."""

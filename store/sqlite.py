@@ -24,13 +24,16 @@ class SqliteStore:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         clinical = SqliteFile(self.path)
-        self._files.append(clinical)
         archive = SqliteFile(self.archive_path)
-        self._files.append(archive)
+        for file in (clinical, archive):
+            await file.open()
+            self._files.append(file)
         self._resources = SqliteResources(clinical)
-        self._archive = SqliteArchive(archive.db, archive.read, archive.group)
-        self._ledger = SqliteLedger(clinical.db, clinical.read, clinical.group)
-        self._jobs = SqliteJobs(clinical.db, clinical.read, clinical.group)
+        self._archive = SqliteArchive(archive)
+        self._ledger = SqliteLedger(clinical)
+        self._jobs = SqliteJobs(clinical)
+        for part in (self._resources, self._archive, self._ledger, self._jobs):
+            await part.setup()
 
     @property
     def archive(self) -> SqliteArchive:
@@ -61,7 +64,7 @@ class SqliteStore:
             raise StoreError("the store is not open")
         try:
             for file in self._files:
-                file.db.execute("SELECT 1").fetchone()
+                file.read.execute("SELECT 1").fetchone()
         except Exception as exc:
             raise StoreError(f"store: {exc}") from exc
 

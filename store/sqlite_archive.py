@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from hub.errors import StoreError
-from hub.sqlite_commit import GroupCommit, durable
 from store.archive import ArchivedMessage, ArchiveQuery, Claim, ClaimKind, filed_claim
 from store.index import instant
+from store.sqlite_file import SqliteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hl7_message (
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS hl7_message (
     content_hash TEXT NOT NULL DEFAULT '',
     duplicate_of TEXT NOT NULL DEFAULT '',
     claimed_by TEXT NOT NULL DEFAULT '',
-    claimed_at TEXT NOT NULL DEFAULT ''
+    claimed_at TEXT NOT NULL DEFAULT '',
+    processings INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS hl7_message_control
     ON hl7_message (sender_application, sender_facility, control_id, received_at);
@@ -51,11 +52,12 @@ _ADDED = (
     ("duplicate_of", "TEXT NOT NULL DEFAULT ''"),
     ("claimed_by", "TEXT NOT NULL DEFAULT ''"),
     ("claimed_at", "TEXT NOT NULL DEFAULT ''"),
+    ("processings", "INTEGER NOT NULL DEFAULT 0"),
 )
 _COLUMNS = (
     "id, received_at, sender_application, sender_facility, peer, message_type, control_id, "
     "charset, raw, text, status, error, ack, attempts, resources, content_hash, duplicate_of, "
-    "claimed_by, claimed_at"
+    "claimed_by, claimed_at, processings"
 )
 _SAME_SENDER = (
     "sender_application = ? AND sender_facility = ? AND control_id = ? AND received_at >= ? "
@@ -64,102 +66,64 @@ _SAME_SENDER = (
 
 
 class SqliteArchive:
-    def __init__(self, db: sqlite3.Connection, read_db: sqlite3.Connection, group: GroupCommit):
-        self._db, self._read, self._group = db, read_db, group
-        db.executescript(SCHEMA)
-        present = {row[1] for row in db.execute("PRAGMA table_info(hl7_message)")}
-        for name, definition in _ADDED:
-            if name not in present:
-                db.execute(f"ALTER TABLE hl7_message ADD COLUMN {name} {definition}")
+    def __init__(self, file: SqliteFile) -> None:
+        self._file = file
 
-    async def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self._group.unit() as committed:
-            self._db.executemany(sql, rows)
-        await durable(committed)
+    async def setup(self) -> None:
+        await self._file.schema(SCHEMA)
+        await self._file.write(_add_columns)
 
     async def add(self, message: ArchivedMessage) -> None:
-        with self._group.unit() as committed:
-            self._insert(message)
-        await durable(committed)
-
-    def _insert(self, message: ArchivedMessage) -> None:
-        self._db.execute(
-            f"INSERT INTO hl7_message ({_COLUMNS}) VALUES ({', '.join('?' * 19)})",
-            (
-                message.id,
-                instant(message.received_at),
-                message.sender_application,
-                message.sender_facility,
-                message.peer,
-                message.message_type,
-                message.control_id,
-                message.charset,
-                message.raw,
-                message.text,
-                message.status,
-                message.error,
-                message.ack,
-                message.attempts,
-                orjson.dumps(list(message.resources)).decode(),
-                message.content_hash,
-                message.duplicate_of,
-                message.claimed_by,
-                instant(message.claimed_at) if message.claimed_at else "",
-            ),
-        )
-        self._db.executemany(
-            "INSERT OR IGNORE INTO hl7_message_patient VALUES (?, ?)",
-            [(patient, message.id) for patient in message.patient_ids],
-        )
+        await self._file.write(lambda db: _insert(db, message))
 
     async def claim(
         self, message: ArchivedMessage, since: datetime, refuse_reuse: bool = False
     ) -> Claim:
-        # one unit on the write connection: the look-up sees every claim filed before it, even
-        # one whose commit is still pending, and other processes wait for the file's lock
-        with self._group.unit() as committed:
+        def claim(db: sqlite3.Connection) -> Claim:
+            # the writer's connection: the look-up sees every claim filed before it, in this
+            # group too, and another process's writer waits for the file's lock meanwhile
             key = (
                 message.sender_application,
                 message.sender_facility,
                 message.control_id,
                 instant(since),
             )
-            rows = self._db.execute(
+            rows = db.execute(
                 f"SELECT {_COLUMNS} FROM hl7_message WHERE {_SAME_SENDER} "
                 "ORDER BY received_at DESC",
                 key,
             ).fetchall()
-            earlier = [self._message(row, patients=False) for row in rows]
+            earlier = [_message(row) for row in rows]
             resent = next((m for m in earlier if m.content_hash == message.content_hash), None)
             if resent is not None:
-                claim = Claim(ClaimKind.RESEND, resent)
-            else:
-                claim = filed_claim(message, earlier, refuse_reuse)
-                self._insert(claim.message)
-        await durable(committed)
-        return claim
+                return Claim(ClaimKind.RESEND, resent)
+            filed = filed_claim(message, earlier, refuse_reuse)
+            _insert(db, filed.message)
+            return filed
+
+        return await self._file.write(claim)
 
     async def take_over(
         self, id: str, claimant: str, stale_before: datetime
     ) -> ArchivedMessage | None:
-        with self._group.unit() as committed:
-            taken = self._db.execute(
+        def take(db: sqlite3.Connection) -> ArchivedMessage | None:
+            taken = db.execute(
                 "UPDATE hl7_message SET claimed_by = ?, claimed_at = ? WHERE id = ? AND "
                 "status = 'received' AND (claimed_by = ? OR claimed_at < ?)",
                 (claimant, instant(datetime.now(UTC)), id, claimant, instant(stale_before)),
             ).rowcount
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM hl7_message WHERE id = ?", (id,))
-            found = row.fetchone()
-        await durable(committed)
-        return self._message(found, patients=False) if taken and found else None
+            row = db.execute(f"SELECT {_COLUMNS} FROM hl7_message WHERE id = ?", (id,)).fetchone()
+            return _message(row) if taken and row else None
+
+        return await self._file.write(take)
 
     async def stranded(self, stale_before: datetime, limit: int) -> Sequence[ArchivedMessage]:
-        rows = self._read.execute(
+        sql = (
             f"SELECT {_COLUMNS} FROM hl7_message WHERE status = 'received' AND claimed_at < ? "
-            "ORDER BY received_at LIMIT ?",
-            (instant(stale_before), limit),
-        ).fetchall()
-        return [self._message(row, patients=False) for row in rows]
+            "ORDER BY received_at LIMIT ?"
+        )
+        args = (instant(stale_before), limit)
+        return await self._file.scan(lambda db: [_message(r) for r in db.execute(sql, args)])
 
     async def set_status(
         self,
@@ -168,42 +132,52 @@ class SqliteArchive:
         error: str = "",
         ack: str | None = None,
         resources: Sequence[str] = (),
+        processed: bool = False,
     ) -> None:
         sets, args = ["status = ?", "error = ?"], [status, error]
+        if processed:
+            sets.append("processings = processings + 1")
         if ack is not None:
             sets.append("ack = ?")
             args.append(ack)
         if resources:
             sets.append("resources = ?")
             args.append(orjson.dumps(list(resources)).decode())
-        # the normalizer's write, often from another process than the listener's: short
-        with self._group.short() as committed:
-            self._db.execute(f"UPDATE hl7_message SET {', '.join(sets)} WHERE id = ?", (*args, id))
-        await durable(committed)
+        sql = f"UPDATE hl7_message SET {', '.join(sets)} WHERE id = ?"
+        await self._file.write(lambda db: db.execute(sql, (*args, id)))
 
     async def mark_published(self, id: str, wait: bool = True) -> None:
-        with self._group.unit() as committed:  # joins the next group commit
-            self._db.execute(
+        def mark(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE hl7_message SET status = 'published' WHERE id = ? AND status = 'received'",
                 (id,),
             )
+
         if wait:
-            await durable(committed)
+            await self._file.write(mark)
+        else:
+            self._file.writer.submit(mark)
 
     async def new_attempt(self, id: str, claimant: str) -> int:
-        await self._write(
-            "UPDATE hl7_message SET attempts = attempts + 1, status = 'received', error = '', "
-            "claimed_by = ?, claimed_at = ? WHERE id = ?",
-            [(claimant, instant(datetime.now(UTC)), id)],
-        )
-        return (await self.get(id)).attempts
+        def attempt(db: sqlite3.Connection) -> int:
+            db.execute(
+                "UPDATE hl7_message SET attempts = attempts + 1, status = 'received', "
+                "error = '', claimed_by = ?, claimed_at = ? WHERE id = ?",
+                (claimant, instant(datetime.now(UTC)), id),
+            )
+            row = db.execute("SELECT attempts FROM hl7_message WHERE id = ?", (id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no archived message {id}")
+            return int(row[0])
+
+        return await self._file.write(attempt)
 
     async def get(self, id: str) -> ArchivedMessage:
-        row = self._read.execute(f"SELECT {_COLUMNS} FROM hl7_message WHERE id = ?", (id,))
-        found = row.fetchone()
+        db = self._file.read
+        found = db.execute(f"SELECT {_COLUMNS} FROM hl7_message WHERE id = ?", (id,)).fetchone()
         if found is None:
             raise StoreError(f"no archived message {id}")
-        return self._message(found)
+        return _message(found, db)
 
     async def search(self, query: ArchiveQuery) -> Sequence[ArchivedMessage]:
         where, args = ["1"], []
@@ -228,63 +202,107 @@ class SqliteArchive:
         if query.patient_id is not None:
             where.append("id IN (SELECT message_id FROM hl7_message_patient WHERE patient_id = ?)")
             args.append(query.patient_id)
-        rows = self._read.execute(
+        sql = (
             f"SELECT {_COLUMNS} FROM hl7_message WHERE {' AND '.join(where)} "
-            "ORDER BY received_at LIMIT ?",
-            (*args, query.limit),
-        ).fetchall()
-        return [self._message(row) for row in rows]
+            "ORDER BY received_at LIMIT ?"
+        )
+
+        def scan(db: sqlite3.Connection) -> list[ArchivedMessage]:
+            return [_message(row, db) for row in db.execute(sql, (*args, query.limit))]
+
+        return await self._file.scan(scan)
 
     async def purge(self, message_type: str, before: datetime) -> int:
-        with self._group.unit() as committed:
+        def purge(db: sqlite3.Connection) -> int:
             ids = [
-                row[0]
-                for row in self._db.execute(
+                (row[0],)
+                for row in db.execute(
                     "SELECT id FROM hl7_message WHERE message_type = ? AND received_at < ?",
                     (message_type, instant(before)),
                 )
             ]
-            self._db.executemany(
-                "DELETE FROM hl7_message_patient WHERE message_id = ?", [(i,) for i in ids]
-            )
-            self._db.executemany("DELETE FROM hl7_message WHERE id = ?", [(i,) for i in ids])
-        await durable(committed)
-        return len(ids)
+            db.executemany("DELETE FROM hl7_message_patient WHERE message_id = ?", ids)
+            db.executemany("DELETE FROM hl7_message WHERE id = ?", ids)
+            return len(ids)
 
-    def _message(self, row: Sequence[Any], patients: bool = True) -> ArchivedMessage:
-        (id_, received, app, facility, peer, type_, control, charset, raw, text) = row[:10]
-        status, error, ack, attempts, resources = row[10:15]
-        content_hash, duplicate_of, claimed_by, claimed_at = row[15:]
-        patient_ids = ()
-        if patients:
-            patient_ids = tuple(
-                r[0]
-                for r in self._read.execute(
-                    "SELECT patient_id FROM hl7_message_patient WHERE message_id = ?", (id_,)
-                )
+        return await self._file.write(purge)
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    present = {row[1] for row in db.execute("PRAGMA table_info(hl7_message)")}
+    for name, definition in _ADDED:
+        if name not in present:
+            db.execute(f"ALTER TABLE hl7_message ADD COLUMN {name} {definition}")
+
+
+def _insert(db: sqlite3.Connection, message: ArchivedMessage) -> None:
+    db.execute(
+        f"INSERT INTO hl7_message ({_COLUMNS}) VALUES ({', '.join('?' * 20)})",
+        (
+            message.id,
+            instant(message.received_at),
+            message.sender_application,
+            message.sender_facility,
+            message.peer,
+            message.message_type,
+            message.control_id,
+            message.charset,
+            message.raw,
+            message.text,
+            message.status,
+            message.error,
+            message.ack,
+            message.attempts,
+            orjson.dumps(list(message.resources)).decode(),
+            message.content_hash,
+            message.duplicate_of,
+            message.claimed_by,
+            instant(message.claimed_at) if message.claimed_at else "",
+            message.processings,
+        ),
+    )
+    db.executemany(
+        "INSERT OR IGNORE INTO hl7_message_patient VALUES (?, ?)",
+        [(patient, message.id) for patient in message.patient_ids],
+    )
+
+
+def _message(row: Sequence[Any], db: sqlite3.Connection | None = None) -> ArchivedMessage:
+    """One archived message; its patient identifiers are read only when ``db`` is given."""
+    (id_, received, app, facility, peer, type_, control, charset, raw, text) = row[:10]
+    status, error, ack, attempts, resources = row[10:15]
+    content_hash, duplicate_of, claimed_by, claimed_at, processings = row[15:]
+    patient_ids: tuple[str, ...] = ()
+    if db is not None:
+        patient_ids = tuple(
+            r[0]
+            for r in db.execute(
+                "SELECT patient_id FROM hl7_message_patient WHERE message_id = ?", (id_,)
             )
-        return ArchivedMessage(
-            id=id_,
-            received_at=_moment(received),
-            sender_application=app,
-            sender_facility=facility,
-            peer=peer,
-            message_type=type_,
-            control_id=control,
-            charset=charset,
-            raw=bytes(raw),
-            text=text,
-            status=status,
-            error=error,
-            ack=ack,
-            attempts=attempts,
-            patient_ids=patient_ids,
-            resources=tuple(orjson.loads(resources)),
-            content_hash=content_hash,
-            duplicate_of=duplicate_of,
-            claimed_by=claimed_by,
-            claimed_at=_moment(claimed_at) if claimed_at else None,
         )
+    return ArchivedMessage(
+        id=id_,
+        received_at=_moment(received),
+        sender_application=app,
+        sender_facility=facility,
+        peer=peer,
+        message_type=type_,
+        control_id=control,
+        charset=charset,
+        raw=bytes(raw),
+        text=text,
+        status=status,
+        error=error,
+        ack=ack,
+        attempts=attempts,
+        patient_ids=patient_ids,
+        resources=tuple(orjson.loads(resources)),
+        content_hash=content_hash,
+        duplicate_of=duplicate_of,
+        claimed_by=claimed_by,
+        claimed_at=_moment(claimed_at) if claimed_at else None,
+        processings=processings,
+    )
 
 
 def _moment(text: str) -> datetime:

@@ -7,7 +7,6 @@ FHIR API as AuditEvent by ``_id``, ``date``, ``agent-name``, ``entity``, ``subty
 ``action`` and ``outcome``.
 """
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from hub.envelope import new_id
 from hub.errors import ResourceNotFoundError, SearchError
 from store.index import date_range, instant
 from store.resources import AuditFilter, Resource, SearchPage, StoredVersion
+from store.sqlite_file import SqliteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_event (
@@ -69,26 +69,32 @@ def columns_of(event: Resource) -> tuple[Any, ...]:
 
 
 class SqliteAuditLog:
-    def __init__(self, db: sqlite3.Connection, read_db: sqlite3.Connection) -> None:
-        self._db, self._read = db, read_db
-        db.executescript(SCHEMA)
+    def __init__(self, file: SqliteFile) -> None:
+        self._file = file
 
-    def insert(self, events: Sequence[Resource]) -> list[Resource]:
-        """Insert inside the caller's write unit; returns the events with their ids and meta."""
+    async def setup(self) -> None:
+        await self._file.schema(SCHEMA)
+
+    async def append(self, events: Sequence[Resource]) -> list[Resource]:
+        """One write of the writer thread; returns the events with their ids and meta."""
         stored = []
         now = instant(datetime.now(UTC))
         for event in events:
             meta = {"versionId": "1", "lastUpdated": now}
             stored.append({**event, "id": event.get("id") or new_id(), "meta": meta})
-        self._db.executemany(
-            "INSERT INTO audit_event (id, recorded, agent, entity, subtype, action, outcome, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [columns_of(event) for event in stored],
+        rows = [columns_of(event) for event in stored]
+        await self._file.write(
+            lambda db: db.executemany(
+                "INSERT INTO audit_event "
+                "(id, recorded, agent, entity, subtype, action, outcome, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
         )
         return stored
 
     async def read(self, id: str) -> StoredVersion:
-        row = self._read.execute(
+        row = self._file.read.execute(
             "SELECT recorded, body FROM audit_event WHERE id = ?", (id,)
         ).fetchone()
         if row is None:
@@ -108,20 +114,20 @@ class SqliteAuditLog:
             where.append("seq < ?" if newest_first else "seq > ?")
             args.append(cursor)
         order = "DESC" if newest_first else "ASC"
-        rows = self._read.execute(
+        sql = (
             f"SELECT seq, id, recorded, body FROM audit_event WHERE {' AND '.join(where)} "
-            f"ORDER BY seq {order} LIMIT ?",
-            (*args, count + 1),
-        ).fetchall()
+            f"ORDER BY seq {order} LIMIT ?"
+        )
+        rows = await self._file.scan(lambda db: db.execute(sql, (*args, count + 1)).fetchall())
         page = rows[:count]
         next_cursor = str(page[-1][0]) if len(rows) > count else None
         return SearchPage([_version(id_, at, body) for _, id_, at, body in page], next_cursor)
 
     async def count(self, filters: Sequence[AuditFilter]) -> int:
         where = " AND ".join(["1", *(_condition(f) for f in filters)])
-        (total,) = self._read.execute(
-            f"SELECT COUNT(*) FROM audit_event WHERE {where}", [f.value for f in filters]
-        ).fetchone()
+        sql = f"SELECT COUNT(*) FROM audit_event WHERE {where}"
+        values = [f.value for f in filters]
+        (total,) = await self._file.scan(lambda db: db.execute(sql, values).fetchone())
         return int(total)
 
 

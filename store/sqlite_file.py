@@ -1,61 +1,64 @@
-"""One SQLite database file of the embedded store: a write connection whose writes are
-group-committed, a read connection that sees only committed data (WAL), and the checkpointing
-that keeps the WAL short.
+"""One SQLite database file of the embedded store: its writer thread (every write, grouped into
+commits), its reader threads (reads that take a while), a read connection for point reads on
+the event loop (WAL: it never waits, and sees only committed data), and the checkpointing that
+keeps the WAL short.
 
-The clinical store and the message archive live in two files, each with its own write lock: an
-intake process that only archives messages and a normalizer process that writes resources never
-wait for each other's transactions (the normalizer's short archive status updates aside)."""
+The clinical store and the message archive live in two files, each with its own writer and
+write lock: an intake process that only archives messages and a normalizer process that writes
+resources never wait for each other's transactions."""
 
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from hub.errors import StoreError
-from hub.sqlite_commit import GroupCommit
+from hub.sqlite_writer import Job, SqliteReaders, SqliteWriter, connect_reader
 from store.sqlite_checkpoint import Checkpointer
 
-CACHE_KIB = 64 * 1024
-CATCH_UP_S = 1.0
+T = TypeVar("T")
 
 
 class SqliteFile:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._listeners: list[Callable[[], None]] = []
-        self._caught_up_at = 0.0
-        try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")  # an ACK or a 201 survives a power loss
-            self.db.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's thread does it
-            self.db.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
-            self.read = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            for db in (self.db, self.read):  # 64 MB of pages each: index upper levels stay hot
-                db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store at {path}: {exc}") from exc
-        self.group = GroupCommit(self.db, self._after_commit)
+        self.writer = SqliteWriter(path)
+        self.readers = SqliteReaders(path)
+        self._read: sqlite3.Connection | None = None
         self._checkpointer = Checkpointer(path)
+
+    async def open(self) -> None:
+        self.writer.start()  # first: it sets the file to WAL before anyone reads
+        try:
+            self._read = connect_reader(self.path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
         self._checkpointer.start()
 
+    @property
+    def read(self) -> sqlite3.Connection:
+        """The loop's own read connection: point reads (one row by key) only."""
+        if self._read is None:
+            raise StoreError("the store is not open")
+        return self._read
+
+    async def write(self, job: Job[T], durable: bool = True) -> T:
+        return await self.writer.run(job, durable)
+
+    async def schema(self, script: str) -> None:
+        await self.writer.run_alone(lambda db: db.executescript(script))
+
+    async def scan(self, job: Job[T]) -> T:
+        """A read that may take a while, in a reader thread."""
+        return await self.readers.run(job)
+
     def on_commit(self, listener: Callable[[], None]) -> None:
-        self._listeners.append(listener)
+        self.writer.on_commit(listener)
 
     async def close(self) -> None:
-        self.group.flush()
+        await self.writer.close()
         await self._checkpointer.stop()
-        self.db.close()
-        self.read.close()
-
-    def _after_commit(self) -> None:
-        for listener in self._listeners:
-            listener()
-        now = time.monotonic()
-        if now - self._caught_up_at > CATCH_UP_S:
-            # The checkpoint thread copies the bulk of the WAL while writes go on, but it can
-            # never finish while writers keep appending, and SQLite restarts the WAL only after
-            # a complete checkpoint: this connection, right after a commit, backfills the last
-            # few frames, so the WAL is reused instead of growing without bound.
-            self._caught_up_at = now
-            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        await self.readers.close()
+        if self._read is not None:
+            self._read.close()
+            self._read = None

@@ -2,6 +2,7 @@
 resource in the same transaction as its new version, so an index never disagrees with the data."""
 
 import sqlite3
+from typing import Any
 
 from store.index import IndexRows
 
@@ -60,17 +61,41 @@ def drop_index(db: sqlite3.Connection, type: str, id: str) -> None:
         db.execute(f"DELETE FROM ix_{kind} WHERE type=? AND id=?", (type, id))
 
 
-def write_index(
-    db: sqlite3.Connection, type: str, id: str, rows: IndexRows, replace: bool = True
+def replace_index(
+    db: sqlite3.Connection, type: str, id: str, rows: IndexRows, had_index: bool
 ) -> None:
-    """Replace the resource's index rows (call inside the write's transaction)."""
-    if replace:
-        drop_index(db, type, id)
+    """Make the resource's index rows ``rows`` (inside the write's transaction), touching only
+    the rows that changed: an update usually keeps most values (the code, the subject)."""
     for kind, columns in KINDS.items():
-        values = getattr(rows, kind)
-        if values:
-            marks = ", ".join("?" * (len(columns) + 3))
-            db.executemany(
-                f"INSERT INTO ix_{kind} VALUES ({marks})",
-                [(type, id, *value) for value in values],
-            )
+        wanted = list(dict.fromkeys(getattr(rows, kind)))  # a value twice is one row
+        if not had_index:
+            _insert(db, kind, columns, type, id, wanted)
+            continue
+        held: dict[tuple[Any, ...], list[int]] = {}
+        for rowid, *values in db.execute(
+            f"SELECT rowid, param, {', '.join(columns)} FROM ix_{kind} WHERE type=? AND id=?",
+            (type, id),
+        ):
+            held.setdefault(tuple(values), []).append(rowid)
+        keep = set(wanted)
+        stale = [
+            r for values, ids in held.items() for r in (ids if values not in keep else ids[1:])
+        ]
+        if stale:
+            db.executemany(f"DELETE FROM ix_{kind} WHERE rowid=?", [(r,) for r in stale])
+        _insert(db, kind, columns, type, id, [v for v in wanted if v not in held])
+
+
+def _insert(
+    db: sqlite3.Connection,
+    kind: str,
+    columns: tuple[str, ...],
+    type: str,
+    id: str,
+    values: list[tuple[Any, ...]],
+) -> None:
+    if values:
+        marks = ", ".join("?" * (len(columns) + 3))
+        db.executemany(
+            f"INSERT INTO ix_{kind} VALUES ({marks})", [(type, id, *value) for value in values]
+        )

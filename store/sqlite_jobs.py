@@ -1,16 +1,16 @@
 """Job leases and runs in the embedded store (see ``store.leases``), in the clinical file.
 
-Several hub processes share the file, each with its own write connection: a lease is taken in
-one conditional statement inside a short transaction, so the file's write lock decides between
-two processes that try at the same moment, and the lock is never held for a whole group."""
+Several hub processes share the file, each with its own writer: a lease is taken in one
+conditional statement, so the file's write lock decides between two processes that try at the
+same moment."""
 
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from hub.sqlite_commit import GroupCommit, durable
 from store.index import instant
 from store.leases import HISTORY, JobRun
+from store.sqlite_file import SqliteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS job_lease (
@@ -31,35 +31,32 @@ CREATE TABLE IF NOT EXISTS job_run (
 
 
 class SqliteJobs:
-    def __init__(self, db: sqlite3.Connection, read_db: sqlite3.Connection, group: GroupCommit):
-        self._db, self._read, self._group = db, read_db, group
-        db.executescript(SCHEMA)
+    def __init__(self, file: SqliteFile) -> None:
+        self._file = file
+
+    async def setup(self) -> None:
+        await self._file.schema(SCHEMA)
 
     async def try_lease(self, job: str, holder: str, now: datetime, ttl: timedelta) -> bool:
-        with self._group.short() as committed:
-            # The upsert's UPDATE runs only WHERE the lease is free, expired or ours; the
-            # INSERT creates a job's row the first time. rowcount is 0 when the lease is taken.
-            taken = self._db.execute(
-                "INSERT INTO job_lease (job, holder, expires) VALUES (?, ?, ?) "
-                "ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, "
-                "expires = excluded.expires "
-                "WHERE job_lease.holder IN ('', excluded.holder) OR job_lease.expires <= ?",
-                (job, holder, instant(now + ttl), instant(now)),
-            ).rowcount
-        await durable(committed)  # the lease is ours only once it is committed
-        return taken == 1
+        # The upsert's UPDATE runs only WHERE the lease is free, expired or ours; the INSERT
+        # creates a job's row the first time. rowcount is 0 when the lease is taken.
+        sql = (
+            "INSERT INTO job_lease (job, holder, expires) VALUES (?, ?, ?) "
+            "ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, "
+            "expires = excluded.expires "
+            "WHERE job_lease.holder IN ('', excluded.holder) OR job_lease.expires <= ?"
+        )
+        args = (job, holder, instant(now + ttl), instant(now))
+        taken = await self._file.write(lambda db: db.execute(sql, args).rowcount)
+        return bool(taken == 1)  # the lease is ours only once it is committed
 
     async def release(self, job: str, holder: str) -> None:
-        with self._group.short() as committed:
-            self._db.execute(
-                "UPDATE job_lease SET holder = '', expires = '' WHERE job = ? AND holder = ?",
-                (job, holder),
-            )
-        await durable(committed)
+        sql = "UPDATE job_lease SET holder = '', expires = '' WHERE job = ? AND holder = ?"
+        await self._file.write(lambda db: db.execute(sql, (job, holder)))
 
     async def last_run(self, job: str) -> datetime | None:
         # The read connection sees every committed run, another process's too (WAL).
-        row = self._read.execute("SELECT max(started) FROM job_run WHERE job = ?", (job,))
+        row = self._file.read.execute("SELECT max(started) FROM job_run WHERE job = ?", (job,))
         started = row.fetchone()[0]
         return _moment(started) if started is not None else None
 
@@ -72,21 +69,22 @@ class SqliteJobs:
         outcome: str,
         error: str = "",
     ) -> None:
-        with self._group.short() as committed:
-            self._db.execute(
+        def record(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT OR REPLACE INTO job_run (job, started, finished, holder, outcome, error) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (job, instant(started), instant(finished), holder, outcome, error),
             )
-            self._db.execute(  # keep the latest HISTORY runs
+            db.execute(  # keep the latest HISTORY runs
                 "DELETE FROM job_run WHERE job = ? AND started < (SELECT started FROM job_run "
                 "WHERE job = ? ORDER BY started DESC LIMIT 1 OFFSET ?)",
                 (job, job, HISTORY - 1),
             )
-        await durable(committed)
+
+        await self._file.write(record)
 
     async def runs(self, job: str, limit: int = HISTORY) -> Sequence[JobRun]:
-        rows = self._read.execute(
+        rows = self._file.read.execute(
             "SELECT job, holder, started, finished, outcome, error FROM job_run WHERE job = ? "
             "ORDER BY started DESC LIMIT ?",
             (job, limit),

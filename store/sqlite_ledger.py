@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.errors import StoreError
-from hub.sqlite_commit import GroupCommit, durable
 from store.index import instant
 from store.ledger import SENDING, Attempt, LedgerQuery, Submission
+from store.sqlite_file import SqliteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_submission (
@@ -51,38 +51,38 @@ _COLUMNS = (
 
 
 class SqliteLedger:
-    def __init__(self, db: sqlite3.Connection, read_db: sqlite3.Connection, group: GroupCommit):
-        """Writes and the reads that decide (claim, latest) use ``db``; lists use ``read_db``."""
-        self._db, self._read, self._group = db, read_db, group
-        db.executescript(SCHEMA)
+    def __init__(self, file: SqliteFile) -> None:
+        """Writes go to the file's writer; a write is committed before its call returns, so
+        the reads after it (on the loop, or in a reader thread) see it."""
+        self._file = file
+
+    async def setup(self) -> None:
+        await self._file.schema(SCHEMA)
 
     async def add(self, submission: Submission) -> None:
         s = submission
-        with self._group.unit() as committed:
-            self._db.execute(
-                f"INSERT INTO ledger_submission ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-                (
-                    s.id,
-                    s.adapter,
-                    s.interface,
-                    s.business_key,
-                    s.kind,
-                    s.payload,
-                    s.content_hash,
-                    s.status,
-                    instant(s.created_at),
-                    instant(s.updated_at),
-                    instant(s.next_attempt_at) if s.next_attempt_at else None,
-                    s.error,
-                    s.external_id,
-                    s.cancels,
-                    s.replaces,
-                ),
-            )
-        await durable(committed)
+        row = (
+            s.id,
+            s.adapter,
+            s.interface,
+            s.business_key,
+            s.kind,
+            s.payload,
+            s.content_hash,
+            s.status,
+            instant(s.created_at),
+            instant(s.updated_at),
+            instant(s.next_attempt_at) if s.next_attempt_at else None,
+            s.error,
+            s.external_id,
+            s.cancels,
+            s.replaces,
+        )
+        sql = f"INSERT INTO ledger_submission ({_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+        await self._file.write(lambda db: db.execute(sql, row))
 
     async def get(self, id: str) -> Submission:
-        found = self._select(self._db, "WHERE id = ?", [id], 1)
+        found = _select(self._file.read, "WHERE id = ?", [id], 1)
         if not found:
             raise StoreError(f"no submission {id}")
         return found[0]
@@ -90,8 +90,8 @@ class SqliteLedger:
     async def latest(
         self, adapter: str, interface: str, business_key: str, kind: str = "upload"
     ) -> Submission | None:
-        found = self._select(
-            self._db,
+        found = _select(
+            self._file.read,
             "WHERE adapter = ? AND interface = ? AND business_key = ? AND kind = ? "
             "ORDER BY created_at DESC, id DESC",
             [adapter, interface, business_key, kind],
@@ -115,17 +115,17 @@ class SqliteLedger:
             clauses.append(f"status IN ({', '.join('?' * len(query.statuses))})")
             args.extend(query.statuses)
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-        return self._select(self._read, f"{where}ORDER BY created_at DESC", args, query.limit)
+        tail = f"{where}ORDER BY created_at DESC"
+        return await self._file.scan(lambda db: _select(db, tail, args, query.limit))
 
     async def claim(self, id: str, expected: Sequence[str], now: datetime) -> Submission | None:
         marks = ", ".join("?" * len(expected))
-        with self._group.short() as committed:
-            changed = self._db.execute(
-                f"UPDATE ledger_submission SET status = ?, updated_at = ? "
-                f"WHERE id = ? AND status IN ({marks})",
-                (SENDING, instant(now), id, *expected),
-            ).rowcount
-        await durable(committed)
+        sql = (
+            f"UPDATE ledger_submission SET status = ?, updated_at = ? "
+            f"WHERE id = ? AND status IN ({marks})"
+        )
+        args = (SENDING, instant(now), id, *expected)
+        changed = await self._file.write(lambda db: db.execute(sql, args).rowcount)
         return await self.get(id) if changed else None
 
     async def finish(
@@ -136,8 +136,8 @@ class SqliteLedger:
         next_attempt_at: datetime | None = None,
         external_id: str = "",
     ) -> Submission:
-        with self._group.unit() as committed:
-            self._db.execute(
+        def finish(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO ledger_attempt VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     id,
@@ -150,7 +150,7 @@ class SqliteLedger:
                     attempt.error,
                 ),
             )
-            self._db.execute(
+            db.execute(
                 "UPDATE ledger_submission SET status = ?, updated_at = ?, next_attempt_at = ?, "
                 "error = ?, external_id = CASE WHEN ? != '' THEN ? ELSE external_id END "
                 "WHERE id = ?",
@@ -164,50 +164,47 @@ class SqliteLedger:
                     id,
                 ),
             )
-        await durable(committed)
+
+        await self._file.write(finish)
         return await self.get(id)
 
     async def set_status(self, id: str, status: str, error: str = "") -> Submission:
-        with self._group.unit() as committed:
-            changed = self._db.execute(
-                "UPDATE ledger_submission SET status = ?, error = ?, updated_at = ?, "
-                "next_attempt_at = NULL WHERE id = ?",
-                (status, error, instant(datetime.now(UTC)), id),
-            ).rowcount
-        await durable(committed)
+        sql = (
+            "UPDATE ledger_submission SET status = ?, error = ?, updated_at = ?, "
+            "next_attempt_at = NULL WHERE id = ?"
+        )
+        args = (status, error, instant(datetime.now(UTC)), id)
+        changed = await self._file.write(lambda db: db.execute(sql, args).rowcount)
         if not changed:
             raise StoreError(f"no submission {id}")
         return await self.get(id)
 
     async def due(self, now: datetime, limit: int) -> Sequence[Submission]:
-        return self._select(
-            self._db,
+        tail = (
             "WHERE status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?) "
-            "ORDER BY created_at",
-            [instant(now)],
-            limit,
+            "ORDER BY created_at"
         )
+        return await self._file.scan(lambda db: _select(db, tail, [instant(now)], limit))
 
-    def _select(
-        self, db: sqlite3.Connection, tail: str, args: Sequence[Any], limit: int
-    ) -> list[Submission]:
-        rows = db.execute(
-            f"SELECT {_COLUMNS} FROM ledger_submission {tail} LIMIT ?", (*args, limit)
-        ).fetchall()
-        if not rows:
-            return []
-        ids = [row[0] for row in rows]
-        attempts: dict[str, list[Attempt]] = {id_: [] for id_ in ids}
-        for row in db.execute(
-            "SELECT submission_id, number, started_at, finished_at, outcome, request, response, "
-            f"error FROM ledger_attempt WHERE submission_id IN ({', '.join('?' * len(ids))}) "
-            "ORDER BY submission_id, number",
-            ids,
-        ):
-            attempts[row[0]].append(
-                Attempt(row[1], _time(row[2]), _time(row[3]), row[4], row[5], row[6], row[7])
-            )
-        return [_submission(row, tuple(attempts[row[0]])) for row in rows]
+
+def _select(db: sqlite3.Connection, tail: str, args: Sequence[Any], limit: int) -> list[Submission]:
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM ledger_submission {tail} LIMIT ?", (*args, limit)
+    ).fetchall()
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    attempts: dict[str, list[Attempt]] = {id_: [] for id_ in ids}
+    for row in db.execute(
+        "SELECT submission_id, number, started_at, finished_at, outcome, request, response, "
+        f"error FROM ledger_attempt WHERE submission_id IN ({', '.join('?' * len(ids))}) "
+        "ORDER BY submission_id, number",
+        ids,
+    ):
+        attempts[row[0]].append(
+            Attempt(row[1], _time(row[2]), _time(row[3]), row[4], row[5], row[6], row[7])
+        )
+    return [_submission(row, tuple(attempts[row[0]])) for row in rows]
 
 
 def _time(text: str) -> datetime:

@@ -1,35 +1,46 @@
 """Versioned FHIR resources in SQLite: every version in ``resource_version``, the current one
-pointed at from ``resource_current``. One write is one transaction."""
+pointed at from ``resource_current`` with the digest of its content. A plan of writes is one
+job of the file's writer thread, so it commits as a whole and each write sees those before it.
+
+The event relay follows ``resource_version`` itself, from a saved high-water mark: versions are
+numbered in commit order (one writer at a time holds the file), so nothing is written twice to
+have an event, and an unchanged write, which makes no version, makes no event either."""
 
 import asyncio
 import base64
 import binascii
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from hub.envelope import new_id
-from hub.errors import (
-    ResourceGoneError,
-    ResourceNotFoundError,
-    SearchError,
-    VersionConflictError,
+from hub.errors import ResourceGoneError, ResourceNotFoundError, SearchError
+from store.index import IndexRows, extract, instant, with_last_updated
+from store.plan import (
+    LEFT,
+    UNCHANGED,
+    Current,
+    NewVersion,
+    Write,
+    WriteMode,
+    WriteShortcuts,
+    Written,
+    decide,
+    needs_body,
+    stamped,
 )
-from hub.sqlite_commit import durable
-from store.index import extract, instant
 from store.query import SearchQuery
-from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion, WriteResult
+from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion
 from store.sqlite_audit import SqliteAuditLog
 from store.sqlite_file import SqliteFile
-from store.sqlite_index import drop_index, schema, write_index
+from store.sqlite_index import drop_index, replace_index, schema
 from store.sqlite_search import after_clause, compile_query, order_clause, sort_exprs
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource_version (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,       -- commit order: history paging cursor
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,       -- commit order: history cursor, event order
     type TEXT NOT NULL,
     id TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -38,28 +49,20 @@ CREATE TABLE IF NOT EXISTS resource_version (
     UNIQUE (type, id, version)
 );
 CREATE INDEX IF NOT EXISTS ix_resource_version_type ON resource_version (type, seq);
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,       -- publish order
-    topic TEXT NOT NULL,                         -- fhir.<Type>.<created|updated|deleted>
-    type TEXT NOT NULL,
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS resource_current (
     type TEXT NOT NULL,
     id TEXT NOT NULL,
     version INTEGER NOT NULL,
     seq INTEGER NOT NULL,
+    digest TEXT,                                 -- of the content: an unchanged write is seen
     PRIMARY KEY (type, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS relay_mark (
+    name TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL                         -- versions up to this one are published
+) WITHOUT ROWID;
 """
-
-
-def _with_meta(resource: Resource, id: str, version: int, last_updated: str) -> Resource:
-    meta = dict(resource.get("meta") or {})
-    meta["versionId"] = str(version)
-    meta["lastUpdated"] = last_updated
-    return {**resource, "id": id, "meta": meta}
+EVENTS_MARK = "events"
 
 
 def _row(type: str, id: str, version: int, last_updated: str, body: Any) -> StoredVersion:
@@ -67,122 +70,55 @@ def _row(type: str, id: str, version: int, last_updated: str, body: Any) -> Stor
     return StoredVersion(type, id, version, moment, bytes(body) if body is not None else None)
 
 
-class SqliteResources:
-    """The ``ResourceStore`` of the embedded store, on a connection the store owns."""
+def _migrate(db: sqlite3.Connection) -> None:
+    """Files made before digests and the high-water mark: add the column; publish what the
+    old outbox still held from its oldest version on, then drop it."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(resource_current)")}
+    if "digest" not in columns:
+        db.execute("ALTER TABLE resource_current ADD COLUMN digest TEXT")
+    if db.execute("SELECT 1 FROM relay_mark WHERE name = ?", (EVENTS_MARK,)).fetchone():
+        return
+    start = db.execute("SELECT COALESCE(MAX(seq), 0) FROM resource_version").fetchone()[0]
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone():
+        oldest = db.execute(
+            "SELECT MIN(v.seq) FROM outbox o JOIN resource_version v "
+            "ON v.type = o.type AND v.id = o.id AND v.version = o.version"
+        ).fetchone()[0]
+        if oldest is not None:
+            start = oldest - 1
+        db.execute("DROP TABLE outbox")
+    db.execute("INSERT INTO relay_mark VALUES (?, ?)", (EVENTS_MARK, start))
+
+
+class SqliteResources(WriteShortcuts):
+    """The ``ResourceStore`` of the embedded store."""
 
     def __init__(self, file: SqliteFile) -> None:
-        """``file.db`` takes every write (group-committed); ``file.read`` serves reads and sees
-        only committed data."""
-        self._db, self._read = file.db, file.read
-        self._in_transaction = False
-        self._transaction_lock = asyncio.Lock()
+        self._file = file
         self._committed = asyncio.Event()
-        self._group = file.group
-        file.on_commit(self._committed.set)
-        self._db.executescript(SCHEMA + schema())
-        self._audit = SqliteAuditLog(self._db, self._read)
+        self._audit = SqliteAuditLog(file)
 
-    @contextmanager
-    def _tx(self) -> Iterator[asyncio.Future[None] | None]:
-        """A write unit; the caller awaits the yielded commit (None inside a transaction,
-        which commits as a whole)."""
-        if self._in_transaction:
-            yield None
-            return
-        with self._group.unit() as committed:
-            yield committed
+    async def setup(self) -> None:
+        await self._file.schema(SCHEMA + schema())
+        await self._file.write(_migrate)
+        await self._audit.setup()
+        self._file.on_commit(self._committed.set)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        """Every write inside commits together or not at all. The body must not wait on
-        anything but this store (whose calls here never suspend), so no other writer's
-        statements can land inside it; the lock keeps other transactions out."""
-        async with self._transaction_lock:
-            with self._group.unit() as committed:
-                self._in_transaction = True
-                try:
-                    yield
-                finally:
-                    self._in_transaction = False
-        # outside the lock: the next transaction joins the same group and shares its COMMIT
-        await durable(committed)
-
-    def _current(self, type: str, id: str) -> tuple[int, bool] | None:
-        """(version, deleted) of the current version, or None when there never was one."""
-        row = self._db.execute(
-            "SELECT c.version, v.body IS NULL FROM resource_current c "
-            "JOIN resource_version v ON v.seq = c.seq WHERE c.type=? AND c.id=?",
-            (type, id),
-        ).fetchone()
-        return (row[0], bool(row[1])) if row else None
-
-    def _write(self, type: str, id: str, body: Resource | None, version: int) -> StoredVersion:
-        last_updated = instant(datetime.now(UTC))
-        stored = _with_meta(body, id, version, last_updated) if body is not None else None
-        raw = orjson.dumps(stored) if stored is not None else None
-        seq = self._db.execute(
-            "INSERT INTO resource_version (type, id, version, last_updated, body) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (type, id, version, last_updated, raw),
-        ).lastrowid
-        self._db.execute(
-            "INSERT INTO resource_current (type, id, version, seq) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (type, id) DO UPDATE SET version=excluded.version, seq=excluded.seq",
-            (type, id, version, seq),
-        )
-        if stored is None:
-            drop_index(self._db, type, id)
-        else:  # a first version has no index rows to replace
-            write_index(self._db, type, id, extract(stored), replace=version > 1)
-        change = "deleted" if stored is None else "created" if version == 1 else "updated"
-        self._db.execute(
-            "INSERT INTO outbox (topic, type, id, version) VALUES (?, ?, ?, ?)",
-            (f"fhir.{type}.{change}", type, id, version),
-        )
-        return _row(type, id, version, last_updated, raw)
-
-    async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
-        with self._tx() as committed:
-            stored = self._write(resource["resourceType"], id or new_id(), resource, 1)
-        await durable(committed)
-        return stored
+    # --- writes: plans, run by the writer thread ---
+    async def apply(self, writes: Sequence[Write]) -> list[Written]:
+        now = instant(datetime.now(UTC))
+        return await self._file.write(lambda db: [_apply(db, w, now) for w in writes])
 
     @property
     def audit(self) -> SqliteAuditLog:
         return self._audit
 
     async def append_audit(self, events: Sequence[Resource]) -> list[Resource]:
-        with self._tx() as committed:
-            stored = self._audit.insert(events)
-        await durable(committed)
-        return stored
+        return await self._audit.append(events)
 
-    async def update(self, resource: Resource, if_match: int | None = None) -> WriteResult:
-        type, id = resource["resourceType"], resource["id"]
-        with self._tx() as committed:
-            current = self._current(type, id)
-            version = current[0] if current else 0
-            if if_match is not None and if_match != version:
-                raise VersionConflictError(f"{type}/{id} is at version {version}, not {if_match}")
-            stored = self._write(type, id, resource, version + 1)
-        await durable(committed)
-        return WriteResult(stored, created=current is None or current[1])
-
-    async def delete(self, type: str, id: str, if_match: int | None = None) -> StoredVersion | None:
-        with self._tx() as committed:
-            current = self._current(type, id)
-            if current is None or current[1]:
-                return None  # nothing to delete: FHIR makes a repeated delete a success
-            if if_match is not None and if_match != current[0]:
-                raise VersionConflictError(
-                    f"{type}/{id} is at version {current[0]}, not {if_match}"
-                )
-            stored = self._write(type, id, None, current[0] + 1)
-        await durable(committed)
-        return stored
-
+    # --- point reads, on the loop ---
     async def read(self, type: str, id: str) -> StoredVersion:
-        row = self._read.execute(
+        row = self._file.read.execute(
             "SELECT v.version, v.last_updated, v.body FROM resource_current c "
             "JOIN resource_version v ON v.seq = c.seq WHERE c.type=? AND c.id=?",
             (type, id),
@@ -194,7 +130,7 @@ class SqliteResources:
         return _row(type, id, *row)
 
     async def vread(self, type: str, id: str, version: int) -> StoredVersion:
-        row = self._read.execute(
+        row = self._file.read.execute(
             "SELECT last_updated, body FROM resource_version WHERE type=? AND id=? AND version=?",
             (type, id, version),
         ).fetchone()
@@ -204,24 +140,19 @@ class SqliteResources:
             raise ResourceGoneError(f"{type}/{id} version {version} is a deletion")
         return _row(type, id, version, *row)
 
+    # --- reads that may take a while, in reader threads ---
     async def read_many(self, keys: Sequence[tuple[str, str]]) -> Sequence[StoredVersion]:
-        found: list[StoredVersion] = []
-        for start in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
-            chunk = keys[start : start + 400]
-            pairs = " OR ".join(["(c.type = ? AND c.id = ?)"] * len(chunk))
-            rows = self._read.execute(
-                "SELECT c.type, c.id, v.version, v.last_updated, v.body FROM resource_current c "
-                f"JOIN resource_version v ON v.seq = c.seq WHERE ({pairs}) AND v.body IS NOT NULL",
-                [part for key in chunk for part in key],
-            ).fetchall()
-            found.extend(_row(*row) for row in rows)
-        return found
+        return await self._file.scan(lambda db: _read_many(db, keys))
 
     async def referencing(self, target: str, limit: int) -> Sequence[StoredVersion]:
-        rows = self._read.execute(
-            "SELECT DISTINCT type, id FROM ix_reference WHERE target = ? LIMIT ?", (target, limit)
-        ).fetchall()
-        return await self.read_many([(type_, id_) for type_, id_ in rows])
+        def scan(db: sqlite3.Connection) -> list[StoredVersion]:
+            rows = db.execute(
+                "SELECT DISTINCT type, id FROM ix_reference WHERE target = ? LIMIT ?",
+                (target, limit),
+            ).fetchall()
+            return _read_many(db, [(type_, id_) for type_, id_ in rows])
+
+        return await self._file.scan(scan)
 
     async def search(
         self, query: SearchQuery, count: int = 50, cursor: str | None = None
@@ -234,44 +165,25 @@ class SqliteResources:
             where, params = f"{where} AND {after}", [*params, *after_args]
         keys = ", ".join(expr.sql for expr in exprs)
         key_args = [arg for expr in exprs for arg in expr.args]
-        rows = self._read.execute(
+        sql = (
             f"SELECT c.type, c.id, v.version, v.last_updated, v.body, {keys} "
             "FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
-            f"WHERE {where} AND v.body IS NOT NULL ORDER BY {order} LIMIT ?",
-            (*key_args, *params, *order_args, count + 1),
-        ).fetchall()
+            f"WHERE {where} AND v.body IS NOT NULL ORDER BY {order} LIMIT ?"
+        )
+        args = (*key_args, *params, *order_args, count + 1)
+        rows = await self._file.scan(lambda db: db.execute(sql, args).fetchall())
         page = rows[:count]
         next_cursor = encode_cursor(list(page[-1][5:])) if len(rows) > count else None
         return SearchPage([_row(*row[:5]) for row in page], next_cursor)
 
     async def count(self, query: SearchQuery) -> int:
         where, params = compile_query(query)
-        (total,) = self._read.execute(
+        sql = (
             "SELECT COUNT(*) FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
-            f"WHERE {where} AND v.body IS NOT NULL",
-            params,
-        ).fetchone()
+            f"WHERE {where} AND v.body IS NOT NULL"
+        )
+        (total,) = await self._file.scan(lambda db: db.execute(sql, params).fetchone())
         return int(total)
-
-    async def pending_events(self, limit: int) -> Sequence[OutboxEvent]:
-        rows = self._read.execute(
-            "SELECT o.seq, o.topic, o.type, o.id, o.version, v.body FROM outbox o "
-            "JOIN resource_version v ON v.type = o.type AND v.id = o.id AND v.version = o.version "
-            "ORDER BY o.seq LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [
-            OutboxEvent(seq, topic, type_, id_, version, bytes(body) if body is not None else None)
-            for seq, topic, type_, id_, version, body in rows
-        ]
-
-    async def events_published(self, events: Sequence[OutboxEvent]) -> None:
-        with self._tx() as committed:
-            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(e.seq,) for e in events])
-        await durable(committed)
-
-    def committed(self) -> asyncio.Event:
-        return self._committed
 
     async def history(
         self,
@@ -284,14 +196,127 @@ class SqliteResources:
         if cursor is not None and not cursor.isdigit():
             raise SearchError("_cursor: not a cursor this server gave out")
         where, params = _history_filter(type, id, since, int(cursor) if cursor else None)
-        rows = self._read.execute(
+        sql = (
             "SELECT seq, type, id, version, last_updated, body FROM resource_version"
-            f"{where} ORDER BY seq DESC LIMIT ?",
-            (*params, count + 1),
-        ).fetchall()
+            f"{where} ORDER BY seq DESC LIMIT ?"
+        )
+        rows = await self._file.scan(lambda db: db.execute(sql, (*params, count + 1)).fetchall())
         page = rows[:count]
         next_cursor = str(page[-1][0]) if len(rows) > count else None
         return SearchPage([_row(*rest) for _, *rest in page], next_cursor)
+
+    # --- events: the version log from the relay's high-water mark ---
+    async def pending_events(self, limit: int) -> Sequence[OutboxEvent]:
+        def scan(db: sqlite3.Connection) -> list[Any]:
+            return db.execute(
+                "SELECT seq, type, id, version, body FROM resource_version WHERE seq > "
+                "(SELECT seq FROM relay_mark WHERE name = ?) ORDER BY seq LIMIT ?",
+                (EVENTS_MARK, limit),
+            ).fetchall()
+
+        return [
+            OutboxEvent(seq, _topic(type_, version, body), type_, id_, version, _bytes(body))
+            for seq, type_, id_, version, body in await self._file.scan(scan)
+        ]
+
+    async def events_published(self, events: Sequence[OutboxEvent]) -> None:
+        if not events:
+            return
+        last = max(int(event.seq) for event in events)
+        await self._file.write(
+            lambda db: db.execute(
+                "UPDATE relay_mark SET seq = MAX(seq, ?) WHERE name = ?", (last, EVENTS_MARK)
+            )
+        )
+
+    def committed(self) -> asyncio.Event:
+        return self._committed
+
+
+# --- the writer thread's side of a plan ---
+def _apply(db: sqlite3.Connection, write: Write, now: str) -> Written:
+    current = _current(db, write)
+    decision = decide(write, current)
+    if decision is LEFT:
+        return Written(None)
+    if decision is UNCHANGED:
+        row = db.execute(
+            "SELECT v.version, v.last_updated, v.body FROM resource_current c "
+            "JOIN resource_version v ON v.seq = c.seq WHERE c.type=? AND c.id=?",
+            (write.type, write.id),
+        ).fetchone()
+        return Written(_row(write.type, write.id, *row))
+    assert isinstance(decision, NewVersion)
+    had_index = current.version > 0 and not current.deleted
+    stored = _write_version(db, write, decision, now, had_index)
+    return Written(stored, created=decision.created, changed=True)
+
+
+def _current(db: sqlite3.Connection, write: Write) -> Current:
+    body_column = "v.body" if needs_body(write) else "NULL"
+    row = db.execute(
+        f"SELECT c.version, v.body IS NULL, c.digest, {body_column} FROM resource_current c "
+        "JOIN resource_version v ON v.seq = c.seq WHERE c.type=? AND c.id=?",
+        (write.type, write.id),
+    ).fetchone()
+    if row is None:
+        return Current(0, True, None)
+    version, deleted, digest, body = row
+    return Current(version, bool(deleted), digest, orjson.loads(body) if body else None)
+
+
+def _write_version(
+    db: sqlite3.Connection, write: Write, decision: NewVersion, now: str, had_index: bool
+) -> StoredVersion:
+    type_, id_, version = write.type, write.id, decision.version
+    stored = stamped(decision.resource, version, now) if decision.resource is not None else None
+    raw = orjson.dumps(stored) if stored is not None else None
+    seq = db.execute(
+        "INSERT INTO resource_version (type, id, version, last_updated, body) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (type_, id_, version, now, raw),
+    ).lastrowid
+    db.execute(
+        "INSERT INTO resource_current (type, id, version, seq, digest) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (type, id) DO UPDATE SET version=excluded.version, seq=excluded.seq, "
+        "digest=excluded.digest",
+        (type_, id_, version, seq, decision.digest),
+    )
+    if stored is None:
+        drop_index(db, type_, id_)
+    else:
+        replace_index(db, type_, id_, _index_rows(write, stored, now), had_index)
+    return _row(type_, id_, version, now, raw)
+
+
+def _index_rows(write: Write, stored: Resource, now: str) -> IndexRows:
+    """The caller's rows when it could extract them (the content it gave is what is stored),
+    else extracted here; ``_lastUpdated`` is known only now."""
+    given = write.index if write.mode is not WriteMode.MERGE else None
+    return with_last_updated(given if given is not None else extract(stored), now)
+
+
+def _read_many(db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> list[StoredVersion]:
+    found: list[StoredVersion] = []
+    for start in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
+        chunk = keys[start : start + 400]
+        pairs = " OR ".join(["(c.type = ? AND c.id = ?)"] * len(chunk))
+        rows = db.execute(
+            "SELECT c.type, c.id, v.version, v.last_updated, v.body FROM resource_current c "
+            f"JOIN resource_version v ON v.seq = c.seq WHERE ({pairs}) AND v.body IS NOT NULL",
+            [part for key in chunk for part in key],
+        ).fetchall()
+        found.extend(_row(*row) for row in rows)
+    return found
+
+
+def _topic(type_: str, version: int, body: Any) -> str:
+    change = "deleted" if body is None else "created" if version == 1 else "updated"
+    return f"fhir.{type_}.{change}"
+
+
+def _bytes(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None
 
 
 def encode_cursor(values: list[Any]) -> str:

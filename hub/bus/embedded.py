@@ -1,19 +1,21 @@
 """The embedded bus: RabbitMQ's semantics in one process, kept durable in a SQLite file.
 
-For the embedded default and for development. A publish returns after its rows are committed
-(the "confirm"); a delivery is acked by deleting its row after the handler returns. Rows left
-``inflight`` by a crash are delivered again at the next start, marked redelivered, and count
-towards the delivery limit exactly as RabbitMQ's quorum queues count returns.
+For the embedded default and for development. Every write goes through the file's writer
+thread (``hub.sqlite_writer``): a publish returns after its rows are committed (the
+"confirm"); a delivery is acked by deleting its row after the handler returns, without waiting
+for that commit (a lost ack only means one more delivery). Rows left ``inflight`` by a crash
+are delivered again at the next start, marked redelivered, and count towards the delivery limit
+exactly as RabbitMQ's quorum queues count returns.
 """
 
 import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -25,7 +27,7 @@ from hub.errors import BusError, TopologyError, UnroutableError
 from hub.logs import log_event
 from hub.metrics import BusMetrics
 from hub.settings import BusSettings
-from hub.sqlite_commit import GroupCommit, durable
+from hub.sqlite_writer import SqliteWriter, connect_reader
 from hub.tasks import wait_event
 
 log = logging.getLogger(__name__)
@@ -63,51 +65,50 @@ class EmbeddedBus(Bus):
         super().__init__(settings, metrics)
         self._path = str(path)
         self._clock = clock
-        self._db: sqlite3.Connection | None = None
+        self._writer: SqliteWriter | None = None
+        self._read: sqlite3.Connection | None = None
         self._wake: dict[str, asyncio.Event] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
-        self._group: GroupCommit | None = None
-        self._pending: asyncio.Future[None] | None = None
 
     # --- lifecycle ---
     async def start(self) -> None:
-        if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={self.settings.embedded_synchronous}")
-        self._db.executescript(SCHEMA)
-        with self._tx() as db:  # a crash left these handed out: deliver them again
-            db.execute("UPDATE bus_message SET state='ready' WHERE state='inflight'")
+        path = Path(self._path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = SqliteWriter(path, self.settings.embedded_synchronous)
+        self._writer.start()
+        await self._writer.run_alone(lambda db: db.executescript(SCHEMA))
+        # a crash left these handed out: deliver them again
+        await self.writer.run(
+            lambda db: db.execute("UPDATE bus_message SET state='ready' WHERE state='inflight'")
+        )
+        self._read = connect_reader(path)
         for name, exchange, bindings in self.db.execute("SELECT * FROM bus_queue"):
             self.specs[name] = topo.QueueSpec(name, exchange, tuple(orjson.loads(bindings)))
         self._stopping = False
 
     async def close(self, grace_s: float | None = None) -> None:
         await self.stop_consuming(self.settings.handler_timeout_s if grace_s is None else grace_s)
-        if self._group is not None:
-            self._group.flush()  # the acks of the last turn
-        self._close_db()  # first, so a cancelled handler cannot settle: its row stays in flight
-        await self._inflight.cancel()
+        await self._close_files(discard=False)  # the last acks are committed first
+        await self._inflight.cancel()  # what is still running stays in flight: a redelivery
 
     async def abort(self) -> None:
         """Stop as a crash would: handlers are cut off and nothing they held is settled."""
         self._stopping = True
-        self._close_db()
+        await self._close_files(discard=True)
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops.clear()
         await self._inflight.cancel()
 
-    def _close_db(self) -> None:
-        if self._group is not None:
-            self._group.discard()  # closing with it open rolls it back, as a crash would
-            self._group = None
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+    async def _close_files(self, discard: bool) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.close(discard=discard)
+        if self._read is not None:
+            self._read.close()
+            self._read = None
 
     async def ping(self) -> None:
         try:
@@ -117,33 +118,25 @@ class EmbeddedBus(Bus):
 
     @property
     def db(self) -> sqlite3.Connection:
-        if self._db is None:
+        """The loop's read connection (point reads and small lists)."""
+        if self._read is None:
             raise BusError("the bus is not started")
-        return self._db
+        return self._read
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """A write unit of the group commit: a publish awaits ``_durable()`` before it
-        returns; an ack does not, since a lost ack only means one more delivery."""
-        if self._group is None:
-            self._group = GroupCommit(self.db, lambda: None)
-        with self._group.unit() as committed:
-            self._pending = committed
-            yield self.db
-
-    async def _durable(self) -> None:
-        if self._pending is not None:
-            await durable(self._pending)
+    @property
+    def writer(self) -> SqliteWriter:
+        if self._writer is None:
+            raise BusError("the bus is not started")
+        return self._writer
 
     # --- topology and publishing ---
     async def declare(self, spec: topo.QueueSpec) -> None:
         if spec.exchange not in KNOWN_EXCHANGES:
             raise TopologyError(f"exchange {spec.exchange!r} does not exist")
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO bus_queue VALUES (?, ?, ?)",
-                (spec.name, spec.exchange, orjson.dumps(list(spec.bindings))),
-            )
+        row = (spec.name, spec.exchange, orjson.dumps(list(spec.bindings)))
+        await self.writer.run(
+            lambda db: db.execute("INSERT OR REPLACE INTO bus_queue VALUES (?, ?, ?)", row)
+        )
         self._remember(spec)
 
     async def publish(
@@ -163,13 +156,13 @@ class EmbeddedBus(Bus):
                 raise UnroutableError(f"no queue is bound for {exchange}/{key}")
             body = envelope.to_json()
             rows.extend((queue, key, envelope.id, body) for queue in queues)
-        with self._tx() as db:
-            db.executemany(
+        await self.writer.run(  # returns once committed: the publish is confirmed
+            lambda db: db.executemany(
                 "INSERT INTO bus_message (queue, routing_key, message_id, envelope) "
                 "VALUES (?, ?, ?, ?)",
                 rows,
             )
-        await self._durable()
+        )
         for envelope, key in items:
             self._count_published(exchange, key, envelope.id)
         for queue in {row[0] for row in rows}:
@@ -199,7 +192,7 @@ class EmbeddedBus(Bus):
         while not self._stopping:
             wake.clear()
             free = self.settings.prefetch - len(self._inflight.tasks)
-            rows = self._take(queue, free) if free > 0 else []
+            rows = await self._take(queue, free) if free > 0 else []
             for row in rows:
                 task = asyncio.create_task(self._deliver(queue, handler, row))
                 self._inflight.track(task)
@@ -215,23 +208,29 @@ class EmbeddedBus(Bus):
             return MAX_IDLE_WAIT_S
         return min(max(float(due) - self._clock(), 0.001), MAX_IDLE_WAIT_S)
 
-    def _take(self, queue: str, limit: int) -> list[tuple[int, str, bytes, int, int]]:
-        """Hand out due messages; one over the delivery limit goes to the dead queue instead."""
-        with self._tx() as db:
+    async def _take(self, queue: str, limit: int) -> list[tuple[int, str, bytes, int, int]]:
+        """Hand out due messages; one over the delivery limit goes to the dead queue instead.
+        Handed out before the commit: if it is lost in a crash, the rows are simply ready."""
+        now, delivery_limit = self._clock(), self.settings.delivery_limit
+
+        def take(db: sqlite3.Connection) -> tuple[list[Any], int]:
             rows = db.execute(
                 "SELECT seq, routing_key, envelope, attempt, deliveries FROM bus_message "
                 "WHERE queue=? AND state='ready' AND available_at<=? ORDER BY seq LIMIT ?",
-                (queue, self._clock(), limit),
+                (queue, now, limit),
             ).fetchall()
-            over = [row for row in rows if row[4] >= self.settings.delivery_limit]
+            over = [row for row in rows if row[4] >= delivery_limit]
             for seq, *_ in over:
-                self._mark_dead(db, seq, "broker", "delivery limit reached")
-            taken = [row for row in rows if row[4] < self.settings.delivery_limit]
+                _mark_dead(db, seq, "broker", "delivery limit reached", now)
+            taken = [row for row in rows if row[4] < delivery_limit]
             db.executemany(
                 "UPDATE bus_message SET state='inflight', deliveries=deliveries+1 WHERE seq=?",
                 [(row[0],) for row in taken],
             )
-        for _ in over:
+            return taken, len(over)
+
+        taken, dead = await self.writer.run(take, durable=False)
+        for _ in range(dead):
             self.metrics.dead_lettered.labels(queue).inc()
         return taken
 
@@ -247,27 +246,26 @@ class EmbeddedBus(Bus):
             redelivered=deliveries > 0,
         )
         outcome = await self._run_handler(handler, delivery)
-        if self._db is not None:  # closed by an abort: leave the row in flight, like a crash
+        if self._writer is not None:  # closed by an abort: leave the row in flight, like a crash
             self._settle(seq, outcome)
 
     def _settle(self, seq: int, outcome: Outcome) -> None:
-        with self._tx() as db:
+        """Queued for the writer, not awaited: a lost ack only means one more delivery."""
+        now = self._clock()
+
+        def settle(db: sqlite3.Connection) -> None:
             if outcome.verdict is Verdict.ACK:
                 db.execute("DELETE FROM bus_message WHERE seq=?", (seq,))
             elif outcome.verdict is Verdict.RETRY:
                 db.execute(
                     "UPDATE bus_message SET state='ready', attempt=attempt+1, deliveries=0, "
                     "available_at=?, error_class=?, error=? WHERE seq=?",
-                    (self._clock() + outcome.delay_s, outcome.error_class, outcome.error, seq),
+                    (now + outcome.delay_s, outcome.error_class, outcome.error, seq),
                 )
             else:
-                self._mark_dead(db, seq, outcome.error_class, outcome.error)
+                _mark_dead(db, seq, outcome.error_class, outcome.error, now)
 
-    def _mark_dead(self, db: sqlite3.Connection, seq: int, error_class: str, error: str) -> None:
-        db.execute(
-            "UPDATE bus_message SET state='dead', error_class=?, error=?, dead_at=? WHERE seq=?",
-            (error_class, error, self._clock(), seq),
-        )
+        self.writer.submit(settle)
 
     # --- dead letters and operations ---
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
@@ -296,12 +294,11 @@ class EmbeddedBus(Bus):
         if message_ids is not None:
             where += f" AND message_id IN ({','.join('?' * len(message_ids))})"
             params.extend(message_ids)
-        with self._tx() as db:
-            moved = db.execute(
-                "UPDATE bus_message SET state='ready', attempt=1, deliveries=0, available_at=0, "
-                f"error_class=NULL, error=NULL, dead_at=NULL WHERE {where}",
-                params,
-            ).rowcount
+        sql = (
+            "UPDATE bus_message SET state='ready', attempt=1, deliveries=0, available_at=0, "
+            f"error_class=NULL, error=NULL, dead_at=NULL WHERE {where}"
+        )
+        moved = await self.writer.run(lambda db: db.execute(sql, params).rowcount)
         self._wake_up(queue)
         log_event(log, "redriven", queue=queue, count=moved)
         return moved
@@ -321,3 +318,10 @@ class EmbeddedBus(Bus):
             QueueDepth(name, counts.get((name, "ready"), 0), counts.get((name, "dead"), 0))
             for name in self.specs
         ]
+
+
+def _mark_dead(db: sqlite3.Connection, seq: int, error_class: str, error: str, now: float) -> None:
+    db.execute(
+        "UPDATE bus_message SET state='dead', error_class=?, error=?, dead_at=? WHERE seq=?",
+        (error_class, error, now, seq),
+    )

@@ -11,6 +11,8 @@ import asyncio
 import base64
 import binascii
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -20,10 +22,12 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from hub.envelope import new_id
+from hub.errors import VersionConflictError
 from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target, parse_path
 from hub.fhir.search import bundle
+from hub.fhir.writes import PreparedWrite, conflict
 from store.index import instant
 
 if TYPE_CHECKING:
@@ -135,27 +139,40 @@ class BundleProcessor:
                 body = await self._resolve_references(entry, entry.request.body, mapping)
                 entry.request = replace(entry.request, body=body)
         _refuse_duplicates(entries)
-        responses: dict[int, FhirResponse] = {}
         ordered = sorted(entries, key=lambda e: (ORDER[e.request.method], e.position))
-        writes = [e for e in ordered if e.request.method not in ("GET", "HEAD")]
-        async with self.service.resources.transaction():
-            for entry in writes:
-                budget.check_time()  # over time: the whole transaction rolls back
-                responses[entry.position] = await self._run(entry)
+        prepared: list[tuple[Entry, PreparedWrite]] = []
         for entry in ordered:
+            if entry.request.method in ("GET", "HEAD"):
+                continue
+            await asyncio.sleep(0)
+            budget.check_time()
+            with _at(entry):
+                ready = await self.service.prepare(entry.request)
+            if ready is not None:
+                prepared.append((entry, ready))
+        responses = await self._commit(prepared)
+        for entry in ordered:  # the reads (and operations) see what the transaction wrote
             if entry.position not in responses:
                 await asyncio.sleep(0)
                 budget.check_time()
-                responses[entry.position] = await self._run(entry)
+                with _at(entry):
+                    responses[entry.position] = await self.service.run(entry.request)
         return [responses[position] for position in range(len(entries))]
 
-    async def _run(self, entry: Entry) -> FhirResponse:
+    async def _commit(self, prepared: list[tuple[Entry, PreparedWrite]]) -> dict[int, FhirResponse]:
+        """Every write of the transaction as one plan of the store: all or nothing."""
+        planned = [(entry, ready) for entry, ready in prepared if ready.write is not None]
+        writes = [ready.write for _, ready in planned if ready.write is not None]
         try:
-            return await self.service.run(entry.request)
-        except FhirError as exc:
-            where = f"Bundle.entry[{entry.position}]"
-            issues = [replace(i, diagnostics=f"{where}: {i.diagnostics}") for i in exc.issues]
-            raise FhirError(exc.status, issues) from exc
+            written = await self.service.resources.apply(writes)
+        except VersionConflictError as exc:
+            failed = next(e for e, ready in planned if ready.write and ready.write.key == exc.key)
+            with _at(failed):
+                raise conflict(exc, writes) from exc
+        outcomes = {entry.position: done for (entry, _), done in zip(planned, written, strict=True)}
+        return {
+            entry.position: ready.answer(outcomes.get(entry.position)) for entry, ready in prepared
+        }
 
     async def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
         """fullUrl -> ``Type/id`` for every entry that creates or names a resource."""
@@ -231,6 +248,17 @@ class BundleProcessor:
                 )
             return f"{type_}/{found[0].id}"
         return reference
+
+
+@contextmanager
+def _at(entry: Entry) -> Iterator[None]:
+    """A failing entry fails the transaction, its diagnostics naming the entry."""
+    try:
+        yield
+    except FhirError as exc:
+        where = f"Bundle.entry[{entry.position}]"
+        issues = [replace(i, diagnostics=f"{where}: {i.diagnostics}") for i in exc.issues]
+        raise FhirError(exc.status, issues) from exc
 
 
 def _entry(request: FhirRequest, position: int, raw: Any) -> Entry:

@@ -2,6 +2,7 @@
 FHIR and writes the resources in one store transaction, then records the outcome on the
 archived message (stored with the resources it produced, unmapped, or failed with why)."""
 
+import asyncio
 import logging
 from typing import Protocol
 
@@ -10,15 +11,19 @@ from hub.envelope import Envelope
 from hub.errors import JianhuError, PermanentError, RetryableError, StoreError
 from hub.hl7v2 import application_ack
 from hub.hl7v2.application_ack import Requester
-from hub.hl7v2.mapping import UnmappedMessageError, normalize
+from hub.hl7v2.mapping import Mapped, UnmappedMessageError, normalize
 from hub.hl7v2.message import HL7ParseError, Message
-from hub.hl7v2.persist import persist
+from hub.hl7v2.persist import Indexes, index_rows, persist
 from hub.hl7v2.privacy import mask_personal
 from hub.logs import log_event
 from store.archive import FAILED, PROCESSED, STORED, UNMAPPED, MessageArchive
 from store.resources import ResourceStore
 
 log = logging.getLogger(__name__)
+# Past this many segments, mapping and index extraction run in a worker thread: a result
+# message of 50,000 OBX takes seconds of CPU that must not hold the event loop (the thread
+# yields it every few milliseconds), while a routine message is quicker done in place.
+THREAD_SEGMENTS = 500
 
 
 class Services(Requester, Protocol):
@@ -41,8 +46,11 @@ def normalizer(services: Services) -> Handler:
             await _record(services, archive_id, FAILED, str(exc))
             raise PermanentError(f"cannot read the message: {exc}") from exc
         try:
-            mapped = normalize(message)
-            produced = await persist(services.resources, mapped)
+            if len(message.segments) > THREAD_SEGMENTS:
+                mapped, indexes = await asyncio.to_thread(_mapped, message)
+            else:
+                mapped, indexes = _mapped(message)
+            produced = await persist(services.resources, mapped, indexes)
         except UnmappedMessageError as exc:
             # no FHIR of its own; the lab reads the LIS's status messages from its own queue
             await _record(services, archive_id, UNMAPPED, str(exc))
@@ -62,6 +70,12 @@ def normalizer(services: Services) -> Handler:
         await application_ack.request(services, envelope, message)
 
     return handle
+
+
+def _mapped(message: Message) -> tuple[Mapped, Indexes]:
+    """The message's resources and their index rows: pure work, for any thread."""
+    mapped = normalize(message)
+    return mapped, index_rows(mapped)
 
 
 async def _done_before(archive: MessageArchive, archive_id: str, envelope: Envelope) -> bool:
@@ -90,4 +104,6 @@ async def _record(
     services: Services, archive_id: str, status: str, error: str, produced: list[str] | None = None
 ) -> None:
     if archive_id:
-        await services.archive.set_status(archive_id, status, error, resources=produced or ())
+        await services.archive.set_status(
+            archive_id, status, error, resources=produced or (), processed=True
+        )

@@ -1,12 +1,15 @@
-"""Writing what one message maps to: every resource in one store transaction, each by its
-write mode, then the patient merges the message asks for (ADT^A40)."""
+"""Writing what one message maps to: one plan (every resource by its write mode, then the
+patient merges the message asks for, ADT^A40) that the store resolves in one transaction."""
 
 from typing import Any
 
 import orjson
 
-from hub.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
+from hub.errors import ResourceGoneError, ResourceNotFoundError
 from hub.hl7v2.mapping import Json, Mapped, Merge, WriteMode
+from store.index import IndexRows, extract
+from store.plan import Write
+from store.plan import WriteMode as StoreMode
 from store.resources import ResourceStore
 
 # More resources than this pointing at one merged patient is not a merge but a data problem:
@@ -14,52 +17,55 @@ from store.resources import ResourceStore
 MERGE_LIMIT = 10_000
 
 
-async def persist(store: ResourceStore, mapped: Mapped) -> list[str]:
+Indexes = dict[str, IndexRows]
+
+
+def index_rows(mapped: Mapped) -> Indexes:
+    """The search-index rows of the resources whose content is final (those a message owns),
+    extracted by the caller so the store's writer spends its time in SQLite: with the mapping,
+    in a worker thread for a big message (``hub.hl7v2.normalizer``)."""
+    return {
+        _key(resource): extract(resource)
+        for resource in mapped.resources
+        if mapped.mode(resource) is WriteMode.REPLACE
+    }
+
+
+async def persist(
+    store: ResourceStore, mapped: Mapped, indexes: Indexes | None = None
+) -> list[str]:
     """Write ``mapped``; returns the ``Type/id`` of every resource the message produced.
 
-    A version conflict (someone wrote the same resource since it was read for a merge) leaves
-    the transaction and the message is retried, so nothing is written half."""
-    present = await _follow_merged_patients(store, mapped)
-    async with store.transaction():
-        for resource in mapped.resources:
-            mode = mapped.mode(resource)
-            if mode is WriteMode.IF_ABSENT and _key(resource) in present:
-                continue  # read a moment ago for the merge check: there, so nothing to write
-            await _write(store, resource, mode)
-        for merge in mapped.merges:
-            await _move_references(store, merge)
+    One plan: the store decides each write against what it holds at that moment (a merge over
+    the current content, context only where absent) and commits them together, so nothing is
+    written half. A version conflict (a patient moved by a merge meanwhile) fails the plan and
+    the message is retried."""
+    present, rewritten = await _follow_merged_patients(store, mapped)
+    indexes = indexes if indexes is not None else index_rows(mapped)
+    writes: list[Write] = []
+    for resource in mapped.resources:
+        key, mode = _key(resource), mapped.mode(resource)
+        if mode is WriteMode.IF_ABSENT and key in present:
+            continue  # read a moment ago for the merge check: there, so nothing to write
+        index = indexes.get(key) if key not in rewritten else None  # None: the store extracts
+        writes.append(Write.of(StoreMode(mode.value), resource, index=index))
+    written = {write.key for write in writes}
+    for merge in mapped.merges:
+        moved = await _moved_references(store, merge)
+        writes.extend(write for write in moved if write.key not in written)
+    await store.apply(writes)
     return [_key(r) for r in mapped.resources]
 
 
-async def _write(store: ResourceStore, resource: Json, mode: WriteMode) -> None:
-    if mode is WriteMode.REPLACE:
-        await store.update(resource)
-        return
-    try:
-        stored = await store.read(resource["resourceType"], resource["id"])
-    except ResourceNotFoundError:
-        try:
-            await store.update(resource, if_match=0)
-        except VersionConflictError:
-            if mode is WriteMode.MERGE:
-                raise  # created meanwhile: the merge must see that content, so retry later
-            # if-absent: another message created it a moment ago, which is all we wanted
-        return
-    except ResourceGoneError:  # deleted on purpose: context does not bring it back
-        if mode is WriteMode.MERGE:
-            await store.update(resource)
-        return
-    if mode is WriteMode.IF_ABSENT:
-        return
-    current = orjson.loads(stored.body or b"{}")
-    await store.update({**current, **resource}, if_match=stored.version)
-
-
-async def _follow_merged_patients(store: ResourceStore, mapped: Mapped) -> set[str]:
+async def _follow_merged_patients(
+    store: ResourceStore, mapped: Mapped
+) -> tuple[set[str], set[str]]:
     """A sender that still uses a merged-away patient number (the LIS has not caught up with
     the HIS's A40) gets its results filed under the surviving patient. Returns the context
-    Patients found in the store, so the write need not read them again."""
+    Patients found in the store, so the write need not read them again, and the resources
+    whose references were changed."""
     present: set[str] = set()
+    rewritten: set[str] = set()
     for resource in list(mapped.resources):
         if resource["resourceType"] != "Patient" or mapped.mode(resource) is WriteMode.REPLACE:
             continue
@@ -80,25 +86,30 @@ async def _follow_merged_patients(store: ResourceStore, mapped: Mapped) -> set[s
             mapped.resources.remove(resource)
             retired = f"Patient/{resource['id']}"
             for other in mapped.resources:
-                _replace_reference(other, retired, survivor)
-    return present
+                if _replace_reference(other, retired, survivor):
+                    rewritten.add(_key(other))
+    return present, rewritten
 
 
 def _key(resource: Json) -> str:
     return f"{resource['resourceType']}/{resource['id']}"
 
 
-async def _move_references(store: ResourceStore, merge: Merge) -> None:
+async def _moved_references(store: ResourceStore, merge: Merge) -> list[Write]:
+    """Every resource that refers to the retired patient, pointing at the survivor instead;
+    each only from the version read, so a change meanwhile fails the plan (and it is retried)."""
     found = await store.referencing(merge.retired, MERGE_LIMIT + 1)
     if len(found) > MERGE_LIMIT:
         raise ValueError(f"more than {MERGE_LIMIT} resources refer to the merged patient")
+    writes = []
     for stored in found:
         key = f"{stored.type}/{stored.id}"
         if key in (merge.retired, merge.survivor) or stored.body is None:
             continue  # the two Patients' own links must keep naming each other
         body = orjson.loads(stored.body)
         if _replace_reference(body, merge.retired, merge.survivor):
-            await store.update(body, if_match=stored.version)
+            writes.append(Write.of(StoreMode.REPLACE, body, if_match=stored.version))
+    return writes
 
 
 def _replace_reference(node: Any, old: str, new: str) -> bool:

@@ -25,6 +25,7 @@ def summary(message: ArchivedMessage) -> dict[str, Any]:
         "status": message.status,
         "error": message.error,
         "attempts": message.attempts,
+        "processings": message.processings,
         "resources": len(message.resources),
     }
 

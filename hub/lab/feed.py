@@ -15,6 +15,7 @@ sends itself a probe through ``lab.hl7`` every half minute: the one that receive
 active. What a process holds in memory is rebuilt from the store at start and again when it
 hears from the queues after a silence (``hub/lab/rebuild.py``)."""
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -49,6 +50,7 @@ FHIR_EXCHANGE, HL7_EXCHANGE = EVENTS, INBOUND
 _REFERENCES = ("request", "specimen", "basedOn", "encounter", "subject", "focus", "partOf")
 _CONTEXT_DEPTH = 2  # a report's tube and that tube's order; further is never needed
 _CONTEXT_LIMIT = 50  # a reference fan-out beyond this is not a lab order
+REPORTS_KEPT = 64  # recent reports remembered with their results (one ORU's, many at once)
 
 
 class LabSink(Protocol):
@@ -82,18 +84,63 @@ def references(resource: Json) -> list[tuple[str, str]]:
     return found
 
 
+class ResultReports:
+    """Which report lists a result, learnt from every report the feed meets (its own event, or
+    a look-up): the results of one report, however many, cost one read of it, not one each;
+    reading and parsing a report of 50,000 results for each of them made a big message cost
+    its size squared."""
+
+    def __init__(self, reports: int = REPORTS_KEPT) -> None:
+        self._limit = reports
+        self._reports: OrderedDict[str, Json] = OrderedDict()  # "DiagnosticReport/id" -> body
+        self._by_result: dict[str, str] = {}  # "Observation/id" -> the report's key
+
+    def learn(self, report: Json) -> None:
+        key = f"DiagnosticReport/{report['id']}"
+        self._forget(key)
+        self._reports[key] = report
+        for result in _results(report):
+            self._by_result[result] = key
+        while len(self._reports) > self._limit:
+            self._forget(next(iter(self._reports)))
+
+    def report_of(self, result: str) -> Json | None:
+        key = self._by_result.get(result)
+        if key is None:
+            return None
+        self._reports.move_to_end(key)
+        return self._reports[key]
+
+    def _forget(self, key: str) -> None:
+        report = self._reports.pop(key, None)
+        for result in _results(report or {}):
+            if self._by_result.get(result) == key:
+                del self._by_result[result]
+
+
+def _results(report: Json) -> list[str]:
+    return [
+        reference
+        for item in report.get("result") or []
+        if isinstance(item, dict) and isinstance(reference := item.get("reference"), str)
+    ]
+
+
 async def context_of(
-    store: ResourceStore, resource: Json, known: dict[str, Json] | None = None
+    store: ResourceStore,
+    resource: Json,
+    known: dict[str, Json] | None = None,
+    reports: ResultReports | None = None,
 ) -> list[Json]:
     """What ``resource`` refers to, two steps out; for an Observation also the report that
     lists it (an ORU's results name their tube only through the report). ``known`` (by
-    ``Type/id``) is tried before the store: a rebuild that loaded the window has most."""
+    ``Type/id``) is tried before the store: a rebuild that loaded the window has most;
+    ``reports`` remembers the reports already read."""
     known = known if known is not None else {}
     seen = {f"{resource['resourceType']}/{resource['id']}"}
     found: list[Json] = []
     if resource["resourceType"] == "Observation":
-        listed = await store.referencing(f"Observation/{resource['id']}", 5)
-        found += [r for r in _bodies(listed) if r["resourceType"] == "DiagnosticReport"]
+        found += await _reports_listing(store, f"Observation/{resource['id']}", reports)
         seen.update(f"DiagnosticReport/{r['id']}" for r in found)
     wanted = [key for item in [resource, *found] for key in references(item)]
     for _ in range(_CONTEXT_DEPTH):
@@ -117,6 +164,20 @@ async def _fetch(
     return found + (_bodies(await store.read_many(rest)) if rest else [])
 
 
+async def _reports_listing(
+    store: ResourceStore, result: str, reports: ResultReports | None
+) -> list[Json]:
+    remembered = reports.report_of(result) if reports is not None else None
+    if remembered is not None:
+        return [remembered]
+    listed = await store.referencing(result, 5)
+    found = [r for r in _bodies(listed) if r["resourceType"] == "DiagnosticReport"]
+    if reports is not None:
+        for report in found:
+            reports.learn(report)
+    return found
+
+
 def _bodies(versions: Iterable[StoredVersion]) -> list[Json]:
     return [orjson.loads(v.body) for v in versions if v.body is not None]
 
@@ -130,6 +191,7 @@ def _sink(services: LabServices) -> LabSink:
 def fhir_events(services: LabServices) -> Handler:
     """``lab.fhir``: one stored resource at a time; a deletion says nothing about progress."""
     sink = _sink(services)
+    reports = ResultReports()
 
     async def handle(delivery: Delivery) -> None:
         try:
@@ -145,7 +207,10 @@ def fhir_events(services: LabServices) -> Handler:
             version = _version_of(delivery.envelope.headers.get("resource-version", ""))
             await sink.take_deletion(resource["resourceType"], resource["id"], version)
             return
-        await sink.take_resource(resource, await context_of(services.resources, resource))
+        if resource["resourceType"] == "DiagnosticReport":
+            reports.learn(resource)
+        context = await context_of(services.resources, resource, reports=reports)
+        await sink.take_resource(resource, context)
 
     return handle
 

@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from weakref import WeakValueDictionary
 
 import orjson
 
@@ -71,6 +72,7 @@ from hub.lab.pool_tube import (
     tagged,
     with_count,
 )
+from store.plan import Write, WriteMode
 from store.query import parse_search
 from store.resources import Resource, ResourceStore, StoredVersion
 
@@ -104,6 +106,15 @@ class PoolingService:
         self.store = store
         self.clock = clock
         self.rules = rules or load_rules()
+        # one change of a tube at a time in this process: scanners at one desk queue instead of
+        # racing; another process's change is still caught by the version check and retried
+        self._tube_locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+
+    def _one_at_a_time(self, barcode: str) -> asyncio.Lock:
+        lock = self._tube_locks.get(barcode)
+        if lock is None:
+            lock = self._tube_locks[barcode] = asyncio.Lock()
+        return lock
 
     # 扫码建档: find the Patient by the card, or create it
 
@@ -174,17 +185,22 @@ class PoolingService:
         """Scan one person into the tube: the card is checked before anything is looked up."""
         read_id_card(person.id_card)
         patient = f"Patient/{(await self.find_or_create_patient(person))['id']}"
+        async with self._one_at_a_time(barcode):
+            return await self._add_member(barcode, patient)
+
+    async def _add_member(self, barcode: str, patient: str) -> Tube:
         for attempt in range(WRITE_ATTEMPTS):
             tube = await self.tube(barcode)
             refuse_addition(tube, patient)
             member = member_specimen(tube.specimen, patient, self.clock())
-            try:
-                async with self.store.transaction():
-                    # the pool first: a racing scanner's conflict stops before any child is made
-                    await self.store.update(
-                        with_count(tube.specimen, len(tube.members) + 1), if_match=tube.version
-                    )
-                    await self.store.create(member, id=member["id"])
+            counted = with_count(tube.specimen, len(tube.members) + 1)
+            try:  # the pool first: a racing scanner's conflict stops before any child is made
+                await self.store.apply(
+                    [
+                        Write.of(WriteMode.REPLACE, counted, if_match=tube.version),
+                        Write.of(WriteMode.CREATE, member),
+                    ]
+                )
             except VersionConflictError:
                 await asyncio.sleep(0.005 * (attempt + 1))  # let the other writer commit
                 continue
@@ -220,6 +236,12 @@ class PoolingService:
         return await self._change(barcode, registered)
 
     async def _change(self, barcode: str, change: Callable[[Tube, datetime], Resource]) -> Tube:
+        async with self._one_at_a_time(barcode):
+            return await self._change_once(barcode, change)
+
+    async def _change_once(
+        self, barcode: str, change: Callable[[Tube, datetime], Resource]
+    ) -> Tube:
         for attempt in range(WRITE_ATTEMPTS):
             tube = await self.tube(barcode)
             pool = change(tube, self.clock())
@@ -238,6 +260,10 @@ class PoolingService:
         single-tube re-testing), negative releases them; all in one transaction. The same
         result again returns the recall already made."""
         outcome = Outcome.POSITIVE if positive else Outcome.NEGATIVE
+        async with self._one_at_a_time(barcode):
+            return await self._record_result(barcode, outcome)
+
+    async def _record_result(self, barcode: str, outcome: Outcome) -> Recall:
         for attempt in range(WRITE_ATTEMPTS):
             tube = await self.tube(barcode)
             if tube.outcome is not None:
@@ -259,13 +285,11 @@ class PoolingService:
         members = [member.specimen for member in tube.members]
         pool = tagged(closed(tube.specimen, now), system, outcome.value)
         tasks = [recall_task(pool, member, now, self.rules) for member in members]
-        async with self.store.transaction():
-            await self.store.update(pool, if_match=tube.version)
-            for member in members:
-                await self.store.update(tagged(member, system, state.value))
-            if outcome is Outcome.POSITIVE:
-                for task in tasks:
-                    await self.store.create(task, id=task["id"])
+        writes = [Write.of(WriteMode.REPLACE, pool, if_match=tube.version)]
+        writes += [Write.of(WriteMode.REPLACE, tagged(m, system, state.value)) for m in members]
+        if outcome is Outcome.POSITIVE:
+            writes += [Write.of(WriteMode.CREATE, task) for task in tasks]
+        await self.store.apply(writes)
         return tasks if outcome is Outcome.POSITIVE else []
 
     async def _repeated(self, tube: Tube, outcome: Outcome) -> Recall:

@@ -2,6 +2,7 @@
 the embedded bus and on the real RabbitMQ. Endpoints are real HTTP servers on loopback."""
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ async def test_the_outbox_survives_a_crash_between_commit_and_publish(
     async def record(delivery: Delivery) -> None:
         events.append(delivery)
 
-    queue = QueueSpec(f"test.events.{tmp_path.name[-8:]}", EVENTS, ("fhir.Patient.*",))
+    queue = QueueSpec(f"test.events.{uuid.uuid4().hex[:12]}", EVENTS, ("fhir.Patient.*",))
     await hub.runtime.bus.declare(queue)
     await hub.runtime.bus.consume(queue.name, record)
     assert hub.runtime.relay is not None
@@ -174,7 +175,11 @@ async def test_the_outbox_survives_a_crash_between_commit_and_publish(
     assert [e.envelope.type for e in events] == ["fhir.Patient.created", "fhir.Patient.deleted"]
     assert events[0].envelope.headers["resource-version"] == f"Patient/{created.id}/_history/1"
     assert orjson.loads(events[0].envelope.body)["id"] == created.id
-    assert await hub.runtime.resources.pending_events(10) == []
+
+    async def relayed() -> bool:  # the relay marks them published after the bus confirmed
+        return await hub.runtime.resources.pending_events(10) == []
+
+    await wait_until_async(relayed)
     if hub.runtime.settings.amqp_url.get_secret_value():
         from tests.conftest import _delete_queues
 

@@ -12,6 +12,7 @@ from yarl import URL
 
 from hub.settings import FhirSettings
 from hub.web.keys import RUNTIME
+from store.plan import Write, WriteMode
 from tests.fixtures.examples import OBSERVATION
 from tests.integration.fhir_api import AUTH, FHIR_JSON, Client, call, new_patient, start_api
 
@@ -112,9 +113,8 @@ async def test_dot_ids_are_refused(hub: Client, id_: str) -> None:
 
 async def test_revinclude_of_a_thousand_matches_works(hub: Client) -> None:
     resources = hub.app[RUNTIME].resources
-    async with resources.transaction():
-        for n in range(1000):
-            await resources.create({**OBSERVATION, "id": f"o{n}"}, id=f"o{n}")
+    plan = [Write.of(WriteMode.CREATE, {**OBSERVATION, "id": f"o{n}"}) for n in range(1000)]
+    await resources.apply(plan)
     status, bundle, _ = await call(
         hub, "GET", "Observation?_count=1000&_revinclude=DiagnosticReport:result"
     )

@@ -43,10 +43,14 @@ class Clock:
 
 @asynccontextmanager
 async def sqlite_pair(tmp_path: Path) -> AsyncIterator[tuple[JobStore, JobStore]]:
-    """Two write connections to one file, as two hub processes have."""
+    """Two writers of one file, as two hub processes have."""
     files = [SqliteFile(tmp_path / "jianhu.sqlite3") for _ in range(2)]
     try:
-        first, second = (SqliteJobs(f.db, f.read, f.group) for f in files)
+        for file in files:
+            await file.open()
+        first, second = (SqliteJobs(f) for f in files)
+        for jobs in (first, second):
+            await jobs.setup()
         yield first, second
     finally:
         for file in files:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from hub.errors import SearchError
+from hub.errors import SearchError, VersionConflictError
+from store.plan import Write, WriteMode
 from store.query import parse_search
 from store.resources import ResourceStore
 from tests.fixtures.examples import CONDITION, ENCOUNTER, ID_CARD, OBSERVATION, PATIENT
@@ -195,19 +196,16 @@ async def test_cursor_pages_are_stable_while_resources_are_added(loaded: Resourc
         await loaded.search(query, cursor="not-a-cursor")
 
 
-async def test_a_transaction_commits_all_or_nothing(loaded: ResourceStore) -> None:
-    async def failing() -> None:
-        async with loaded.transaction():
-            await loaded.update({**PATIENT, "id": "t1"})
-            await loaded.delete("Patient", "p2")
-            raise RuntimeError("the third entry failed")
-
-    with pytest.raises(RuntimeError):
-        await failing()
+async def test_a_plan_commits_all_or_nothing(loaded: ResourceStore) -> None:
+    failing = [
+        Write.of(WriteMode.REPLACE, {**PATIENT, "id": "t1"}),
+        Write.delete("Patient", "p2"),
+        Write.of(WriteMode.REPLACE, {**PATIENT, "id": "p1"}, if_match=99),  # fails
+    ]
+    with pytest.raises(VersionConflictError):
+        await loaded.apply(failing)
     assert await ids(loaded, "Patient", "") == ["p1", "p2"]
-    async with loaded.transaction():
-        await loaded.update({**PATIENT, "id": "t1"})
-        await loaded.delete("Patient", "p2")
+    await loaded.apply(failing[:2])
     assert await ids(loaded, "Patient", "") == ["p1", "t1"]
     found = await loaded.read_many([("Patient", "t1"), ("Patient", "p2"), ("Patient", "nope")])
     assert [version.id for version in found] == ["t1"]
