@@ -3,7 +3,7 @@
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -83,6 +83,16 @@ class SearchParam:
     # top-level elements the expression starts from; None when it starts at the resource itself.
     # Extraction skips a parameter whose elements are all absent (most are, on any resource).
     heads: frozenset[str] | None = None
+    # the parameters whose index rows hold this one's values, when it repeats them (combo-code:
+    # code and component-code; phonetic: name; Observation.patient: subject): it has no rows of
+    # its own and a query reads theirs; () when it is stored itself
+    stored_as: tuple[str, ...] = ()
+    stored_target: str | None = None  # of those rows, only references to this type
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The parameter codes its index rows are stored under."""
+        return self.stored_as or (self.code,)
 
 
 def expression_heads(expression: str, resource_type: str) -> frozenset[str] | None:
@@ -122,7 +132,72 @@ def registry() -> dict[str, dict[str, SearchParam]]:
             for resource_type in targets:
                 if resource_type in found:
                     _add(found[resource_type], definition, resource_type, expression, types_by_url)
+    return {name: _with_aliases(params, name) for name, params in found.items()}
+
+
+_RESOLVED = re.compile(r"^(?P<base>.+)\.where\(resolve\(\) is (?P<target>\w+)\)$")
+
+
+def own_parts(expression: str, resource_type: str) -> frozenset[str]:
+    """The parts of a (multi-type) expression that apply to one resource type."""
+    parts = set()
+    for part in expression.split(" | "):
+        text = part.strip()
+        while text.startswith("(") and text.endswith(")"):
+            text = text[1:-1].strip()
+        if text == resource_type or text.startswith(f"{resource_type}."):
+            parts.add(text)
+    return frozenset(parts)
+
+
+def _with_aliases(params: dict[str, SearchParam], resource_type: str) -> dict[str, SearchParam]:
+    """Every parameter that repeats the values of others, marked to be read from theirs: the
+    same expression (one is kept), a union of others' expressions, or another reference's
+    expression narrowed to one target type. About a third of an ORU's index rows were such
+    repeats."""
+    parts = {code: own_parts(p.expression, resource_type) for code, p in params.items()}
+    stored: dict[tuple[str, frozenset[str], tuple[str, ...]], str] = {}
+    for code in sorted(params):  # the alphabetically first of equals keeps its rows
+        key = (params[code].type, parts[code], _components(params[code]))
+        if parts[code] and key not in stored and code != "_id":
+            stored[key] = code
+    found = dict(params)
+    for code, param in params.items():
+        key = (param.type, parts[code], _components(param))
+        if parts[code] and stored.get(key, code) != code:
+            found[code] = replace(param, stored_as=(stored[key],))
+        elif (union := _union(param, parts[code], stored)) is not None:
+            found[code] = replace(param, stored_as=union)
+        elif (narrowed := _narrowed(param, parts[code], stored)) is not None:
+            found[code] = replace(param, stored_as=(narrowed[0],), stored_target=narrowed[1])
     return found
+
+
+def _components(param: SearchParam) -> tuple[str, ...]:
+    return tuple(component.expression for component in param.components)
+
+
+def _union(
+    param: SearchParam, parts: frozenset[str], stored: dict[Any, str]
+) -> tuple[str, ...] | None:
+    if len(parts) < 2:
+        return None
+    codes = [stored.get((param.type, frozenset({part}), _components(param))) for part in parts]
+    if any(code is None or code == param.code for code in codes):
+        return None
+    return tuple(sorted(code for code in codes if code is not None))
+
+
+def _narrowed(
+    param: SearchParam, parts: frozenset[str], stored: dict[Any, str]
+) -> tuple[str, str] | None:
+    if param.type != "reference" or len(parts) != 1:
+        return None
+    match = _RESOLVED.match(next(iter(parts)))
+    if match is None:
+        return None
+    base = stored.get(("reference", frozenset({match["base"]}), ()))
+    return (base, match["target"]) if base is not None and base != param.code else None
 
 
 def _add(

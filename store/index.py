@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from fhir_profiles.fhirpath import CHOICE_SUFFIXES
@@ -36,6 +37,17 @@ class IndexRows:
     composite: list[CompositeRow] = field(default_factory=list)
 
 
+@cache
+def stored_params(resource_type: str) -> tuple[SearchParam, ...]:
+    """The parameters with index rows of their own: not those that repeat others' values
+    (``SearchParam.stored_as``), nor ``_id``, which a query reads from the resource itself."""
+    return tuple(
+        param
+        for param in params_for(resource_type).values()
+        if not param.stored_as and param.code != "_id"
+    )
+
+
 def normalise(text: str) -> str:
     """Case- and accent-insensitive form used by FHIR's default string matching."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
@@ -45,7 +57,7 @@ def normalise(text: str) -> str:
 def extract(resource: dict[str, Any]) -> IndexRows:
     rows = IndexRows()
     present = element_names(resource)
-    for param in params_for(resource.get("resourceType", "")).values():
+    for param in stored_params(resource.get("resourceType", "")):
         if param.heads is not None and param.heads.isdisjoint(present):
             continue
         if param.type == "composite":
@@ -71,7 +83,7 @@ def reference_targets(resource: dict[str, Any]) -> set[str]:
     rows hold. A patient's compartment is defined by them, in searches and reads alike."""
     rows = IndexRows()
     present = element_names(resource)
-    for param in params_for(resource.get("resourceType", "")).values():
+    for param in stored_params(resource.get("resourceType", "")):
         if param.type != "reference" or (
             param.heads is not None and param.heads.isdisjoint(present)
         ):

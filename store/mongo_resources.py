@@ -141,6 +141,11 @@ class MongoResources(WriteShortcuts):
             raise ResourceGoneError(f"{type}/{id} version {version} is a deletion")
         return _version(doc)
 
+    async def digests(self, keys: Sequence[tuple[str, str]]) -> dict[str, str]:
+        ids = [f"{type}/{id}" for type, id in keys]
+        cursor = self._resources.find({"_id": {"$in": ids}, "digest": {"$ne": None}}, {"digest": 1})
+        return {doc["_id"]: doc["digest"] async for doc in cursor}
+
     async def read_many(self, keys: Sequence[tuple[str, str]]) -> Sequence[StoredVersion]:
         ids = [f"{type}/{id}" for type, id in keys]
         cursor = self._resources.find({"_id": {"$in": ids}, "deleted": False}, {"ix": 0, "srt": 0})

@@ -78,18 +78,36 @@ def compartment_filter(resource_type: str, patient: str) -> Filter:
 
 
 def compile_clause(clause: Clause, chained_ids: list[str] | None = None) -> Filter:
+    if clause.param.code == "_id":
+        return _id_filter(clause)
     kind = "token_text" if clause.modifier == "text" else clause.param.type
     field = f"ix.{kind}"
-    code = clause.param.code
     if clause.modifier == "missing":
-        present = {field: {"$elemMatch": {"p": code}}}
+        present = {field: {"$elemMatch": _rows(clause, {})}}
         return {"$nor": [present]} if clause.missing else present
     if clause.chain is not None:  # the caller resolved the chain to target references
-        return {field: {"$elemMatch": {"p": code, "t": {"$in": chained_ids or []}}}}
+        return {field: {"$elemMatch": _rows(clause, {"t": {"$in": chained_ids or []}})}}
     tests = [_value_test(clause.param.type, clause.modifier, value) for value in clause.values]
-    match: Filter = {"p": code, **tests[0]} if len(tests) == 1 else {"p": code, "$or": tests}
+    match: Filter = _rows(clause, tests[0] if len(tests) == 1 else {"$or": tests})
     found = {field: {"$elemMatch": match}}
     return {"$nor": [found]} if clause.modifier == "not" else found
+
+
+def _rows(clause: Clause, test: Filter) -> Filter:
+    """The parameter's own rows, or those of the parameters it repeats (``stored_as``)."""
+    codes = clause.param.codes
+    match: Filter = {"p": codes[0] if len(codes) == 1 else {"$in": list(codes)}, **test}
+    if clause.param.stored_target is not None:
+        narrowed = {"t": {"$regex": f"^{re.escape(clause.param.stored_target)}/"}}
+        return {"$and": [match, narrowed]}
+    return match
+
+
+def _id_filter(clause: Clause) -> Filter:
+    if clause.modifier == "missing":
+        return {"id": {"$exists": not clause.missing}}
+    ids = [value.code or value.text for value in clause.values]
+    return {"id": {"$nin" if clause.modifier == "not" else "$in": ids}}
 
 
 def _value_test(kind: str, modifier: str | None, value: Value) -> Filter:
@@ -177,7 +195,8 @@ def sort_fields(keys: tuple[SortKey, ...]) -> list[tuple[str, int]]:
             fields.append(("last_updated", -1 if key.descending else 1))
         else:
             side = "hi" if key.descending else "lo"
-            fields.append((f"srt.{key.param.code}.{side}", -1 if key.descending else 1))
+            code = key.param.codes[0]  # a repeating parameter sorts by the first it repeats
+            fields.append((f"srt.{code}.{side}", -1 if key.descending else 1))
     return [*fields, ("id", 1)]
 
 

@@ -36,6 +36,7 @@ class Write:
     resource: Resource | None = None  # None for a delete
     if_match: int | None = None  # only from this version (0: only when there is none)
     index: IndexRows | None = None  # extracted by the caller, when the content is final
+    digest: str | None = None  # ``content_digest`` of the resource, when the caller has it
 
     @classmethod
     def of(
@@ -44,8 +45,10 @@ class Write:
         resource: Resource,
         if_match: int | None = None,
         index: IndexRows | None = None,
+        digest: str | None = None,
     ) -> "Write":
-        return cls(mode, resource["resourceType"], resource["id"], resource, if_match, index)
+        type_, id_ = resource["resourceType"], resource["id"]
+        return cls(mode, type_, id_, resource, if_match, index, digest)
 
     @classmethod
     def delete(cls, type: str, id: str, if_match: int | None = None) -> "Write":
@@ -131,9 +134,10 @@ def decide(write: Write, current: Current) -> Decision:
         return LEFT  # present, or deleted on purpose: context does not bring it back
     assert write.resource is not None
     content: dict[str, Any] = {**write.resource, "id": write.id}
-    if mode is WriteMode.MERGE and exists and current.body is not None:
-        content = {**_without_store_meta(current.body), **content}
-    digest = content_digest(content)
+    merged = mode is WriteMode.MERGE and exists and current.body is not None
+    if merged:
+        content = {**_without_store_meta(current.body or {}), **content}
+    digest = write.digest if write.digest is not None and not merged else content_digest(content)
     if exists and digest == current.digest:
         return UNCHANGED
     return NewVersion(current.version + 1, content, digest, created=not exists)

@@ -267,8 +267,8 @@ def _numeric_value(param: SearchParam, raw: str) -> Value:
 
 
 def _reference_target(param: SearchParam, modifier: str | None, raw: str) -> str:
-    if "/" in raw:
-        return raw  # Type/id or an absolute URL
+    if "/" in raw or ":" in raw:
+        return raw  # Type/id, an absolute URL, or a canonical URN
     if modifier:
         return f"{modifier}/{raw}"
     if len(param.targets) == 1:

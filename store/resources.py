@@ -86,6 +86,10 @@ class ResourceStore(Protocol):
     async def delete(self, type: str, id: str, if_match: int | None = None) -> StoredVersion | None:
         """A one-write plan: a deletion version; None when there was nothing to delete."""
 
+    async def digests(self, keys: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """``Type/id`` -> the digest of the current content, for those that exist and have one:
+        a writer checks what is unchanged before it extracts index rows for nothing."""
+
     async def read_many(self, keys: Sequence[tuple[str, str]]) -> Sequence[StoredVersion]:
         """The current versions of those that exist and are not deleted, in no set order."""
 

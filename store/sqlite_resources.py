@@ -140,6 +140,23 @@ class SqliteResources(WriteShortcuts):
             raise ResourceGoneError(f"{type}/{id} version {version} is a deletion")
         return _row(type, id, version, *row)
 
+    async def digests(self, keys: Sequence[tuple[str, str]]) -> dict[str, str]:
+        def look(db: sqlite3.Connection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for start in range(0, len(keys), 400):  # under SQLite's bound-parameter limit
+                chunk = keys[start : start + 400]
+                pairs = " OR ".join(["(type = ? AND id = ?)"] * len(chunk))
+                for type_, id_, digest in db.execute(
+                    f"SELECT type, id, digest FROM resource_current WHERE ({pairs}) "
+                    "AND digest IS NOT NULL",
+                    [part for key in chunk for part in key],
+                ):
+                    found[f"{type_}/{id_}"] = digest
+            return found
+
+        # a message's few resources on the loop; a big one's thousands in a reader thread
+        return look(self._file.read) if len(keys) <= 400 else await self._file.scan(look)
+
     # --- reads that may take a while, in reader threads ---
     async def read_many(self, keys: Sequence[tuple[str, str]]) -> Sequence[StoredVersion]:
         return await self._file.scan(lambda db: _read_many(db, keys))

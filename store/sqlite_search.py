@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from fhir_profiles.search_params import SearchParam
 from store.query import Clause, SearchQuery, SortKey, Value
 
 Sql = tuple[str, list[Any]]
@@ -80,15 +81,18 @@ def _driver(clauses: tuple[Clause, ...]) -> int | None:
 
 
 def compile_clause(resource_type: str, clause: Clause, correlated: bool = False) -> Sql:
+    if clause.param.code == "_id":
+        return _id_test(clause)
     kind = clause.param.type
     table = "token_text" if clause.modifier == "text" else kind
+    rows, row_args = param_rows(clause.param)
     if correlated:
-        head = f"SELECT 1 FROM ix_{table} i WHERE i.type = c.type AND i.id = c.id AND i.param = ?"
-        args: list[Any] = [clause.param.code]
+        head = f"SELECT 1 FROM ix_{table} i WHERE i.type = c.type AND i.id = c.id AND {rows}"
+        args: list[Any] = row_args
         yes, no = "EXISTS", "NOT EXISTS"
     else:
-        head = f"SELECT i.id FROM ix_{table} i WHERE i.type = ? AND i.param = ?"
-        args = [resource_type, clause.param.code]
+        head = f"SELECT i.id FROM ix_{table} i WHERE i.type = ? AND {rows}"
+        args = [resource_type, *row_args]
         yes, no = "c.id IN", "c.id NOT IN"
     if clause.modifier == "missing":
         return (f"{no} ({head})" if clause.missing else f"{yes} ({head})"), args
@@ -116,6 +120,24 @@ def compile_clause(resource_type: str, clause: Clause, correlated: bool = False)
     if clause.modifier == "not":  # resources with no matching token, including none at all
         return f"{no} ({body})", [*args, *test_args]
     return f"{yes} ({body})", [*args, *test_args]
+
+
+def param_rows(param: SearchParam) -> Sql:
+    """The index rows of a parameter: its own, or those of the parameters it repeats."""
+    codes = param.codes
+    sql = "i.param = ?" if len(codes) == 1 else f"i.param IN ({', '.join('?' * len(codes))})"
+    if param.stored_target is not None:
+        return f"{sql} AND i.target LIKE ?", [*codes, f"{param.stored_target}/%"]
+    return sql, list(codes)
+
+
+def _id_test(clause: Clause) -> Sql:
+    """``_id`` is the resource's own id: no index rows."""
+    if clause.modifier == "missing":
+        return ("0" if clause.missing else "1"), []
+    ids = [value.code or value.text for value in clause.values]
+    marks = ", ".join("?" * len(ids))
+    return (f"c.id NOT IN ({marks})" if clause.modifier == "not" else f"c.id IN ({marks})"), ids
 
 
 def _value_test(kind: str, modifier: str | None, value: Value) -> Sql:
@@ -274,11 +296,12 @@ def _sort_expr(key: SortKey) -> SortExpr:
         last_number = -_LAST_NUMBER if desc else _LAST_NUMBER
         last = last_number if numeric else ("" if desc else _LAST_TEXT)
     pick = "MAX" if desc else "MIN"
+    rows, row_args = param_rows(param)
     sql = (
         f"COALESCE((SELECT {pick}(i.{column}) FROM ix_{kind} i "
-        f"WHERE i.type = c.type AND i.id = c.id AND i.param = ?), ?)"
+        f"WHERE i.type = c.type AND i.id = c.id AND {rows}), ?)"
     )
-    return SortExpr(sql, (param.code, last), desc)
+    return SortExpr(sql, (*row_args, last), desc)
 
 
 def order_clause(exprs: list[SortExpr]) -> Sql:

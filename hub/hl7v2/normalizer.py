@@ -11,9 +11,9 @@ from hub.envelope import Envelope
 from hub.errors import JianhuError, PermanentError, RetryableError, StoreError
 from hub.hl7v2 import application_ack
 from hub.hl7v2.application_ack import Requester
-from hub.hl7v2.mapping import Mapped, UnmappedMessageError, normalize
+from hub.hl7v2.mapping import UnmappedMessageError, normalize
 from hub.hl7v2.message import HL7ParseError, Message
-from hub.hl7v2.persist import Indexes, index_rows, persist
+from hub.hl7v2.persist import persist
 from hub.hl7v2.privacy import mask_personal
 from hub.logs import log_event
 from store.archive import FAILED, PROCESSED, STORED, UNMAPPED, MessageArchive
@@ -46,11 +46,9 @@ def normalizer(services: Services) -> Handler:
             await _record(services, archive_id, FAILED, str(exc))
             raise PermanentError(f"cannot read the message: {exc}") from exc
         try:
-            if len(message.segments) > THREAD_SEGMENTS:
-                mapped, indexes = await asyncio.to_thread(_mapped, message)
-            else:
-                mapped, indexes = _mapped(message)
-            produced = await persist(services.resources, mapped, indexes)
+            big = len(message.segments) > THREAD_SEGMENTS
+            mapped = await asyncio.to_thread(normalize, message) if big else normalize(message)
+            produced = await persist(services.resources, mapped, offload=big)
         except UnmappedMessageError as exc:
             # no FHIR of its own; the lab reads the LIS's status messages from its own queue
             await _record(services, archive_id, UNMAPPED, str(exc))
@@ -70,12 +68,6 @@ def normalizer(services: Services) -> Handler:
         await application_ack.request(services, envelope, message)
 
     return handle
-
-
-def _mapped(message: Message) -> tuple[Mapped, Indexes]:
-    """The message's resources and their index rows: pure work, for any thread."""
-    mapped = normalize(message)
-    return mapped, index_rows(mapped)
 
 
 async def _done_before(archive: MessageArchive, archive_id: str, envelope: Envelope) -> bool:

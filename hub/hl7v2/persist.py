@@ -1,14 +1,16 @@
 """Writing what one message maps to: one plan (every resource by its write mode, then the
 patient merges the message asks for, ADT^A40) that the store resolves in one transaction."""
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
 from hub.errors import ResourceGoneError, ResourceNotFoundError
 from hub.hl7v2.mapping import Json, Mapped, Merge, WriteMode
-from store.index import IndexRows, extract
-from store.plan import Write
+from store.index import extract
+from store.plan import Write, content_digest
 from store.plan import WriteMode as StoreMode
 from store.resources import ResourceStore
 
@@ -17,44 +19,47 @@ from store.resources import ResourceStore
 MERGE_LIMIT = 10_000
 
 
-Indexes = dict[str, IndexRows]
+T = TypeVar("T")
 
 
-def index_rows(mapped: Mapped) -> Indexes:
-    """The search-index rows of the resources whose content is final (those a message owns),
-    extracted by the caller so the store's writer spends its time in SQLite: with the mapping,
-    in a worker thread for a big message (``hub.hl7v2.normalizer``)."""
-    return {
-        _key(resource): extract(resource)
-        for resource in mapped.resources
-        if mapped.mode(resource) is WriteMode.REPLACE
-    }
-
-
-async def persist(
-    store: ResourceStore, mapped: Mapped, indexes: Indexes | None = None
-) -> list[str]:
+async def persist(store: ResourceStore, mapped: Mapped, offload: bool = False) -> list[str]:
     """Write ``mapped``; returns the ``Type/id`` of every resource the message produced.
 
     One plan: the store decides each write against what it holds at that moment (a merge over
     the current content, context only where absent) and commits them together, so nothing is
     written half. A version conflict (a patient moved by a merge meanwhile) fails the plan and
-    the message is retried."""
+    the message is retried.
+
+    The index rows of the resources the message owns are extracted here, so the store's writer
+    spends its time in SQLite, and only for those whose content changed: a replay of a message
+    already stored costs its mapping, its digests and one read. ``offload`` (a big message)
+    does the digests and the extraction in a worker thread."""
     present, rewritten = await _follow_merged_patients(store, mapped)
-    indexes = indexes if indexes is not None else index_rows(mapped)
+    owned = [r for r in mapped.resources if mapped.mode(r) is WriteMode.REPLACE]
+    digests = await _work(offload, lambda: {_key(r): content_digest(r) for r in owned})
+    stored = await store.digests([(r["resourceType"], r["id"]) for r in owned])
+    changed = [
+        r for r in owned if stored.get(_key(r)) != digests[_key(r)] and _key(r) not in rewritten
+    ]
+    indexes = await _work(offload, lambda: {_key(r): extract(r) for r in changed})
     writes: list[Write] = []
     for resource in mapped.resources:
         key, mode = _key(resource), mapped.mode(resource)
         if mode is WriteMode.IF_ABSENT and key in present:
             continue  # read a moment ago for the merge check: there, so nothing to write
-        index = indexes.get(key) if key not in rewritten else None  # None: the store extracts
-        writes.append(Write.of(StoreMode(mode.value), resource, index=index))
+        digest = digests.get(key) if key not in rewritten else None
+        index = indexes.get(key)  # None: the store extracts, if the content changed after all
+        writes.append(Write.of(StoreMode(mode.value), resource, index=index, digest=digest))
     written = {write.key for write in writes}
     for merge in mapped.merges:
         moved = await _moved_references(store, merge)
         writes.extend(write for write in moved if write.key not in written)
     await store.apply(writes)
     return [_key(r) for r in mapped.resources]
+
+
+async def _work(offload: bool, work: Callable[[], T]) -> T:
+    return await asyncio.to_thread(work) if offload else work()
 
 
 async def _follow_merged_patients(

@@ -58,9 +58,9 @@ class Processed:
         self.count = 0
         real = normalizer_module.__dict__["persist"]
 
-        async def counted(*args: Any) -> Any:
+        async def counted(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
-            return await real(*args)
+            return await real(*args, **kwargs)
 
         monkeypatch.setattr(normalizer_module, "persist", counted)
 

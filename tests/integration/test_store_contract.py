@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from hub.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
+from store.plan import Write, WriteMode
 from store.resources import ResourceStore
 from tests.stores import BACKENDS, open_store
 
@@ -138,3 +139,104 @@ async def test_history_since_filters_by_commit_time(resources: ResourceStore) ->
     await resources.update({**body(old), "gender": "female"})
     recent = (await resources.history("Patient", since=cut)).items
     assert [v.version for v in recent] == [2]
+
+
+# --- plans: one message's or Bundle's writes, resolved by the store ---
+
+
+async def events_of(resources: ResourceStore) -> list[str]:
+    """The topics waiting for the relay, oldest first; then marked published."""
+    pending = await resources.pending_events(1000)
+    await resources.events_published(pending)
+    return [f"{event.topic}:{event.id}/{event.version}" for event in pending]
+
+
+async def test_an_unchanged_write_makes_no_version_no_index_change_and_no_event(
+    resources: ResourceStore,
+) -> None:
+    created = await resources.update(patient(id="same"))
+    await events_of(resources)
+    again = await resources.update(patient(id="same"))  # what is stored already
+    assert again.version.version == 1
+    assert not again.changed
+    assert await events_of(resources) == []
+    stamped = {**body(created.version), "meta": {"versionId": "9", "lastUpdated": "2020"}}
+    assert not (await resources.update(stamped)).changed  # the store's own meta is not content
+    tagged = await resources.update({**patient(id="same"), "meta": {"tag": [{"code": "vip"}]}})
+    assert tagged.changed  # other meta is content
+    assert tagged.version.version == 2
+    assert await events_of(resources) == ["fhir.Patient.updated:same/2"]
+    page = await resources.history("Patient", "same")
+    assert [v.version for v in page.items] == [2, 1]  # every real change, nothing else
+
+
+async def test_the_modes_of_a_plan(resources: ResourceStore) -> None:
+    await resources.apply([Write.of(WriteMode.REPLACE, patient(id="p", gender="male"))])
+    written = await resources.apply(
+        [
+            Write.of(WriteMode.IF_ABSENT, patient("王五", id="p")),  # there: left as it is
+            Write.of(WriteMode.MERGE, {"resourceType": "Patient", "id": "p", "gender": "female"}),
+            Write.of(WriteMode.IF_ABSENT, patient("赵六", id="q")),  # absent: created
+            Write.of(WriteMode.MERGE, {"resourceType": "Patient", "id": "r", "active": True}),
+        ]
+    )
+    assert [w.changed for w in written] == [False, True, True, True]
+    merged = body(await resources.read("Patient", "p"))
+    assert (merged["gender"], merged["name"][0]["text"]) == ("female", "张三")
+    assert body(await resources.read("Patient", "q"))["name"][0]["text"] == "赵六"
+    assert body(await resources.read("Patient", "r"))["active"] is True
+    await resources.delete("Patient", "q")
+    (left,) = await resources.apply([Write.of(WriteMode.IF_ABSENT, patient(id="q"))])
+    assert left.version is None  # deleted on purpose: context does not bring it back
+    with pytest.raises(VersionConflictError):
+        await resources.apply([Write.of(WriteMode.CREATE, patient(id="p"))])
+
+
+async def test_writes_of_one_plan_see_each_other(resources: ResourceStore) -> None:
+    first = {"resourceType": "Patient", "id": "s", "gender": "male"}
+    second = {"resourceType": "Patient", "id": "s", "active": True}
+    written = await resources.apply(
+        [Write.of(WriteMode.MERGE, first), Write.of(WriteMode.MERGE, second, if_match=1)]
+    )
+    assert [w.version.version for w in written if w.version] == [1, 2]
+    stored = body(await resources.read("Patient", "s"))
+    assert (stored["gender"], stored["active"]) == ("male", True)
+
+
+async def test_two_messages_touching_one_resource_at_once_both_land(
+    resources: ResourceStore,
+) -> None:
+    """Two plans in flight together (in one commit group on SQLite) merging into one tube:
+    neither fails, both contributions are kept."""
+    specimen = {"resourceType": "Specimen", "id": "tube", "status": "available"}
+    await resources.apply([Write.of(WriteMode.REPLACE, specimen)])
+    received = {"resourceType": "Specimen", "id": "tube", "receivedTime": "2026-11-26T08:30:00Z"}
+    noted = {"resourceType": "Specimen", "id": "tube", "note": [{"text": "溶血"}]}
+    await asyncio.gather(
+        resources.apply([Write.of(WriteMode.MERGE, received)]),
+        resources.apply([Write.of(WriteMode.MERGE, noted)]),
+    )
+    stored = body(await resources.read("Specimen", "tube"))
+    assert stored["receivedTime"] == "2026-11-26T08:30:00Z"
+    assert stored["note"] == [{"text": "溶血"}]
+    assert stored["meta"]["versionId"] == "3"
+
+
+async def test_a_failing_write_fails_its_plan_only(resources: ResourceStore) -> None:
+    good = [Write.of(WriteMode.REPLACE, patient(id=f"ok{n}")) for n in range(3)]
+    bad = [
+        Write.of(WriteMode.REPLACE, patient(id="never")),
+        Write.of(WriteMode.REPLACE, patient(id="ok0"), if_match=7),
+    ]
+    results = await asyncio.gather(
+        resources.apply(good[:1]),
+        resources.apply(bad),
+        resources.apply(good[1:]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], VersionConflictError)
+    assert results[1].key == "Patient/ok0"
+    for n in range(3):
+        assert (await resources.read("Patient", f"ok{n}")).version == 1
+    with pytest.raises(ResourceNotFoundError):
+        await resources.read("Patient", "never")

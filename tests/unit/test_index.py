@@ -1,5 +1,6 @@
 """Index extraction: what each kind of search parameter stores for a resource."""
 
+from fhir_profiles.search_params import params_for
 from store.index import date_range, extract, normalise
 from tests.fixtures.examples import CONDITION, ENCOUNTER, ID_CARD, OBSERVATION, PATIENT
 
@@ -46,10 +47,23 @@ def test_dates_become_the_range_their_precision_covers() -> None:
 def test_references_quantities_and_numbers() -> None:
     obs = extract(OBSERVATION)
     assert ("subject", "Patient/p1") in obs.reference
-    assert ("patient", "Patient/p1") in obs.reference
+    # patient repeats subject (narrowed to Patient): searches read subject's rows
+    assert not [row for row in obs.reference if row[0] == "patient"]
     assert ("performer", "Organization/lab") in obs.reference
     assert ("value-quantity", 132.0, "http://unitsofmeasure.org", "g/L") in obs.quantity
     enc = extract(ENCOUNTER)
     assert ("length", 5.0, "http://unitsofmeasure.org", "d") in enc.quantity
-    assert ("practitioner", "Practitioner/dr1") in enc.reference
+    assert ("participant", "Practitioner/dr1") in enc.reference
     assert not [row for row in extract(CONDITION).reference if row[0] == "encounter"]
+
+
+def test_parameters_that_repeat_others_are_read_from_their_rows() -> None:
+    observation = params_for("Observation")
+    assert observation["combo-code"].codes == ("code", "component-code")
+    assert observation["patient"].codes == ("subject",)
+    assert observation["patient"].stored_target == "Patient"
+    assert params_for("Patient")["phonetic"].codes == ("name",)
+    assert observation["code"].codes == ("code",)
+    stored = {param for param, *_ in extract(OBSERVATION).token}
+    assert "combo-code" not in stored
+    assert "_id" not in stored  # the resource's own id
