@@ -9,15 +9,19 @@ have an event, and an unchanged write, which makes no version, makes no event ei
 import asyncio
 import base64
 import binascii
+import logging
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import orjson
 
+from fhir_profiles.search_params import SUPPORTED_TYPES
 from hub.errors import ResourceGoneError, ResourceNotFoundError, SearchError
-from store.index import IndexRows, extract, instant, with_last_updated
+from hub.logs import log_event
+from store.index import IndexRows, extract, instant, stored_params, with_last_updated
 from store.plan import (
     LEFT,
     UNCHANGED,
@@ -35,7 +39,7 @@ from store.query import SearchQuery
 from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion
 from store.sqlite_audit import SqliteAuditLog
 from store.sqlite_file import SqliteFile
-from store.sqlite_index import drop_index, replace_index, schema
+from store.sqlite_index import ParamIds, drop_index, is_first_schema, rekey, replace_index, schema
 from store.sqlite_search import after_clause, compile_query, order_clause, sort_exprs
 
 SCHEMA = """
@@ -50,19 +54,21 @@ CREATE TABLE IF NOT EXISTS resource_version (
 );
 CREATE INDEX IF NOT EXISTS ix_resource_version_type ON resource_version (type, seq);
 CREATE TABLE IF NOT EXISTS resource_current (
+    rid INTEGER PRIMARY KEY,                     -- the index rows' key: in order of creation
     type TEXT NOT NULL,
     id TEXT NOT NULL,
     version INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     digest TEXT,                                 -- of the content: an unchanged write is seen
-    PRIMARY KEY (type, id)
-) WITHOUT ROWID;
+    UNIQUE (type, id)
+);
 CREATE TABLE IF NOT EXISTS relay_mark (
     name TEXT PRIMARY KEY,
     seq INTEGER NOT NULL                         -- versions up to this one are published
 ) WITHOUT ROWID;
 """
 EVENTS_MARK = "events"
+log = logging.getLogger(__name__)
 
 
 def _row(type: str, id: str, version: int, last_updated: str, body: Any) -> StoredVersion:
@@ -70,12 +76,22 @@ def _row(type: str, id: str, version: int, last_updated: str, body: Any) -> Stor
     return StoredVersion(type, id, version, moment, bytes(body) if body is not None else None)
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Files made before digests and the high-water mark: add the column; publish what the
-    old outbox still held from its oldest version on, then drop it."""
+def _prepare(db: sqlite3.Connection) -> None:
+    """The schema, on a new file or one made before rid-keyed index rows (moved over once)."""
+    if not is_first_schema(db):
+        db.executescript(SCHEMA + schema())
+        return
     columns = {row[1] for row in db.execute("PRAGMA table_info(resource_current)")}
     if "digest" not in columns:
         db.execute("ALTER TABLE resource_current ADD COLUMN digest TEXT")
+    log_event(log, "index_rekeying", file=str(db.execute("PRAGMA database_list").fetchone()[2]))
+    stored = [(t, p.code) for t in SUPPORTED_TYPES for p in stored_params(t)]
+    rekey(db, stored, SCHEMA + schema())
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Files made before the high-water mark: publish what the old outbox still held from its
+    oldest version on, then drop it."""
     if db.execute("SELECT 1 FROM relay_mark WHERE name = ?", (EVENTS_MARK,)).fetchone():
         return
     start = db.execute("SELECT COALESCE(MAX(seq), 0) FROM resource_version").fetchone()[0]
@@ -97,17 +113,21 @@ class SqliteResources(WriteShortcuts):
         self._file = file
         self._committed = asyncio.Event()
         self._audit = SqliteAuditLog(file)
+        self._pids = ParamIds()  # used by the writer thread only
 
     async def setup(self) -> None:
-        await self._file.schema(SCHEMA + schema())
+        await self._file.writer.run_alone(_prepare)
         await self._file.write(_migrate)
+        stored = [(t, p.code) for t in SUPPORTED_TYPES for p in stored_params(t)]
+        await self._file.write(lambda db: self._pids.number(db, stored))
         await self._audit.setup()
         self._file.on_commit(self._committed.set)
 
     # --- writes: plans, run by the writer thread ---
     async def apply(self, writes: Sequence[Write]) -> list[Written]:
         now = instant(datetime.now(UTC))
-        return await self._file.write(lambda db: [_apply(db, w, now) for w in writes])
+        pids = self._pids
+        return await self._file.write(lambda db: [_apply(db, w, now, pids) for w in writes])
 
     @property
     def audit(self) -> SqliteAuditLog:
@@ -162,11 +182,19 @@ class SqliteResources(WriteShortcuts):
         return await self._file.scan(lambda db: _read_many(db, keys))
 
     async def referencing(self, target: str, limit: int) -> Sequence[StoredVersion]:
+        params = referring_params(target.partition("/")[0])
+        pairs = ", ".join(["(?, ?)"] * len(params))
+        sql = (  # one probe of the value index per parameter that may point there
+            "SELECT DISTINCT c.type, c.id FROM ix_reference r "
+            "JOIN resource_current c ON c.rid = r.rid WHERE r.target = ? AND r.pid IN "
+            f"(SELECT pid FROM ix_param WHERE (type, param) IN (VALUES {pairs})) LIMIT ?"
+        )
+        args = [target, *(part for pair in params for part in pair), limit]
+
         def scan(db: sqlite3.Connection) -> list[StoredVersion]:
-            rows = db.execute(
-                "SELECT DISTINCT type, id FROM ix_reference WHERE target = ? LIMIT ?",
-                (target, limit),
-            ).fetchall()
+            if not params:
+                return []
+            rows = db.execute(sql, args).fetchall()
             return _read_many(db, [(type_, id_) for type_, id_ in rows])
 
         return await self._file.scan(scan)
@@ -251,7 +279,7 @@ class SqliteResources(WriteShortcuts):
 
 
 # --- the writer thread's side of a plan ---
-def _apply(db: sqlite3.Connection, write: Write, now: str) -> Written:
+def _apply(db: sqlite3.Connection, write: Write, now: str, pids: ParamIds) -> Written:
     current = _current(db, write)
     decision = decide(write, current)
     if decision is LEFT:
@@ -265,7 +293,7 @@ def _apply(db: sqlite3.Connection, write: Write, now: str) -> Written:
         return Written(_row(write.type, write.id, *row))
     assert isinstance(decision, NewVersion)
     had_index = current.version > 0 and not current.deleted
-    stored = _write_version(db, write, decision, now, had_index)
+    stored = _write_version(db, write, decision, now, had_index, pids)
     return Written(stored, created=decision.created, changed=True)
 
 
@@ -283,7 +311,12 @@ def _current(db: sqlite3.Connection, write: Write) -> Current:
 
 
 def _write_version(
-    db: sqlite3.Connection, write: Write, decision: NewVersion, now: str, had_index: bool
+    db: sqlite3.Connection,
+    write: Write,
+    decision: NewVersion,
+    now: str,
+    had_index: bool,
+    pids: ParamIds,
 ) -> StoredVersion:
     type_, id_, version = write.type, write.id, decision.version
     stored = stamped(decision.resource, version, now) if decision.resource is not None else None
@@ -293,16 +326,16 @@ def _write_version(
         "VALUES (?, ?, ?, ?, ?)",
         (type_, id_, version, now, raw),
     ).lastrowid
-    db.execute(
+    (rid,) = db.execute(
         "INSERT INTO resource_current (type, id, version, seq, digest) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (type, id) DO UPDATE SET version=excluded.version, seq=excluded.seq, "
-        "digest=excluded.digest",
+        "digest=excluded.digest RETURNING rid",
         (type_, id_, version, seq, decision.digest),
-    )
+    ).fetchone()
     if stored is None:
-        drop_index(db, type_, id_)
+        drop_index(db, rid)
     else:
-        replace_index(db, type_, id_, _index_rows(write, stored, now), had_index)
+        replace_index(db, rid, type_, _index_rows(write, stored, now), had_index, pids)
     return _row(type_, id_, version, now, raw)
 
 
@@ -325,6 +358,17 @@ def _read_many(db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> list[
         ).fetchall()
         found.extend(_row(*row) for row in rows)
     return found
+
+
+@cache
+def referring_params(target_type: str) -> tuple[tuple[str, str], ...]:
+    """(type, parameter) of every stored reference parameter that may point to the type."""
+    return tuple(
+        (type_, param.code)
+        for type_ in SUPPORTED_TYPES
+        for param in stored_params(type_)
+        if param.type == "reference" and (not param.targets or target_type in param.targets)
+    )
 
 
 def _topic(type_: str, version: int, body: Any) -> str:

@@ -39,17 +39,17 @@ _NUMBER_TESTS = {
 def compile_query(query: SearchQuery) -> Sql:
     """The WHERE clause over ``resource_current c`` selecting the matching current resources.
 
-    One clause drives: its index lookup lists the candidates (``c.id IN (...)``). Every other
-    clause is checked per candidate through the index's (type, id) key (``EXISTS``), so a wide
-    clause such as ``date=ge2026`` never materialises hundreds of thousands of ids."""
+    One clause drives: its index lookup lists the candidates (``c.rid IN (...)``). Every other
+    clause is checked per candidate through the index's rid key (``EXISTS``), so a wide clause
+    such as ``date=ge2026`` never materialises hundreds of thousands of ids."""
     parts, params = ["c.type = ?"], [query.resource_type]
     driver = _driver(query.clauses)
     for position, clause in enumerate(query.clauses):
-        sql, args = compile_clause(query.resource_type, clause, correlated=position != driver)
+        sql, args = compile_clause(clause, correlated=position != driver)
         parts.append(sql)
         params.extend(args)
     if query.compartment is not None:
-        sql, args = compartment_test(query.resource_type, query.compartment, "c.")
+        sql, args = compartment_test(query.resource_type, query.compartment, "c")
         parts.append(sql)
         params.extend(args)
     return " AND ".join(parts), params
@@ -58,9 +58,11 @@ def compile_query(query: SearchQuery) -> Sql:
 def compartment_test(resource_type: str, patient: str, alias: str) -> Sql:
     """The patient itself, or a resource with a reference search parameter naming it."""
     if resource_type == "Patient":
-        return f"{alias}id = ?", [patient.partition("/")[2]]
-    owner = f"r.type = {alias}type AND r.id = {alias}id"
-    return f"EXISTS (SELECT 1 FROM ix_reference r WHERE {owner} AND r.target = ?)", [patient]
+        return f"{alias}.id = ?", [patient.partition("/")[2]]
+    return (
+        f"EXISTS (SELECT 1 FROM ix_reference r WHERE r.rid = {alias}.rid AND r.target = ?)",
+        [patient],
+    )
 
 
 # Clauses whose lookup is an equality on an indexed value: few rows, good drivers.
@@ -80,29 +82,27 @@ def _driver(clauses: tuple[Clause, ...]) -> int | None:
     return positive[0] if positive else None
 
 
-def compile_clause(resource_type: str, clause: Clause, correlated: bool = False) -> Sql:
+def compile_clause(clause: Clause, correlated: bool = False, alias: str = "c") -> Sql:
+    """One clause over the resources ``alias`` names (``resource_current``)."""
     if clause.param.code == "_id":
-        return _id_test(clause)
+        return _id_test(clause, alias)
     kind = clause.param.type
     table = "token_text" if clause.modifier == "text" else kind
-    rows, row_args = param_rows(clause.param)
+    rows, args = param_rows(clause.param)
     if correlated:
-        head = f"SELECT 1 FROM ix_{table} i WHERE i.type = c.type AND i.id = c.id AND {rows}"
-        args: list[Any] = row_args
+        head = f"SELECT 1 FROM ix_{table} i WHERE i.rid = {alias}.rid AND {rows}"
         yes, no = "EXISTS", "NOT EXISTS"
     else:
-        head = f"SELECT i.id FROM ix_{table} i WHERE i.type = ? AND {rows}"
-        args = [resource_type, *row_args]
-        yes, no = "c.id IN", "c.id NOT IN"
+        head = f"SELECT i.rid FROM ix_{table} i WHERE {rows}"
+        yes, no = f"{alias}.rid IN", f"{alias}.rid NOT IN"
     if clause.modifier == "missing":
         return (f"{no} ({head})" if clause.missing else f"{yes} ({head})"), args
     if clause.chain is not None:
         inner_type = clause.chain_type or ""
-        inner_sql, inner_args = compile_clause(inner_type, clause.chain)
-        inner = inner_sql.replace("c.id ", "t.id ", 1)  # IN or NOT IN, on the chained type
+        inner, inner_args = compile_clause(clause.chain, alias="t")
         targets = f"SELECT ? || '/' || t.id FROM resource_current t WHERE t.type = ? AND {inner}"
         if clause.chain_compartment is not None:
-            limit, limit_args = compartment_test(inner_type, clause.chain_compartment, "t.")
+            limit, limit_args = compartment_test(inner_type, clause.chain_compartment, "t")
             targets, inner_args = f"{targets} AND {limit}", [*inner_args, *limit_args]
         return (
             f"{yes} ({head} AND i.target IN ({targets}))",
@@ -114,7 +114,7 @@ def compile_clause(resource_type: str, clause: Clause, correlated: bool = False)
         tests.append(sql)
         test_args.extend(values)
     condition = " OR ".join(tests)
-    if correlated:  # "+i.code": look the candidate up by its (type, id), not by the value index
+    if correlated:  # "+i.code": look the candidate up by its rid, not by the value index
         condition = _COLUMN.sub(r"+\1", condition)
     body = f"{head} AND ({condition})"
     if clause.modifier == "not":  # resources with no matching token, including none at all
@@ -123,21 +123,28 @@ def compile_clause(resource_type: str, clause: Clause, correlated: bool = False)
 
 
 def param_rows(param: SearchParam) -> Sql:
-    """The index rows of a parameter: its own, or those of the parameters it repeats."""
+    """The index rows of a parameter: its own, or those of the parameters it repeats, by
+    their numbers in ``ix_param`` (looked up once per query)."""
     codes = param.codes
-    sql = "i.param = ?" if len(codes) == 1 else f"i.param IN ({', '.join('?' * len(codes))})"
+    numbers = "SELECT pid FROM ix_param WHERE type = ? AND param"
+    if len(codes) == 1:
+        sql = f"i.pid = ({numbers} = ?)"
+    else:
+        sql = f"i.pid IN ({numbers} IN ({', '.join('?' * len(codes))}))"
+    args: list[Any] = [param.resource_type, *codes]
     if param.stored_target is not None:
-        return f"{sql} AND i.target LIKE ?", [*codes, f"{param.stored_target}/%"]
-    return sql, list(codes)
+        return f"{sql} AND i.target LIKE ?", [*args, f"{param.stored_target}/%"]
+    return sql, args
 
 
-def _id_test(clause: Clause) -> Sql:
+def _id_test(clause: Clause, alias: str) -> Sql:
     """``_id`` is the resource's own id: no index rows."""
     if clause.modifier == "missing":
         return ("0" if clause.missing else "1"), []
     ids = [value.code or value.text for value in clause.values]
     marks = ", ".join("?" * len(ids))
-    return (f"c.id NOT IN ({marks})" if clause.modifier == "not" else f"c.id IN ({marks})"), ids
+    test = "NOT IN" if clause.modifier == "not" else "IN"
+    return f"{alias}.id {test} ({marks})", ids
 
 
 def _value_test(kind: str, modifier: str | None, value: Value) -> Sql:
@@ -298,8 +305,7 @@ def _sort_expr(key: SortKey) -> SortExpr:
     pick = "MAX" if desc else "MIN"
     rows, row_args = param_rows(param)
     sql = (
-        f"COALESCE((SELECT {pick}(i.{column}) FROM ix_{kind} i "
-        f"WHERE i.type = c.type AND i.id = c.id AND {rows}), ?)"
+        f"COALESCE((SELECT {pick}(i.{column}) FROM ix_{kind} i WHERE i.rid = c.rid AND {rows}), ?)"
     )
     return SortExpr(sql, (*row_args, last), desc)
 
