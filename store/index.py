@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from fhir_profiles.fhirpath import CHOICE_SUFFIXES
@@ -48,6 +48,7 @@ def stored_params(resource_type: str) -> tuple[SearchParam, ...]:
     )
 
 
+@lru_cache(maxsize=16384)  # names, codes' displays and units repeat across resources
 def normalise(text: str) -> str:
     """Case- and accent-insensitive form used by FHIR's default string matching."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
@@ -200,6 +201,7 @@ _DATE = re.compile(
 )
 
 
+@lru_cache(maxsize=16384)  # a message's results share their times
 def date_range(text: str) -> tuple[str, str] | None:
     """The UTC interval a FHIR date/dateTime/instant covers at its precision, as ISO text;
     None for text that is no such date (a 13th month, a 30th of February, year 0)."""
