@@ -28,6 +28,7 @@ from hub.bus.embedded import EmbeddedBus
 from hub.envelope import HL7V2_ER7, Envelope, new_id
 from hub.hl7v2.message import Message
 from hub.hl7v2.normalizer import normalizer
+from hub.hl7v2.offload import BigMessages
 from hub.metrics import HubMetrics
 from hub.settings import Settings, load_settings
 from store.archive import ArchivedMessage, MessageArchive
@@ -43,6 +44,7 @@ class Services:
     archive: MessageArchive
     bus: Bus
     settings: Settings
+    big_messages: BigMessages
 
 
 class LagTicker:
@@ -137,7 +139,8 @@ async def main_async(args: argparse.Namespace) -> None:
     settings = load_settings(data_dir=directory)
     bus = EmbeddedBus(directory / "bus.sqlite3", settings.bus, HubMetrics().bus)
     await bus.start()
-    handle = normalizer(Services(store.resources, store.archive, bus, settings))
+    big = BigMessages("", directory)
+    handle = normalizer(Services(store.resources, store.archive, bus, settings, big))
     ticker = LagTicker()
     rows: list[tuple[str, str]] = []
     try:

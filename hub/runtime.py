@@ -24,6 +24,7 @@ from hub.events import EventRelay
 from hub.fhir.audit import AuditTrail
 from hub.hl7v2.client import MllpClient
 from hub.hl7v2.ingest import Ingest
+from hub.hl7v2.offload import BigMessages
 from hub.hl7v2.publishing import Publisher
 from hub.hl7v2.recovery import StrandedMessages
 from hub.hl7v2.retention import Retention
@@ -40,9 +41,8 @@ from hub.tasks import cancel
 from routes.table import RoutingTable, default_table
 from store.archive import MessageArchive
 from store.base import Store
-from store.mongo import MongoStore
+from store.factory import make_store as store_for
 from store.resources import ResourceStore
-from store.sqlite import SqliteStore
 
 DELIVERY_INTERVAL = timedelta(seconds=10)  # how soon a failed submission's due retry goes out
 DELIVERY_BATCH = 100
@@ -60,9 +60,7 @@ def make_bus(settings: Settings, metrics: HubMetrics) -> Bus:
 
 
 def make_store(settings: Settings) -> Store:
-    if url := settings.mongo_url.get_secret_value():
-        return MongoStore(url)
-    return SqliteStore(settings.data_dir / "jianhu.sqlite3")
+    return store_for(settings.mongo_url.get_secret_value(), settings.data_dir)
 
 
 @dataclass
@@ -76,6 +74,7 @@ class Runtime:
     audit: AuditTrail | None = field(init=False, default=None)
     listeners: list[MllpListener] = field(init=False, default_factory=list)
     publisher: Publisher = field(init=False)
+    big_messages: BigMessages = field(init=False)
     stranded: StrandedMessages | None = field(init=False, default=None)
     retention: Retention | None = field(init=False, default=None)
     _http: aiohttp.ClientSession | None = field(init=False, default=None)
@@ -129,6 +128,8 @@ class Runtime:
         audit.start()
         hl7 = self.settings.hl7
         self.publisher = Publisher(self.bus, self.store.archive, hl7.claim_grace_s)
+        mongo_url = self.settings.mongo_url.get_secret_value()
+        self.big_messages = BigMessages(mongo_url, self.settings.data_dir)
         self.stranded = StrandedMessages(self.publisher, flag_only=hl7.stranded == "flag")
         self.stranded.start()
         for listener_settings in hl7.listeners:
@@ -242,6 +243,7 @@ class Runtime:
         # the handlers still running may record AuditEvents (a critical value raised): the
         # audit trail and the lab stop after them, so the trail's last flush holds them all
         await self.bus.close(grace_s=self.settings.shutdown_grace_s)
+        await self.big_messages.close()
         if self.lab is not None:
             await self.lab.stop()
         if self.relay is not None:

@@ -4,6 +4,7 @@ message is in the archive and the bus confirmed its publish; when either fails t
 no ACK and the connection closes, so it sends again (as the Google MLLP adapter does). Every
 refusal and failure leaves a log line naming the sender, the control id and the peer."""
 
+import asyncio
 import ipaddress
 import logging
 from dataclasses import dataclass, replace
@@ -13,7 +14,7 @@ from hub.envelope import new_id
 from hub.hl7v2 import ack as acks
 from hub.hl7v2.ack import Problem, build_ack, enhanced_mode
 from hub.hl7v2.charset import decode
-from hub.hl7v2.message import HL7ParseError, Message
+from hub.hl7v2.message import PARSE_OFF_LOOP_CHARS, HL7ParseError, Message, parse
 from hub.hl7v2.publishing import Publisher
 from hub.logs import log_event
 from hub.settings import ListenerSettings
@@ -44,7 +45,7 @@ class Ingest:
     async def handle(self, raw: bytes, peer: str, oversized: bool = False) -> Answer:
         decoded = decode(raw, self.settings)
         try:
-            message = Message(decoded.text, decoded.charset)
+            message = await parse(decoded.text, decoded.charset)
         except HL7ParseError as exc:
             _log_refusal(None, peer, "AE", str(exc))
             await self._archive_refused(raw, decoded.text, decoded.charset, peer, str(exc))
@@ -116,10 +117,12 @@ class Ingest:
         """File the message's claim and publish it; a resend is answered with the first
         copy's ACK once that copy is published, whichever connection or process it came on."""
         answer = self._answer(message, "AA", None)
+        big = len(text) > PARSE_OFF_LOOP_CHARS
+        digest = await asyncio.to_thread(message.content_hash) if big else message.content_hash()
         candidate = replace(
             _archived(message, raw, text, charset, peer),
             ack=answer.ack or "",
-            content_hash=message.content_hash(),
+            content_hash=digest,
             claimed_by=self.publisher.claimant,
             claimed_at=datetime.now(UTC),
         )

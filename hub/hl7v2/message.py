@@ -7,6 +7,7 @@ Field numbers follow the standard: ``msg["PID"][0].field(3)`` is PID-3, and for 
 the field separator and MSH-2 the encoding characters.
 """
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Iterator
@@ -145,6 +146,27 @@ def leaf(raw: str, delims: Delimiters, component: int, subcomponent: int, charse
 
 _SEGMENT_SPLIT = re.compile(r"\r\n|\r|\n")
 _SEGMENT_NAME = re.compile(r"^[A-Z][A-Z0-9]{2}$")
+
+
+# A message this long (a result of tens of thousands of OBX) is parsed in a worker thread: its
+# hundreds of milliseconds of splitting must not hold the event loop.
+PARSE_OFF_LOOP_CHARS = 256 * 1024
+
+
+def head(text: str) -> str:
+    """The segments before the first result (OBX): the header, the patient, the order."""
+    for separator in ("\rOBX|", "\nOBX|"):
+        found = text.find(separator)
+        if found >= 0:
+            return text[:found]
+    return text
+
+
+async def parse(text: str, charset: str = "utf-8") -> "Message":
+    """``Message(text, charset)``, off the event loop when the text is long."""
+    if len(text) > PARSE_OFF_LOOP_CHARS:
+        return await asyncio.to_thread(Message, text, charset)
+    return Message(text, charset)
 
 
 class Message:

@@ -25,7 +25,7 @@ from hub.bus.base import Delivery, Handler
 from hub.bus.topology import EVENTS, INBOUND
 from hub.envelope import Envelope
 from hub.errors import PermanentError
-from hub.hl7v2.message import HL7ParseError, Message
+from hub.hl7v2.message import HL7ParseError, Message, parse
 from store.resources import ResourceStore, StoredVersion
 
 Json = dict[str, Any]
@@ -236,7 +236,7 @@ def hl7_status(services: LabServices) -> Handler:
             return
         charset = envelope.headers.get("charset", "utf-8")
         try:
-            message = Message(envelope.body.decode(), charset)
+            message = await parse(envelope.body.decode(), charset)
         except (HL7ParseError, UnicodeDecodeError) as exc:
             raise PermanentError(f"cannot read the message: {exc}") from exc
         await sink.catch_up()

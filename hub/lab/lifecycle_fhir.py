@@ -19,6 +19,7 @@ from hub.lab.lifecycle import (
     lifecycle_config,
     parse_time,
 )
+from hub.lab.report_results import lists_result
 
 Json = dict[str, Any]
 
@@ -269,14 +270,7 @@ def _from_observation(observation: Json, batch: _Batch) -> list[LifecycleEvent]:
     if stage is Stage.ORDERED:
         return []
     reference = f"Observation/{observation['id']}"
-    report = next(
-        (
-            r
-            for r in batch.of_kind("DiagnosticReport")
-            if reference in [x.get("reference") for x in r.get("result", [])]
-        ),
-        {},
-    )
+    report = next((r for r in batch.of_kind("DiagnosticReport") if lists_result(r, reference)), {})
     specimens = _ref_ids([observation["specimen"]], "Specimen") if "specimen" in observation else []
     order: str | None = None
     if not specimens and report:

@@ -11,6 +11,7 @@ from hub.lab.lifecycle_hl7 import ContainerStatus
 from hub.lab.pool_results import Reading, pool_result, result_rules
 from hub.lab.pool_tube import PoolingError
 from hub.lab.pooling import PoolingService
+from hub.lab.report_results import lists_result
 from hub.logs import log_event
 
 Json = dict[str, Any]
@@ -76,7 +77,7 @@ def _tube_of(observation: Json, context: Sequence[Json]) -> Json | None:
     if tube is None:
         mine = f"Observation/{observation['id']}"
         for report in (r for r in context if r["resourceType"] == "DiagnosticReport"):
-            if mine in [item.get("reference") for item in report.get("result", [])]:
+            if lists_result(report, mine):
                 tube = next((s.get("reference") for s in report.get("specimen", [])), None)
                 break
     return by_ref.get(str(tube))

@@ -19,6 +19,8 @@ from hub.web.keys import RUNTIME
 from tests.fixtures.examples import ID_CARD, OBSERVATION, PATIENT
 from tests.integration.fhir_api import Client, call, start_api
 
+pytestmark = pytest.mark.fault  # part of the standing fault suite (-m fault)
+
 SECRET = "matrix-secret-of-the-emr-gateway-0123456789abcdef"
 P2_ID_CARD = "330602198502023340"
 

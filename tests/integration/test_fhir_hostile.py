@@ -16,6 +16,8 @@ from store.plan import Write, WriteMode
 from tests.fixtures.examples import OBSERVATION
 from tests.integration.fhir_api import AUTH, FHIR_JSON, Client, call, new_patient, start_api
 
+pytestmark = pytest.mark.fault  # part of the standing fault suite (-m fault)
+
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[Client]:

@@ -21,6 +21,8 @@ from hub.settings import BusSettings, Hl7Settings, ListenerSettings, load_settin
 from store.archive import ArchivedMessage, ArchiveQuery
 from tests.integration.test_bus_contract import wait_until_async
 
+pytestmark = pytest.mark.fault  # part of the standing fault suite (-m fault)
+
 ORU = (
     "MSH|^~\\&|LIS|JHYY|JIANHU|JHYY|{time}||ORU^R01^ORU_R01|{control}|P|2.5\r"
     "PID|1||{patient}^^^JHYY^PI||刘^洋||19850930|M\r"
@@ -120,6 +122,10 @@ async def test_ten_copies_at_once_are_processed_once_with_one_ack(
     assert again == acks[0]
     assert len(await hub.archive.search(ArchiveQuery(limit=100))) == 1
     await hub.bus.close(grace_s=5)  # every delivery handled: nothing else can be processed
+    print(
+        f"\n[fault] 10 copies at once: {len(acks)} answered, {len(set(acks))} distinct ACK, "
+        f"archived once, processed {processed.count} time(s)"
+    )
     assert processed.count == 1
 
 
