@@ -1,12 +1,14 @@
 """MLLP ingest benchmark: eight concurrent senders on loopback push ORU^R01 messages (10 OBX,
 Chinese text) to the hub, which acknowledges each only after archiving it and a confirmed
-publish to the real RabbitMQ (quorum queues). Prints acknowledged msg/s, ACK latency p50/p99
-(back to back, and paced at 1,000 msg/s offered), the rate at which the normalizer turns the
+publish to the real RabbitMQ (quorum queues), or with ``--bus embedded`` to the embedded bus of
+one ``jianhu run`` (the embedded defaults a new user gets). Prints acknowledged msg/s, ACK
+latency p50/p99 (back to back, and paced at 1,000 msg/s offered), the rate at which the
+normalizer turns the
 backlog into stored FHIR resources, and, in the same run, the rate of python-hl7's asyncio
 MLLP server answering at once (no archive, no broker) as the baseline. Not a test: it prints
 figures.
 
-    python bench/mllp.py [--messages 20000] [--senders 8]
+    python bench/mllp.py [--messages 20000] [--senders 8] [--processes 1|2] [--bus embedded]
 
 Broker: JIANHU_BENCH_AMQP_URL or JIANHU_TEST_AMQP_URL, else scripts/rabbitmq-local.sh starts one.
 """
@@ -181,8 +183,12 @@ async def wait_port(port: int, timeout_s: float = 60) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    amqp = broker_url()
-    await delete_queues(amqp, [route.queue for route in default_table().routes])
+    embedded = args.bus == "embedded"
+    if embedded and args.processes != 1:
+        raise SystemExit("the embedded bus serves one process: use --processes 1")
+    amqp = "" if embedded else broker_url()
+    if amqp:
+        await delete_queues(amqp, [route.queue for route in default_table().routes])
     data_dir = Path(tempfile.mkdtemp(prefix="jianhu-mllp-bench-"))
     mllp_port, http_port, baseline_port = free_port(), free_port(), free_port()
     split = args.processes == 2  # an intake process, and a worker started later
@@ -248,9 +254,11 @@ async def main_async(args: argparse.Namespace) -> None:
             hub.wait(timeout=60)
         baseline.wait(timeout=10)
         # leave no backlog behind for the next run or the tests on the same broker
-        await delete_queues(amqp, [route.queue for route in default_table().routes])
+        if amqp:
+            await delete_queues(amqp, [route.queue for route in default_table().routes])
+    bus = "the embedded bus" if embedded else "RabbitMQ quorum queues"
     print(
-        f"\n{args.messages:,} ORU^R01 (10 OBX), {args.senders} senders, RabbitMQ quorum queues, "
+        f"\n{args.messages:,} ORU^R01 (10 OBX), {args.senders} senders, {bus}, "
         f"{args.processes} hub process(es)\n"
     )
     print("| figure | value |")
@@ -288,6 +296,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--window", type=float, default=120.0, help="at most this long for the normalizer"
+    )
+    parser.add_argument(
+        "--bus",
+        choices=("rabbitmq", "embedded"),
+        default="rabbitmq",
+        help="embedded: one `jianhu run` with the embedded defaults, as a new user starts it",
     )
     uvloop.run(main_async(parser.parse_args()))
 

@@ -15,7 +15,7 @@ from hub.lab.lifecycle import Stage
 from hub.lab.service import LabService
 from hub.web.keys import RUNTIME
 from tests.integration.fhir_api import AUTH, Client, call, new_patient, start_api
-from tests.integration.test_bus_contract import wait_until
+from tests.integration.test_bus_contract import wait_until, wait_until_async
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 SYSTEM = {"Authorization": "Bearer his-key", "Content-Type": "text/plain"}
@@ -218,6 +218,12 @@ async def test_a_restart_replays_in_the_order_things_came(tmp_path: Path) -> Non
         sent = await first.post("/hl7v2", data=received.encode(), headers=SYSTEM)
         assert "|AA|" in await sent.text()
         await wait_until(lambda: _stage(lab, tube["id"]) is Stage.RECEIVED, 15)
+
+        async def normalized() -> bool:  # the lab heard the LIS's HL7; the store may lag
+            status, _, _ = await call(first, "GET", f"ServiceRequest/{order['id']}")
+            return status == 200
+
+        await wait_until_async(normalized, 15)
         _, stored, _ = await call(first, "GET", f"ServiceRequest/{order['id']}")
         status, _, _ = await call(
             first, "PUT", f"ServiceRequest/{order['id']}", {**stored, "status": "revoked"}
