@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS bus_message (
     error_class TEXT, error TEXT, dead_at REAL
 );
 CREATE INDEX IF NOT EXISTS ix_bus_message_queue ON bus_message (queue, state, seq);
+CREATE INDEX IF NOT EXISTS ix_bus_message_due ON bus_message (queue, state, available_at);
 """
 KNOWN_EXCHANGES = frozenset(topo.TOPIC_EXCHANGES)
 MAX_IDLE_WAIT_S = 1.0
@@ -192,7 +193,10 @@ class EmbeddedBus(Bus):
         while not self._stopping:
             wake.clear()
             free = self.settings.prefetch - len(self._inflight.tasks)
-            rows = await self._take(queue, free) if free > 0 else []
+            if free <= 0:  # every delivery slot is taken: the next to finish wakes the loop
+                await wait_event(wake, MAX_IDLE_WAIT_S)
+                continue
+            rows = await self._take(queue, free)
             for row in rows:
                 task = asyncio.create_task(self._deliver(queue, handler, row))
                 self._inflight.track(task)
