@@ -9,6 +9,7 @@ Two queues, so one slow or failing endpoint never holds back matching or other e
 """
 
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -18,6 +19,7 @@ import orjson
 from hub.bus.base import Bus, Delivery, Handler
 from hub.bus.topology import INBOUND
 from hub.errors import PermanentError, ResourceGoneError, ResourceNotFoundError, RetryableError
+from hub.events import read_change_set
 from store.query import parse_search
 from store.resources import ResourceStore
 
@@ -44,13 +46,17 @@ async def active_rest_hooks(resources: ResourceStore) -> list[dict[str, Any]]:
     return [orjson.loads(version.body or b"{}") for version in page.items]
 
 
-async def matches(resources: ResourceStore, criteria: str, type_: str, id_: str) -> bool:
-    """Whether the current version of ``Type/id`` satisfies the subscription's search."""
+async def matching(
+    resources: ResourceStore, criteria: str, type_: str, ids: Sequence[str]
+) -> set[str]:
+    """Which of ``ids`` of ``type_`` satisfy the subscription's search in their current
+    version: one search for a whole change set (at most SET_ENTRIES ids)."""
     wanted_type, _, query = criteria.partition("?")
-    if wanted_type != type_:
-        return False
-    pairs = [*parse_qsl(query, keep_blank_values=True), ("_id", id_)]
-    return await resources.count(parse_search(type_, pairs)) > 0
+    if wanted_type != type_ or not ids:
+        return set()
+    pairs = [*parse_qsl(query, keep_blank_values=True), ("_id", ",".join(ids))]
+    page = await resources.search(parse_search(type_, pairs), count=len(ids))
+    return {version.id for version in page.items}
 
 
 def matcher(services: Services) -> Handler:
@@ -62,29 +68,34 @@ def matcher(services: Services) -> Handler:
 
     async def handle(delivery: Delivery) -> None:
         envelope = delivery.envelope
+        changes = read_change_set(envelope, delivery.routing_key)
         type_ = envelope.headers.get("resource-type", "")
-        id_ = envelope.headers.get("resource-id", "")
         now = time.monotonic()
         if type_ == "Subscription" or now - read_at[0] > CACHE_S:
             cache.clear()
-        if not envelope.type.endswith((".created", ".updated")):
-            return  # a deletion matches no search
+        changes = [c for c in changes if c.change != "deleted"]  # a deletion matches no search
         if type_ == "Subscription":
-            await _activate(services.resources, id_)
+            for change in changes:
+                await _activate(services.resources, change.id)
+        if not changes:
+            return
         if "active" not in cache:
             cache["active"], read_at[0] = await active_rest_hooks(services.resources), now
+        ids = list(dict.fromkeys(change.id for change in changes))
         for subscription in cache["active"]:
             criteria = subscription.get("criteria", "")
-            if await matches(services.resources, criteria, type_, id_):
-                job = {
-                    "subscription": subscription["id"],
-                    "version": envelope.headers.get("resource-version", ""),
-                }
-                await services.bus.publish(
-                    envelope.caused("subscription.deliver", "application/json", orjson.dumps(job)),
-                    DELIVER_KEY,
-                    INBOUND,
+            matched = await matching(services.resources, criteria, type_, ids)
+            jobs = [
+                envelope.caused(
+                    "subscription.deliver",
+                    "application/json",
+                    orjson.dumps({"subscription": subscription["id"], "version": c.version_path}),
                 )
+                for c in changes
+                if c.id in matched
+            ]
+            if jobs:
+                await services.bus.publish_many([(job, DELIVER_KEY) for job in jobs], INBOUND)
 
     return handle
 

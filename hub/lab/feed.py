@@ -25,6 +25,7 @@ from hub.bus.base import Delivery, Handler
 from hub.bus.topology import EVENTS, INBOUND
 from hub.envelope import Envelope
 from hub.errors import PermanentError
+from hub.events import read_change_set
 from hub.hl7v2.message import HL7ParseError, Message, parse
 from store.resources import ResourceStore, StoredVersion
 
@@ -189,40 +190,37 @@ def _sink(services: LabServices) -> LabSink:
 
 
 def fhir_events(services: LabServices) -> Handler:
-    """``lab.fhir``: one stored resource at a time; a deletion says nothing about progress."""
+    """``lab.fhir``: a change set of stored resources at a time; what its entries refer to is
+    read once for the set (the ten results of a report share their tube, order and visit), and
+    a deletion says nothing about progress."""
     sink = _sink(services)
     reports = ResultReports()
 
     async def handle(delivery: Delivery) -> None:
-        try:
-            resource = orjson.loads(delivery.envelope.body)
-        except orjson.JSONDecodeError as exc:
-            raise PermanentError(f"the event is not JSON: {exc}") from exc
-        if not isinstance(resource, dict):
-            raise PermanentError("the event is not a FHIR resource")
-        if resource.get("resourceType") not in LAB_TYPES or not isinstance(resource.get("id"), str):
+        changes = read_change_set(delivery.envelope, delivery.routing_key)
+        changes = [c for c in changes if c.type in LAB_TYPES]
+        if not changes:
             return
         await sink.catch_up()
-        if delivery.routing_key.endswith(".deleted"):
-            version = _version_of(delivery.envelope.headers.get("resource-version", ""))
-            await sink.take_deletion(resource["resourceType"], resource["id"], version)
-            return
-        if resource["resourceType"] == "DiagnosticReport":
-            reports.learn(resource)
-        context = await context_of(services.resources, resource, reports=reports)
-        await sink.take_resource(resource, context)
+        known: dict[str, Json] = {}  # read for this set, by "Type/id"
+        for change in changes:
+            if change.resource is None:
+                await sink.take_deletion(change.type, change.id, change.version)
+                continue
+            resource = change.resource
+            if resource.get("resourceType") != change.type or resource.get("id") != change.id:
+                raise PermanentError(f"the change set entry {change.type}/{change.id} is not it")
+            if change.type == "DiagnosticReport":
+                reports.learn(resource)
+            context = await context_of(services.resources, resource, known, reports)
+            known.update((f"{item['resourceType']}/{item['id']}", item) for item in context)
+            await sink.take_resource(resource, context)
 
     return handle
 
 
 def probe(sender: str) -> Envelope:
     return Envelope(type=PROBE_TYPE, source=sender, content_type="application/json", body=b"{}")
-
-
-def _version_of(header: str) -> int | None:
-    """``Specimen/abc/_history/3`` -> 3: the deletion's own version, newer than the last."""
-    last = header.rpartition("/")[2]
-    return int(last) if last.isdigit() else None
 
 
 def hl7_status(services: LabServices) -> Handler:

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.bus.base import Delivery
 from hub.bus.topology import EVENTS, QueueSpec
+from hub.events import read_change_set
 from hub.runtime import Runtime
 from hub.settings import BusSettings, load_settings
 from hub.subscriptions import DELIVER_KEY
@@ -121,6 +122,42 @@ async def test_matching_writes_are_delivered_to_the_endpoint(hub: Hub) -> None:
     assert all(glucose["id"] not in call[1] for call in hub.endpoint.calls)
 
 
+async def test_a_change_set_delivers_each_matching_entry_once(hub: Hub) -> None:
+    """A transaction of six Observations is relayed as one change set; the matcher asks the
+    store once which of them match, and each of the three that do is delivered once."""
+    _, sub, _ = await call(
+        hub.client, "POST", "Subscription", subscription(hub.url, f"Observation?code={HEMOGLOBIN}")
+    )
+    await wait_until_async(lambda: active(hub, sub["id"]))
+    _, patient, _ = await call(hub.client, "POST", "Patient", new_patient())
+    codes = ["718-7", "2345-7", "718-7", "2345-7", "718-7", "2345-7"]
+    entries = [
+        {
+            "resource": observation(patient["id"], code),
+            "request": {"method": "POST", "url": "Observation"},
+        }
+        for code in codes
+    ]
+    status, outcome, _ = await call(
+        hub.client, "POST", "", {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    )
+    assert status == 200
+    ids = [
+        e["response"]["location"].split("Observation/")[1].split("/")[0] for e in outcome["entry"]
+    ]
+    wanted = {
+        f"/hook/Observation/{id_}" for id_, code in zip(ids, codes, strict=True) if code == "718-7"
+    }
+    # A write after the set, delivered after it: a second delivery of an entry would be in by then.
+    _, last, _ = await call(hub.client, "POST", "Observation", observation(patient["id"]))
+    wanted.add(f"/hook/Observation/{last['id']}")
+    await wait_until(
+        lambda: f"/hook/Observation/{last['id']}" in [c[1] for c in hub.endpoint.calls]
+    )
+    await wait_until(lambda: len(hub.endpoint.calls) >= len(wanted))
+    assert sorted(c[1] for c in hub.endpoint.calls) == sorted(wanted)
+
+
 async def test_failing_endpoints_are_retried_then_dead_lettered(hub: Hub) -> None:
     hub.endpoint.answers = [503, 503]  # two failures, then success
     _, sub, _ = await call(
@@ -173,8 +210,11 @@ async def test_the_outbox_survives_a_crash_between_commit_and_publish(
     hub.runtime.relay.start()  # the restart
     await wait_until(lambda: len(events) == 2)
     assert [e.envelope.type for e in events] == ["fhir.Patient.created", "fhir.Patient.deleted"]
-    assert events[0].envelope.headers["resource-version"] == f"Patient/{created.id}/_history/1"
-    assert orjson.loads(events[0].envelope.body)["id"] == created.id
+    first, gone = (read_change_set(e.envelope, e.routing_key) for e in events)
+    assert [c.version_path for c in first] == [f"Patient/{created.id}/_history/1"]
+    assert first[0].resource is not None
+    assert first[0].resource["id"] == created.id
+    assert [(c.id, c.version, c.resource) for c in gone] == [(created.id, 2, None)]
 
     async def relayed() -> bool:  # the relay marks them published after the bus confirmed
         return await hub.runtime.resources.pending_events(10) == []
