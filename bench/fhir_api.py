@@ -189,6 +189,8 @@ async def main_async(args: argparse.Namespace) -> None:
         plan.append(
             ("search identifier, 1 client", scenarios(args.patients)["search identifier"], 1)
         )
+        if args.only:
+            plan = [step for step in plan if step[0] in args.only]
         for name, scenario, clients in plan:
             rate, latencies, errors = await drive(
                 base, scenario, clients, args.seconds, args.warmup
@@ -228,6 +230,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--fresh", action="store_true", help="seed a new store first")
+    parser.add_argument("--only", nargs="*", help="run only these scenarios (by name)")
     args = parser.parse_args()
     if args.fresh and args.data_dir.exists():
         shutil.rmtree(args.data_dir)

@@ -181,7 +181,7 @@ class SqliteWriter:
 
     def _run_alone(self, db: sqlite3.Connection, pending: _Pending) -> None:
         try:
-            pending.result = _detached(pending.job(db))
+            pending.result = detached(pending.job(db))
         except BaseException as exc:  # the caller gets it on its loop
             pending.error = exc
         _resolve([pending])
@@ -257,7 +257,7 @@ def _run_job(db: sqlite3.Connection, pending: _Pending, discarding: bool = False
         return  # its caller gave up before it ran: it never happened
     db.execute("SAVEPOINT job")
     try:
-        pending.result = _detached(pending.job(db))
+        pending.result = detached(pending.job(db))
     except BaseException as exc:
         db.execute("ROLLBACK TO job")
         pending.error = exc
@@ -266,7 +266,7 @@ def _run_job(db: sqlite3.Connection, pending: _Pending, discarding: bool = False
     db.execute("RELEASE job")
 
 
-def _detached(result: Any) -> Any:
+def detached(result: Any) -> Any:
     """A job's result crosses to the loop's thread: never a cursor of this connection (a
     statement finalised from another thread is SQLite API misuse)."""
     if isinstance(result, sqlite3.Cursor):
@@ -327,7 +327,7 @@ class SqliteReaders:
             db = self._local.db = connect_reader(self.path, same_thread=False)
             with self._lock:
                 self._connections.append(db)
-        result: T = _detached(job(db))
+        result: T = detached(job(db))
         return result
 
     async def close(self) -> None:

@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from hub.errors import StoreError
-from hub.sqlite_writer import Job, SqliteReaders, SqliteWriter, connect_reader
+from hub.sqlite_writer import Job, SqliteReaders, SqliteWriter, connect_reader, detached
 from store.sqlite_checkpoint import Checkpointer
 
 T = TypeVar("T")
+# A read on the loop may run QUICK_BUDGET x QUICK_STEPS of SQLite's virtual machine steps
+# (about 4,000 a millisecond here) before it is handed to a reader thread.
+QUICK_STEPS = 1_000
+QUICK_BUDGET = 10
 
 
 class SqliteFile:
@@ -49,7 +53,27 @@ class SqliteFile:
         await self.writer.run_alone(lambda db: db.executescript(script))
 
     async def scan(self, job: Job[T]) -> T:
-        """A read that may take a while, in a reader thread."""
+        """A read that may take a while: tried first on the loop's read connection within a
+        budget of SQLite steps (about 2 ms), which a page found through an index fits; past
+        the budget SQLite interrupts it and it runs again in a reader thread. Handing every
+        read to a thread cost more than the read itself: identifier searches at 32 clients
+        fell from 1,369 to 787 a second."""
+        spent = [0]
+
+        def on_steps() -> int:
+            spent[0] += 1
+            return 1 if spent[0] > QUICK_BUDGET else 0  # non-zero interrupts the statement
+
+        db = self.read
+        db.set_progress_handler(on_steps, QUICK_STEPS)
+        try:
+            result: T = detached(job(db))
+            return result
+        except sqlite3.OperationalError:
+            if spent[0] <= QUICK_BUDGET:
+                raise  # a real error, not the budget
+        finally:
+            db.set_progress_handler(None, 0)
         return await self.readers.run(job)
 
     def on_commit(self, listener: Callable[[], None]) -> None:

@@ -41,24 +41,36 @@ def compile_query(query: SearchQuery) -> Sql:
 
     One clause drives: its index lookup lists the candidates (``c.rid IN (...)``). Every other
     clause is checked per candidate through the index's rid key (``EXISTS``), so a wide clause
-    such as ``date=ge2026`` never materialises hundreds of thousands of ids."""
-    parts, params = ["c.type = ?"], [query.resource_type]
-    driver = _driver(query.clauses)
+    such as ``date=ge2026`` never materialises hundreds of thousands of ids. A patient
+    compartment (a caller limited to one patient) drives when there is one: a patient's
+    resources are few, a code's may be a tenth of the store."""
+    compartment = query.compartment
+    by_compartment = compartment is not None and query.resource_type != "Patient"
+    driver = None if by_compartment else _driver(query.clauses)
+    driven = by_compartment or (driver is not None and _selective(query.clauses[driver]))
+    parts, params = [_type_test("c", driven)], [query.resource_type]
     for position, clause in enumerate(query.clauses):
         sql, args = compile_clause(clause, correlated=position != driver)
         parts.append(sql)
         params.extend(args)
-    if query.compartment is not None:
-        sql, args = compartment_test(query.resource_type, query.compartment, "c")
+    if compartment is not None:
+        sql, args = compartment_test(query.resource_type, compartment, "c", drives=by_compartment)
         parts.append(sql)
         params.extend(args)
     return " AND ".join(parts), params
 
 
-def compartment_test(resource_type: str, patient: str, alias: str) -> Sql:
-    """The patient itself, or a resource with a reference search parameter naming it."""
+def compartment_test(resource_type: str, patient: str, alias: str, drives: bool = False) -> Sql:
+    """The patient itself, or a resource with a reference search parameter naming it;
+    ``drives``: as the list of candidates, else checked per candidate."""
     if resource_type == "Patient":
         return f"{alias}.id = ?", [patient.partition("/")[2]]
+    if drives:
+        return (
+            f"{alias}.rid IN (SELECT r.rid FROM ix_reference r WHERE r.pid IN "
+            "(SELECT pid FROM ix_param WHERE type = ?) AND r.target = ?)",
+            [resource_type, patient],
+        )
     return (
         f"EXISTS (SELECT 1 FROM ix_reference r WHERE r.rid = {alias}.rid AND r.target = ?)",
         [patient],
@@ -76,10 +88,25 @@ def _driver(clauses: tuple[Clause, ...]) -> int | None:
         if c.modifier not in ("not", "missing") or (c.modifier == "missing" and not c.missing)
     ]
     for n in positive:
-        clause = clauses[n]
-        if clause.chain is None and clause.modifier in _SELECTIVE.get(clause.param.type, ()):
+        if _selective(clauses[n]):
             return n
     return positive[0] if positive else None
+
+
+def _selective(clause: Clause) -> bool:
+    """An equality on an indexed value (not ``_id``, which is the (type, id) key itself), or a
+    chain through one (``subject:Patient.identifier=``: the few resources pointing at few)."""
+    if clause.chain is not None:
+        return clause.modifier is None and _selective(clause.chain)
+    return clause.param.code != "_id" and clause.modifier in _SELECTIVE.get(clause.param.type, ())
+
+
+def _type_test(alias: str, driven: bool) -> str:
+    """``type = ?``, written ``+type`` when a selective clause drives: SQLite would otherwise
+    walk every resource of the type in id order (the ORDER BY) testing each against the
+    clause's few rids, instead of looking those rids up and sorting them (3 rows of a
+    million: 424 ms against 0.5 ms)."""
+    return f"+{alias}.type = ?" if driven else f"{alias}.type = ?"
 
 
 def compile_clause(clause: Clause, correlated: bool = False, alias: str = "c") -> Sql:
@@ -100,7 +127,8 @@ def compile_clause(clause: Clause, correlated: bool = False, alias: str = "c") -
     if clause.chain is not None:
         inner_type = clause.chain_type or ""
         inner, inner_args = compile_clause(clause.chain, alias="t")
-        targets = f"SELECT ? || '/' || t.id FROM resource_current t WHERE t.type = ? AND {inner}"
+        type_test = _type_test("t", _selective(clause.chain))
+        targets = f"SELECT ? || '/' || t.id FROM resource_current t WHERE {type_test} AND {inner}"
         if clause.chain_compartment is not None:
             limit, limit_args = compartment_test(inner_type, clause.chain_compartment, "t")
             targets, inner_args = f"{targets} AND {limit}", [*inner_args, *limit_args]

@@ -142,3 +142,36 @@ async def test_a_file_of_the_first_schema_is_rekeyed_and_still_answers(tmp_path:
         assert page.items == []
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    ("type_", "pairs", "compartment"),
+    [
+        ("Patient", [("identifier", f"{ID_CARD}|330602199001011231")], None),
+        ("Observation", [("subject", "Patient/p1"), ("code", "http://loinc.org|718-7")], None),
+        ("Observation", [("date", "ge2026-01-01")], "Patient/p1"),
+        ("Observation", [("subject:Patient.identifier", f"{ID_CARD}|330602199001011231")], None),
+    ],
+)
+async def test_a_selective_search_looks_its_rows_up_instead_of_walking_the_type(
+    store: SqliteStore, type_: str, pairs: list[tuple[str, str]], compartment: str | None
+) -> None:
+    """An equality on an indexed value, a chain through one, or a patient's compartment drives
+    the query: SQLite looks the few matching rids up. Left to itself it walked every resource
+    of the type in id order (the page's ORDER BY) testing each: 424 ms instead of 0.5 ms for
+    three Observations of a million."""
+    from dataclasses import replace
+
+    from store.sqlite_resources import SqliteResources
+    from store.sqlite_search import compile_query
+
+    await store.resources.create({k: v for k, v in PATIENT.items() if k != "id"})
+    query = replace(parse_search(type_, pairs), compartment=compartment)
+    where, params = compile_query(query)
+    assert isinstance(store.resources, SqliteResources)
+    sql = (
+        "EXPLAIN QUERY PLAN SELECT c.id FROM resource_current c JOIN resource_version v "
+        f"ON v.seq = c.seq WHERE {where} ORDER BY c.id LIMIT 51"
+    )
+    plan = [row[3] for row in committed(store).execute(sql, params)]
+    assert plan[0] == "SEARCH c USING INTEGER PRIMARY KEY (rowid=?)", plan

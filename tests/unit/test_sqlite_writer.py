@@ -4,8 +4,9 @@ savepoint of its own; the loop's connections cannot write at all."""
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,9 +94,42 @@ async def test_a_discarding_close_commits_nothing_more(tmp_path: Path) -> None:
     )
     await asyncio.sleep(0)  # both are in the writer's queue (the first one running)
     closing = asyncio.ensure_future(writer.close(discard=True))
+    await asyncio.sleep(0)  # the close has begun (told the writer to discard) before the job ends
     release.set()
     await closing
     for job in (first, queued):
         with pytest.raises(StoreError):
             await job
     assert rows(path) == {}
+
+
+async def test_a_quick_read_stays_on_the_loop_and_a_long_one_goes_to_a_reader(
+    tmp_path: Path,
+) -> None:
+    """``SqliteFile.scan`` tries a read on the loop's connection within a budget of SQLite
+    steps; past it the read is interrupted and run again, whole, in a reader thread."""
+    from store.sqlite_file import SqliteFile
+
+    file = SqliteFile(tmp_path / "s.sqlite3")
+    await file.open()
+    try:
+        await file.schema("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+        await file.write(
+            lambda db: db.executemany(
+                "INSERT INTO t VALUES (?, ?)", [(n, f"v{n}") for n in range(50_000)]
+            )
+        )
+
+        def where(sql: str) -> Callable[[sqlite3.Connection], tuple[int, Any]]:
+            return lambda db: (threading.get_ident(), db.execute(sql).fetchall())
+
+        loop_thread = threading.get_ident()
+        ran_in, found = await file.scan(where("SELECT v FROM t WHERE k = 7"))
+        assert (ran_in, found) == (loop_thread, [("v7",)])
+        ran_in, found = await file.scan(where("SELECT count(*) FROM t WHERE v LIKE '%9%'"))
+        assert ran_in != loop_thread
+        assert found == [(sum("9" in f"v{n}" for n in range(50_000)),)]
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            await file.scan(where("SELECT * FROM missing"))
+    finally:
+        await file.close()
