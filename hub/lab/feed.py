@@ -15,6 +15,7 @@ sends itself a probe through ``lab.hl7`` every half minute: the one that receive
 active. What a process holds in memory is rebuilt from the store at start and again when it
 hears from the queues after a silence (``hub/lab/rebuild.py``)."""
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -25,8 +26,9 @@ from hub.bus.base import Delivery, Handler
 from hub.bus.topology import EVENTS, INBOUND
 from hub.envelope import Envelope
 from hub.errors import PermanentError
-from hub.events import read_change_set
+from hub.events import Change, read_change_set
 from hub.hl7v2.message import HL7ParseError, Message, parse
+from hub.tasks import Turns
 from store.resources import ResourceStore, StoredVersion
 
 Json = dict[str, Any]
@@ -132,12 +134,15 @@ async def context_of(
     resource: Json,
     known: dict[str, Json] | None = None,
     reports: ResultReports | None = None,
+    absent: set[str] | None = None,
 ) -> list[Json]:
     """What ``resource`` refers to, two steps out; for an Observation also the report that
     lists it (an ORU's results name their tube only through the report). ``known`` (by
     ``Type/id``) is tried before the store: a rebuild that loaded the window has most;
-    ``reports`` remembers the reports already read."""
+    ``reports`` remembers the reports already read; ``absent`` collects what the store does
+    not have (an order's placer requisition often), so a change set asks for it once."""
     known = known if known is not None else {}
+    absent = absent if absent is not None else set()
     seen = {f"{resource['resourceType']}/{resource['id']}"}
     found: list[Json] = []
     if resource["resourceType"] == "Observation":
@@ -145,10 +150,14 @@ async def context_of(
         seen.update(f"DiagnosticReport/{r['id']}" for r in found)
     wanted = [key for item in [resource, *found] for key in references(item)]
     for _ in range(_CONTEXT_DEPTH):
-        missing = [key for key in dict.fromkeys(wanted) if f"{key[0]}/{key[1]}" not in seen]
+        missing = [
+            key
+            for key in dict.fromkeys(wanted)
+            if f"{key[0]}/{key[1]}" not in seen and f"{key[0]}/{key[1]}" not in absent
+        ]
         if not missing:
             break
-        step = await _fetch(store, missing[:_CONTEXT_LIMIT], known)
+        step = await _fetch(store, missing[:_CONTEXT_LIMIT], known, absent)
         seen.update(f"{kind}/{id_}" for kind, id_ in missing)
         found += step
         wanted = [
@@ -158,11 +167,17 @@ async def context_of(
 
 
 async def _fetch(
-    store: ResourceStore, keys: Sequence[tuple[str, str]], known: dict[str, Json]
+    store: ResourceStore,
+    keys: Sequence[tuple[str, str]],
+    known: dict[str, Json],
+    absent: set[str],
 ) -> list[Json]:
     found = [known[f"{k}/{i}"] for k, i in keys if f"{k}/{i}" in known]
     rest = [(k, i) for k, i in keys if f"{k}/{i}" not in known]
-    return found + (_bodies(await store.read_many(rest)) if rest else [])
+    read = _bodies(await store.read_many(rest)) if rest else []
+    there = {f"{item['resourceType']}/{item['id']}" for item in read}
+    absent.update(f"{k}/{i}" for k, i in rest if f"{k}/{i}" not in there)
+    return found + read
 
 
 async def _reports_listing(
@@ -195,15 +210,26 @@ def fhir_events(services: LabServices) -> Handler:
     a deletion says nothing about progress."""
     sink = _sink(services)
     reports = ResultReports()
+    # One set at a time: each hands the loop back every few milliseconds (``Turns``), and
+    # several sets taking their turns side by side would still make every turn of the loop
+    # that long several times over (an ACK needs a few turns).
+    one_at_a_time = asyncio.Lock()
 
     async def handle(delivery: Delivery) -> None:
         changes = read_change_set(delivery.envelope, delivery.routing_key)
         changes = [c for c in changes if c.type in LAB_TYPES]
         if not changes:
             return
+        async with one_at_a_time:
+            await _take_changes(changes)
+
+    async def _take_changes(changes: list[Change]) -> None:
         await sink.catch_up()
         known: dict[str, Json] = {}  # read for this set, by "Type/id"
+        absent: set[str] = set()  # not in the store when this set asked
+        turns = Turns()
         for change in changes:
+            await turns.take()
             if change.resource is None:
                 await sink.take_deletion(change.type, change.id, change.version)
                 continue
@@ -212,7 +238,7 @@ def fhir_events(services: LabServices) -> Handler:
                 raise PermanentError(f"the change set entry {change.type}/{change.id} is not it")
             if change.type == "DiagnosticReport":
                 reports.learn(resource)
-            context = await context_of(services.resources, resource, known, reports)
+            context = await context_of(services.resources, resource, known, reports, absent)
             known.update((f"{item['resourceType']}/{item['id']}", item) for item in context)
             await sink.take_resource(resource, context)
 

@@ -27,6 +27,7 @@ class CountingStore:
     def __init__(self, stored: dict[str, Any]) -> None:
         self.stored = stored
         self.lookups = 0
+        self.asked: list[tuple[str, str]] = []  # by read_many, which finds nothing
 
     async def referencing(self, target: str, limit: int) -> Sequence[StoredVersion]:
         self.lookups += 1
@@ -35,6 +36,7 @@ class CountingStore:
         return [StoredVersion("DiagnosticReport", self.stored["id"], 1, moment, body)]
 
     async def read_many(self, keys: Sequence[tuple[str, str]]) -> Sequence[StoredVersion]:
+        self.asked.extend(keys)
         return []
 
 
@@ -46,6 +48,23 @@ async def test_five_thousand_results_of_one_report_read_it_once() -> None:
         context = await context_of(store, observation, reports=reports)  # type: ignore[arg-type]
         assert [item["id"] for item in context] == ["r1"]
     assert store.lookups == 1
+
+
+async def test_what_the_store_lacks_is_asked_for_once_per_change_set() -> None:
+    """The results' order names a placer requisition the hub never received: a set of a
+    hundred results asks for it once, not a hundred times."""
+    store = CountingStore(report("r3", 100))
+    reports, absent = ResultReports(), set[str]()
+    known: dict[str, dict[str, Any]] = {}
+    for n in range(100):
+        observation = {
+            "resourceType": "Observation",
+            "id": f"r3-{n}",
+            "basedOn": [{"reference": "ServiceRequest/never-sent"}],
+        }
+        await context_of(store, observation, known, reports, absent)  # type: ignore[arg-type]
+    assert store.asked == [("ServiceRequest", "never-sent")]
+    assert absent == {"ServiceRequest/never-sent"}
 
 
 async def test_a_report_event_is_remembered_and_a_newer_version_replaces_it() -> None:
