@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from adapters.drg.config import DrgConfig
 from hub.errors import ConfigurationError
@@ -252,6 +252,18 @@ def load_settings(**overrides: Any) -> Settings:
     secrets_dir = os.environ.get("JIANHU_SECRETS_DIR")
     try:
         return Settings(_secrets_dir=secrets_dir, **overrides)
+    except SettingsError as exc:  # a JSON-valued variable that is not JSON
+        field = str(exc).partition('field "')[2].partition('"')[0].upper() or "?"
+        named = sorted(
+            name
+            for name in os.environ
+            if name.upper() == f"JIANHU_{field}" or name.upper().startswith(f"JIANHU_{field}__")
+        )
+        cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+        raise ConfigurationError(
+            f"invalid configuration:\n  {' or '.join(named) or 'JIANHU_' + field}: "
+            f"not valid JSON{cause}"
+        ) from exc
     except ValidationError as exc:
         lines = []
         for error in exc.errors():

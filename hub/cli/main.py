@@ -5,12 +5,17 @@ This entry point is the only place that configures logging.
 
 import asyncio
 import contextlib
+import errno
+import logging
+import re
 import resource
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from importlib.metadata import version
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import orjson
@@ -37,13 +42,27 @@ from routes.table import default_table, render
 from store.base import Store
 from store.listing import MAX_LISTED
 
+log = logging.getLogger("hub.cli")
 
-def _settings() -> Settings:
+
+def _settings(reads_data: bool = True) -> Settings:
+    """The settings, or one clear message and exit code 2. ``reads_data``: the command reads
+    the hub's embedded files, so their folder must exist (a command run from another folder
+    would otherwise create an empty ``./data`` there and answer from it)."""
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigurationError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    embedded = not (settings.amqp_url.get_secret_value() and settings.mongo_url.get_secret_value())
+    if reads_data and embedded and not settings.data_dir.is_dir():
+        click.echo(
+            f"error: no hub data in {settings.data_dir.resolve()}: start the hub there with "
+            "`jianhu run`, or set JIANHU_DATA_DIR to the folder it uses",
+            err=True,
+        )
+        sys.exit(2)
+    return settings
 
 
 def _run_async(work: Callable[[], Awaitable[Any]]) -> Any:
@@ -71,6 +90,7 @@ def _print_json(value: Any) -> None:
 
 
 @click.group()
+@click.version_option(package_name="jianhu", prog_name="jianhu")
 def main() -> None:
     """Jianhu (鉴湖): the hospital's HL7 v2 / FHIR interoperability hub."""
 
@@ -94,14 +114,25 @@ def run(no_consume: bool) -> None:
     from hub.runtime import Runtime
     from hub.web.app import make_app
 
-    settings = _settings()
+    settings = _settings(reads_data=False)
     configure_logging(settings.log_level)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        click.echo(f"error: cannot use the data folder {settings.data_dir}: {exc}", err=True)
+        sys.exit(2)
     _raise_open_file_limit()
     # The store's writer threads and the worker threads of big messages run Python between
     # their SQLite calls: the event loop takes the interpreter back after 1 ms, not 5, so an
     # ACK waits less behind them.
     sys.setswitchinterval(0.001)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # about 10% more messages per core
+    if not settings.api_keys and not _jwt_configured(settings):
+        log.warning(
+            "no API key and no JWT key is configured: every call to the HTTP APIs will be "
+            "refused (401); set JIANHU_API_KEYS (key:role,...) or JIANHU_JWT__HS256_SECRET",
+            extra={"event": "no_credentials"},
+        )
     app = make_app(Runtime(settings), consume=not no_consume)
     try:
         web.run_app(
@@ -109,12 +140,60 @@ def run(no_consume: bool) -> None:
             host=settings.http_host,
             port=settings.http_port,
             shutdown_timeout=settings.shutdown_grace_s,
-            print=None,
+            print=lambda _: click.echo(started_line(settings), err=True),  # once listening
             access_log=None,
         )
     except JianhuError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        click.echo(f"error: {_cannot_listen(exc)}", err=True)
+        sys.exit(2)
+
+
+def _jwt_configured(settings: Settings) -> bool:
+    jwt = settings.jwt
+    return bool(jwt.hs256_secret.get_secret_value() or jwt.rs256_public_key.get_secret_value())
+
+
+def started_line(settings: Settings) -> str:
+    """What a person starting the hub wants to see first: where it listens, what it uses."""
+    mllp = ", ".join(
+        f"{settings.http_host}:{listener.port or settings.mllp_port}"
+        for listener in settings.hl7.listeners
+    )
+    data = settings.data_dir.resolve()
+    amqp, mongo = settings.amqp_url.get_secret_value(), settings.mongo_url.get_secret_value()
+    bus = f"RabbitMQ {_without_password(amqp)}" if amqp else f"embedded ({data / 'bus.sqlite3'})"
+    store = (
+        f"MongoDB {_without_password(mongo)}" if mongo else f"SQLite ({data / 'jianhu.sqlite3'})"
+    )
+    return (
+        f"jianhu {version('jianhu')} listening: HTTP http://{settings.http_host}:"
+        f"{settings.http_port} (FHIR at /fhir), MLLP {mllp or 'none'}; store {store}; bus {bus}"
+    )
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _cannot_listen(exc: OSError) -> str:
+    """One line out of the event loop's ``error while attempting to bind on address
+    ('0.0.0.0', 8080): address already in use``, with the settings that move the port."""
+    found = re.search(r"\('([^']*)', (\d+)\)\W*(.*)$", str(exc))
+    where, why = (f"{found[1]}:{found[2]}", found[3]) if found else ("", str(exc))
+    return (
+        f"cannot listen on {where or 'its address'}: {why if found else exc.strerror or why}; set "
+        "JIANHU_HTTP_PORT, JIANHU_MLLP_PORT or JIANHU_HTTP_HOST"
+    )
 
 
 @main.command()

@@ -7,11 +7,12 @@ from aiohttp import web
 from hub.runtime import Runtime
 from hub.web import fhir, health, hl7, lab, ledger, messages, ops, pooling
 from hub.web.auth import auth_middleware
-from hub.web.errors import error_middleware
+from hub.web.errors import answer_unreadable_requests_in_json, error_middleware
 from hub.web.keys import RUNTIME
 
 
 def make_app(runtime: Runtime, consume: bool = True) -> web.Application:
+    answer_unreadable_requests_in_json()
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         client_max_size=32 * 1024 * 1024,

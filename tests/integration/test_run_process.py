@@ -26,6 +26,7 @@ def test_run_serves_and_stops_gracefully(tmp_path: Path) -> None:
         "JIANHU_HTTP_HOST": "127.0.0.1",
         "JIANHU_AMQP_URL": "",
         "JIANHU_MONGO_URL": "",
+        "JIANHU_API_KEYS": "ops-key:ops",
     }
     jianhu = Path(sys.executable).with_name("jianhu")
     hub = subprocess.Popen([str(jianhu), "run"], env=env, stderr=subprocess.PIPE, text=True)
