@@ -16,12 +16,10 @@ RUN groupadd --system jianhu \
 
 WORKDIR /app
 
-# Dependencies first, so that code changes do not reinstall them.
-# Simplicity over image size: requirements.lock pins the dev tools too
-# (pytest, mypy, ruff, testcontainers); they are installed as well, which costs
-# some megabytes but keeps a single, fully pinned lock file.
-COPY requirements.lock ./
-RUN pip install --no-cache-dir -r requirements.lock
+# Dependencies first, so that code changes do not reinstall them: what running needs only
+# (requirements-run.lock, at requirements.lock's versions; scripts/lock-run.sh writes it).
+COPY requirements-run.lock ./
+RUN pip install --no-cache-dir -r requirements-run.lock
 
 # The project itself: pyproject.toml, README.md and the packages (hub, routes,
 # store, adapters, fhir_profiles). .dockerignore lets only those into the build

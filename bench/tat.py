@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hub.hospital_time import HOSPITAL
 from hub.lab.lifecycle import LifecycleEvent, Priority, Source, Stage, TrackDetails
 from hub.lab.tat import AlertChange, AlertEngine
-from hub.schedule import SHANGHAI
 
 GROUPS = ["生化", "血常规", "感染免疫", "凝血", "尿液", "微生物"]
 DEPARTMENTS = ["儿科", "急诊科", "呼吸内科", "心内科", "体检中心"]
@@ -103,7 +103,7 @@ def preload(engine: AlertEngine, lab: Lab, clock: SimulatedClock, tubes: int) ->
 
 
 async def run(args: argparse.Namespace) -> None:
-    clock = SimulatedClock(datetime(2026, 3, 5, 10, 0, tzinfo=SHANGHAI))
+    clock = SimulatedClock(datetime(2026, 3, 5, 10, 0, tzinfo=HOSPITAL))
     engine = AlertEngine(now=clock)
     lab = Lab(args.seed)
     load_seconds = preload(engine, lab, clock, args.tubes)

@@ -29,12 +29,13 @@ from hub.hl7v2.publishing import Publisher
 from hub.hl7v2.recovery import StrandedMessages
 from hub.hl7v2.retention import Retention
 from hub.hl7v2.server import MllpListener
+from hub.hospital_time import HOSPITAL
 from hub.lab import feed as lab_feed
 from hub.lab.rebuild import rebuild as rebuild_lab
 from hub.lab.service import PROBE_EVERY_S, LabService
 from hub.logs import log_event
 from hub.metrics import HubMetrics
-from hub.schedule import SHANGHAI, Every, parse_schedule
+from hub.schedule import Every, parse_schedule
 from hub.scheduler import Job, Scheduler
 from hub.settings import Settings
 from hub.tasks import cancel
@@ -210,7 +211,7 @@ class Runtime:
 
     async def _ask_drg_feedback(self) -> None:
         """Each morning: what the platform found in yesterday's discharges."""
-        await ask_feedback(self.delivery, datetime.now(SHANGHAI).date() - timedelta(days=1))
+        await ask_feedback(self.delivery, datetime.now(HOSPITAL).date() - timedelta(days=1))
 
     def _check_consume(self) -> None:
         if self.settings.consumed != {"all"} and self.settings.uses_embedded_bus:

@@ -4,19 +4,11 @@ the interval from a local midnight, so 15 minutes means :00, :15, :30 and :45 in
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hub.hospital_time import HOSPITAL
 
-def _shanghai() -> tzinfo:
-    try:
-        return ZoneInfo("Asia/Shanghai")
-    except ZoneInfoNotFoundError:  # no tz database on the host: China has had no DST since 1991
-        return timezone(timedelta(hours=8), "Asia/Shanghai")
-
-
-SHANGHAI = _shanghai()
 LOOKAHEAD_YEARS = 50  # "0 0 29 2 1" (29 February on a Monday) recurs within 40 years
 
 
@@ -28,7 +20,7 @@ class Schedule(Protocol):
 @dataclass(frozen=True)
 class Every:
     period: timedelta
-    zone: tzinfo = SHANGHAI
+    zone: tzinfo = HOSPITAL
 
     def __post_init__(self) -> None:
         if self.period <= timedelta(0):
@@ -54,11 +46,11 @@ class Cron:
     # Cron's rule for the two day fields: when both are restricted (neither begins with *) a
     # day matches either one ("0 8 1 * 1": the 1st and every Monday), otherwise it must match both.
     either_day: bool
-    zone: tzinfo = SHANGHAI
+    zone: tzinfo = HOSPITAL
     text: str = field(default="", compare=False)
 
     @classmethod
-    def parse(cls, text: str, zone: tzinfo = SHANGHAI) -> "Cron":
+    def parse(cls, text: str, zone: tzinfo = HOSPITAL) -> "Cron":
         fields = text.split()
         if len(fields) != 5:
             raise ValueError(f"cron {text!r}: 5 fields (minute hour day month weekday) expected")
@@ -129,7 +121,7 @@ def _field(text: str, low: int, high: int, name: str) -> frozenset[int]:
 _EVERY = re.compile(r"every:?\s*(\d+)\s*(second|minute|hour)s?", re.IGNORECASE)
 
 
-def parse_schedule(text: str, zone: tzinfo = SHANGHAI) -> Schedule:
+def parse_schedule(text: str, zone: tzinfo = HOSPITAL) -> Schedule:
     """``*/15 * * * *`` (cron, local time) or ``every 15 minutes`` / ``every: 30 seconds``."""
     if every := _EVERY.fullmatch(text.strip()):
         count, unit = int(every.group(1)), every.group(2).lower()

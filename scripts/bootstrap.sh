@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
-# Create .venv with the locked dependencies (Python 3.11), once per change of requirements.lock.
+# Create .venv with the locked dependencies (Python 3.11), once per change of the lock files.
+# `bootstrap.sh run`: what running the hub needs (requirements-run.lock, about 40 packages);
+# `bootstrap.sh dev`: that and the test and lint tools (requirements.lock). A .venv made for
+# development serves running too.
 set -euo pipefail
+kind="${1:-run}"
+case "$kind" in
+    run) lock=requirements-run.lock ;;
+    dev) lock=requirements.lock ;;
+    *) echo "bootstrap: say run or dev, not $kind" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3.11}"
@@ -14,11 +23,16 @@ if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
 fi
 
 stamp=.venv/.lock-sha256
-want=$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "bootstrap: installing locked dependencies into .venv" >&2
+digest() { sha256sum "$1" pyproject.toml | sha256sum | cut -d' ' -f1; }
+want="$kind $(digest "$lock")"
+have=$(cat "$stamp" 2>/dev/null || true)
+if [ "$kind" = run ] && [ "$have" = "dev $(digest requirements.lock)" ]; then
+    have="$want"  # the development environment has everything running needs
+fi
+if [ ! -x .venv/bin/python ] || [ "$have" != "$want" ]; then
+    echo "bootstrap: installing $lock into .venv" >&2
     "$PYTHON" -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
+    .venv/bin/pip install --quiet --disable-pip-version-check -r "$lock"
     .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
     echo "$want" > "$stamp"
 fi

@@ -3,7 +3,7 @@
 # run every test, stop the node. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh dev
 bash scripts/browser.sh
 
 .venv/bin/ruff check .

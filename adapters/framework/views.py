@@ -4,6 +4,7 @@ submission shown in full carries its payload and every attempt."""
 from datetime import datetime
 from typing import Any
 
+from hub.hospital_time import given, parse_given, shown
 from store.ledger import LedgerQuery, Submission
 from store.listing import listing_limit
 
@@ -19,9 +20,9 @@ def summary(submission: Submission) -> dict[str, Any]:
         "status": s.status,
         "error": s.error,
         "attempts": len(s.attempts),
-        "created_at": s.created_at.isoformat(),
-        "updated_at": s.updated_at.isoformat(),
-        "next_attempt_at": s.next_attempt_at.isoformat() if s.next_attempt_at else None,
+        "created_at": shown(s.created_at),
+        "updated_at": shown(s.updated_at),
+        "next_attempt_at": shown(s.next_attempt_at) if s.next_attempt_at else None,
         "external_id": s.external_id,
         "cancels": s.cancels,
         "replaces": s.replaces,
@@ -34,8 +35,8 @@ def detail(submission: Submission) -> dict[str, Any]:
         "attempts": [
             {
                 "number": a.number,
-                "started_at": a.started_at.isoformat(),
-                "finished_at": a.finished_at.isoformat(),
+                "started_at": shown(a.started_at),
+                "finished_at": shown(a.finished_at),
                 "outcome": a.outcome,
                 "error": a.error,
                 "request": a.request,
@@ -55,7 +56,7 @@ def ledger_query(values: dict[str, Any]) -> LedgerQuery:
     if unknown:
         raise ValueError(f"unknown filter(s): {', '.join(sorted(unknown))}")
     moments = {
-        k: v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+        k: given(v) if isinstance(v, datetime) else parse_given(k, str(v))
         for k in ("since", "until")
         if (v := values.get(k))
     }

@@ -30,9 +30,9 @@ from adapters.framework.views import summary as ledger_summary
 from adapters.registry import configured_adapters
 from hub.bus.base import Bus
 from hub.errors import ConfigurationError, JianhuError
-from hub.hl7v2.ack import CHINA
 from hub.hl7v2.publishing import Publisher
 from hub.hl7v2.replay import archive_query, detail, replay, summary
+from hub.hospital_time import given
 from hub.logs import configure_logging
 from hub.metrics import HubMetrics
 from hub.runtime import make_bus, make_store
@@ -300,7 +300,7 @@ def _filters(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _local(moment: datetime | None) -> datetime | None:
     """Times typed at the console are the hospital's local time."""
-    return moment.replace(tzinfo=CHINA) if moment is not None and moment.tzinfo is None else moment
+    return given(moment) if moment is not None else None
 
 
 @main.group()

@@ -18,6 +18,7 @@ from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target
 from hub.fhir.scopes import SEARCH
 from hub.fhir.shaping import shape, shaping
+from hub.hospital_time import given
 from store.index import instant
 from store.query import MAX_VALUES, parse_search
 from store.resources import StoredVersion
@@ -266,7 +267,7 @@ def _since(raw: str | None) -> datetime | None:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as exc:
         raise FhirError.of(400, "invalid", f"_since {raw!r} is not an instant") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return given(moment)
 
 
 def _history_entry(base: str, version: StoredVersion) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 from hub.errors import PublishError
 from hub.hl7v2.message import HL7ParseError, Message
 from hub.hl7v2.publishing import Publisher
+from hub.hospital_time import shown
 from store.archive import ArchivedMessage, ArchiveQuery
 
 
@@ -17,7 +18,7 @@ def summary(message: ArchivedMessage) -> dict[str, Any]:
     """What operations see in a list: no message content (it holds patient data)."""
     return {
         "id": message.id,
-        "received_at": message.received_at.isoformat(),
+        "received_at": shown(message.received_at),
         "sender": f"{message.sender_application}^{message.sender_facility}",
         "peer": message.peer,
         "type": message.message_type,

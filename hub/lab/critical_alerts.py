@@ -9,10 +9,10 @@ from enum import StrEnum
 from typing import Any
 
 from hub.hl7v2.mapping.common import STAFF_NUMBER
+from hub.hospital_time import HOSPITAL
 from hub.lab.critical_rules import (
     Finding,
 )
-from hub.schedule import SHANGHAI
 
 Json = dict[str, Any]
 
@@ -158,4 +158,4 @@ class AlertStateError(Exception):
 
 
 def local_time(moment: datetime) -> str:
-    return moment.astimezone(SHANGHAI).isoformat(timespec="seconds")
+    return moment.astimezone(HOSPITAL).isoformat(timespec="seconds")

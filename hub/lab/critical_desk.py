@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from hub.hospital_time import HOSPITAL
 from hub.lab.critical_alerts import (
     Acknowledgement,
     AlertEvent,
@@ -37,7 +38,6 @@ from hub.lab.critical_rules import (
     shown_value,
 )
 from hub.logs import log_event
-from hub.schedule import SHANGHAI
 
 Json = dict[str, Any]
 
@@ -263,7 +263,7 @@ class CriticalValueDesk:
         now = self._clock()
         if now.tzinfo is None:
             raise ValueError("the desk's clock must give timezone-aware times")
-        return now.astimezone(SHANGHAI)
+        return now.astimezone(HOSPITAL)
 
     async def _raise(
         self, observation: Json, version: str | None, findings: tuple[Finding, ...], now: datetime

@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from hub.schedule import SHANGHAI
+from hub.hospital_time import HOSPITAL
 
 Json = dict[str, Any]
 Code = tuple[str, str]  # (system, code)
@@ -249,7 +249,7 @@ def check(
     if observation.get("status") not in rules.checked_statuses:
         return []
     sex = _sex(patient)
-    on = _effective_date(observation) or today or datetime.now(SHANGHAI).date()
+    on = _effective_date(observation) or today or datetime.now(HOSPITAL).date()
     band = rules.band_of(_birth_date(patient), on)
     rule = rules.rule_for(observation)
     context = (
@@ -436,7 +436,7 @@ def _effective_date(observation: Json) -> date | None:
     except ValueError:
         return None
     # the local date counts for age: a result at 00:30 Shanghai time is on that day
-    return moment.astimezone(SHANGHAI).date() if moment.tzinfo else moment.date()
+    return moment.astimezone(HOSPITAL).date() if moment.tzinfo else moment.date()
 
 
 def _years_between(birth: date, on: date) -> int:

@@ -19,7 +19,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from hub.schedule import SHANGHAI
+from hub.hospital_time import HOSPITAL
 
 Json = dict[str, Any]
 
@@ -206,4 +206,4 @@ def parse_time(text: str | None) -> datetime | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+    return moment if moment.tzinfo else moment.replace(tzinfo=HOSPITAL)

@@ -20,7 +20,7 @@ from hub.errors import (
     PermanentError,
 )
 from hub.hl7v2.mapping.common import label, stable_id
-from hub.schedule import SHANGHAI
+from hub.hospital_time import HOSPITAL
 from store.resources import Resource
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ WRITE_ATTEMPTS = 8  # optimistic retries when scanners race on one tube
 
 
 def shanghai_now() -> datetime:
-    return datetime.now(SHANGHAI)
+    return datetime.now(HOSPITAL)
 
 
 # --- rules ---
@@ -173,7 +173,7 @@ class Outcome(StrEnum):
 def instant(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("times must be timezone-aware")
-    return moment.astimezone(SHANGHAI).isoformat(timespec="seconds")
+    return moment.astimezone(HOSPITAL).isoformat(timespec="seconds")
 
 
 def check_barcode(barcode: str) -> str:
@@ -184,7 +184,7 @@ def check_barcode(barcode: str) -> str:
 
 def new_barcode(now: datetime) -> str:
     """``HJ`` + date + 6 random digits: 14 characters that a scanner reads in one pass."""
-    return f"HJ{now.astimezone(SHANGHAI):%y%m%d}{secrets.randbelow(10**6):06d}"
+    return f"HJ{now.astimezone(HOSPITAL):%y%m%d}{secrets.randbelow(10**6):06d}"
 
 
 def pool_id(barcode: str, rules: PoolingRules) -> str:

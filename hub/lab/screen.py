@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hub.hospital_time import HOSPITAL
 from hub.lab.critical_alerts import AlertState, local_time
 from hub.lab.critical_desk import CriticalValueDesk
 from hub.lab.lifecycle import Stage
 from hub.lab.tat import Alert, AlertChange, AlertEngine
 from hub.lab.tat_statistics import tat_statistics
 from hub.masking import mask_name
-from hub.schedule import SHANGHAI
 
 Json = dict[str, Any]
 Clock = Callable[[], datetime]
@@ -139,13 +139,13 @@ class ScreenView:
     def kpi(self) -> Json:
         """Today's lab TAT (签收 → 报告) over the tubes finished today, and what is open now."""
         rule = self.engine.rules.get(KPI_RULE)
-        today = self._clock().astimezone(SHANGHAI).date()
+        today = self._clock().astimezone(HOSPITAL).date()
         # 今日报告: reported today, whenever the tube was received
         done_today = [
             track
             for track in self.engine.completed.values()
             if (end := track.time_of(rule.target)) is not None
-            and end.astimezone(SHANGHAI).date() == today
+            and end.astimezone(HOSPITAL).date() == today
         ]
         summary = tat_statistics(done_today, rule, by=()).get(())
         open_alerts = self.engine.alerts()

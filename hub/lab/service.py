@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from hub.hl7v2.message import Message
+from hub.hospital_time import HOSPITAL
 from hub.lab.critical_alerts import AlertEvent, CriticalAlert, Staff, Step, local_time
 from hub.lab.critical_desk import CriticalValueDesk
 from hub.lab.feed import context_of
@@ -33,7 +34,6 @@ from hub.lab.screen import ScreenView
 from hub.lab.tat import Alert, AlertChange, AlertEngine, ChangeKind
 from hub.lab.versions import VersionsSeen
 from hub.logs import log_event
-from hub.schedule import SHANGHAI
 from hub.tasks import cancel, wait_event
 from store.resources import ResourceStore
 
@@ -67,7 +67,7 @@ class LabService:
     ) -> None:
         self._store = store
         self._record_audit = record_audit
-        self._clock = clock or (lambda: datetime.now(SHANGHAI))
+        self._clock = clock or (lambda: datetime.now(HOSPITAL))
         self.engine = engine or AlertEngine(now=self._clock)
         self.desk = desk or CriticalValueDesk(clock=self._clock)
         self.pools = PoolFeed(PoolingService(store))

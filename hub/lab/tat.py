@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from hub.hospital_time import HOSPITAL
 from hub.lab.lifecycle import LifecycleEvent, Priority, Source, SpecimenTrack, Stage
 from hub.lab.tat_rules import TatRule, TatRules, tat_rules
-from hub.schedule import SHANGHAI
 
 Json = dict[str, Any]
 Clock = Callable[[], datetime]
@@ -92,7 +92,7 @@ class AlertEngine:
         queue_size: int = 10_000,
     ) -> None:
         self.rules = rules or tat_rules()
-        self._now = now or (lambda: datetime.now(SHANGHAI))
+        self._now = now or (lambda: datetime.now(HOSPITAL))
         self._flight: dict[str, _InFlight] = {}
         self._by_request: dict[str, set[str]] = {}
         self._heap: list[tuple[float, int, str, str]] = []

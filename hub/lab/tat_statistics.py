@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from hub.hospital_time import HOSPITAL
 from hub.lab.lifecycle import SpecimenTrack, Stage
 from hub.lab.tat_rules import TatRule
-from hub.schedule import SHANGHAI
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _group(track: SpecimenTrack, start: datetime, by: Sequence[str]) -> GroupKey
     values = {
         "department": track.department,
         "test_group": track.test_group,
-        "day": start.astimezone(SHANGHAI).date().isoformat(),  # the hospital's calendar day
+        "day": start.astimezone(HOSPITAL).date().isoformat(),  # the hospital's calendar day
         "priority": track.priority.value,
         "source": track.source.value,
     }

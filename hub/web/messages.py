@@ -13,6 +13,7 @@ from aiohttp import web
 
 from hub.errors import PublishError, StoreError
 from hub.hl7v2.replay import archive_query, detail, replay, summary
+from hub.hospital_time import parse_given
 from hub.settings import Role
 from hub.web.auth import allow
 from hub.web.errors import problem
@@ -62,10 +63,7 @@ def _query(values: dict[str, Any]) -> Any:
 
 
 def _moment(name: str, text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"{name}: {text!r} is not an ISO 8601 time") from exc
+    return parse_given(name, text)
 
 
 def _ids(raw: object) -> list[str]:

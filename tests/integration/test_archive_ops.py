@@ -3,14 +3,17 @@ query (a new attempt of the same message), and the retention policy that really 
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from click.testing import CliRunner
 
 from hub.cli.main import main
 from hub.hl7v2.retention import apply_retention
+from hub.hospital_time import HOSPITAL
 from hub.web.keys import RUNTIME
 from tests.integration.fhir_api import Client, start_api
 
@@ -69,6 +72,32 @@ async def test_list_show_replay_and_retention(hub: Client, tmp_path: Path) -> No
     archive = api.app[RUNTIME].archive
     assert await apply_retention(archive, {"SIU^S12": 0}) == 1
     assert [m["type"] for m in await settled(api, 1)] == ["ORU^R01"]
+
+
+async def test_times_without_offset_are_hospital_time_and_times_shown_carry_it(
+    hub: Client, tmp_path: Path
+) -> None:
+    """``since`` without an offset is Asia/Shanghai on the ops API as on the CLI; the archive
+    shows +08:00 like the rest of the hub."""
+    body = (CORPUS / "41-his-siu-s12-booking.hl7").read_bytes()
+    assert (await hub.post("/hl7v2", data=body, headers=SYSTEM)).status == 200
+    [listed] = await settled(hub, 1)
+    received = datetime.fromisoformat(listed["received_at"])
+    assert listed["received_at"].endswith("+08:00")
+    wall = received.astimezone(HOSPITAL).replace(tzinfo=None)  # as a person reads the clock
+    before, after = wall - timedelta(minutes=1), wall + timedelta(minutes=1)
+    for since, count in ((before, 1), (after, 0)):  # 8 hours apart if read as UTC
+        query = urlencode({"since": since.isoformat(timespec="seconds")})
+        found = await (await hub.get(f"/ops/messages?{query}", headers=OPS)).json()
+        assert len(found) == count, (since, found)
+        cli = await asyncio.to_thread(
+            CliRunner().invoke,
+            main,
+            ["messages", "list", "--since", since.strftime("%Y-%m-%d %H:%M:%S")],
+            env={"JIANHU_DATA_DIR": str(tmp_path)},
+        )
+        assert cli.exit_code == 0, cli.output
+        assert cli.output.count('"received_at"') == count
 
 
 @pytest.mark.parametrize(

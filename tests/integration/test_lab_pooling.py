@@ -12,6 +12,7 @@ import pytest
 
 from fhir_profiles.identifiers import RESIDENT_ID_CARD
 from fhir_profiles.validation import validate
+from hub.hospital_time import HOSPITAL
 from hub.lab.labels import label_for, render_label
 from hub.lab.pool_tube import (
     AlreadyInTubeError,
@@ -28,7 +29,6 @@ from hub.lab.pool_tube import (
 from hub.lab.pooling import (
     PoolingService,
 )
-from hub.schedule import SHANGHAI
 from store.query import parse_search
 from store.resources import Resource, ResourceStore
 from store.sqlite import SqliteStore
@@ -48,7 +48,7 @@ def person(n: int) -> Person:
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 3, 8, 0, tzinfo=SHANGHAI)
+        self.now = datetime(2026, 11, 3, 8, 0, tzinfo=HOSPITAL)
 
     def __call__(self) -> datetime:
         self.now += timedelta(seconds=30)  # each scan a little later

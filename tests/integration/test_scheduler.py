@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from hub.schedule import SHANGHAI, parse_schedule
+from hub.hospital_time import HOSPITAL
+from hub.schedule import parse_schedule
 from hub.scheduler import Job, Scheduler
 from store.leases import FAILED, HISTORY, OK, JobStore
 from store.sqlite_file import SqliteFile
@@ -27,7 +28,7 @@ JOB = "epidemic-upload"
 
 
 def local(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+    return datetime.fromisoformat(text).replace(tzinfo=HOSPITAL)
 
 
 class Clock:

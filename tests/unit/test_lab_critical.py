@@ -13,6 +13,7 @@ import pytest
 from fhir_profiles.validation import validate
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
+from hub.hospital_time import HOSPITAL
 from hub.lab.critical_alerts import (
     AlertEvent,
     AlertState,
@@ -29,14 +30,13 @@ from hub.lab.critical_rules import (
     check,
     load_rules,
 )
-from hub.schedule import SHANGHAI
 
 Json = dict[str, Any]
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 LOINC = "http://loinc.org"
 LIS_LOCAL = "urn:jianhu:codesystem:local:lis-l"
 RESULT_DAY = date(2026, 3, 12)
-START = datetime(2026, 3, 12, 5, 22, 30, tzinfo=SHANGHAI)
+START = datetime(2026, 3, 12, 5, 22, 30, tzinfo=HOSPITAL)
 
 TECH = Staff("0499", "梁思远")  # 检验科
 NURSE = Staff("2107", "王芳")  # 普外科病区

@@ -8,6 +8,7 @@ import pytest
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.mapping.common import stable_id
 from hub.hl7v2.message import Message
+from hub.hospital_time import HOSPITAL
 from hub.lab.lifecycle import (
     LifecycleEvent,
     Priority,
@@ -17,17 +18,16 @@ from hub.lab.lifecycle import (
 )
 from hub.lab.lifecycle_fhir import events_from_fhir
 from hub.lab.lifecycle_hl7 import container_statuses, events_from_hl7
-from hub.schedule import SHANGHAI
 from tests.unit.test_hl7v2_mapping import message_of
 
 ORDER = "17-his-oml-o21-flu-order.hl7"
 RESULT = "25-lis-oru-r01-flu-spm.hl7"
 TUBE = stable_id("spc", "HIS", "2603050301")  # the id the normalizer gives the flu swab
-SEEN = datetime(2026, 3, 5, 9, 41, 10, tzinfo=SHANGHAI)
+SEEN = datetime(2026, 3, 5, 9, 41, 10, tzinfo=HOSPITAL)
 
 
 def at(hh: int, mm: int, ss: int = 0) -> datetime:
-    return datetime(2026, 3, 5, hh, mm, ss, tzinfo=SHANGHAI)
+    return datetime(2026, 3, 5, hh, mm, ss, tzinfo=HOSPITAL)
 
 
 def events_of(file: str) -> list[LifecycleEvent]:

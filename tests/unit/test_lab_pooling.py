@@ -7,6 +7,7 @@ import pytest
 
 from fhir_profiles.identifiers import RESIDENT_ID_CARD
 from fhir_profiles.validation import validate
+from hub.hospital_time import HOSPITAL
 from hub.lab.labels import label_for
 from hub.lab.pool_tube import (
     AlreadyInTubeError,
@@ -30,9 +31,8 @@ from hub.lab.pool_tube import (
     tag_of,
     tagged,
 )
-from hub.schedule import SHANGHAI
 
-NOW = datetime(2026, 11, 3, 9, 30, tzinfo=SHANGHAI)
+NOW = datetime(2026, 11, 3, 9, 30, tzinfo=HOSPITAL)
 RULES = load_rules()
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 

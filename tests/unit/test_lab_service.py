@@ -14,19 +14,19 @@ import pytest
 from hub.errors import StoreError
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
+from hub.hospital_time import HOSPITAL
 from hub.lab import rebuild
 from hub.lab.critical_alerts import Staff
 from hub.lab.feed import LAB_TYPES
 from hub.lab.lifecycle import Stage
 from hub.lab.pool_tube import load_rules, member_specimen, pool_specimen
 from hub.lab.service import LabService
-from hub.schedule import SHANGHAI
 from store.resources import ResourceStore
 from tests.integration.test_bus_contract import wait_until
 
 Json = dict[str, Any]
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
-NOW = datetime(2026, 3, 12, 5, 23, tzinfo=SHANGHAI)
+NOW = datetime(2026, 3, 12, 5, 23, tzinfo=HOSPITAL)
 TECH, NURSE = Staff("0499", "梁思远"), Staff("2107", "王芳")
 
 
@@ -120,7 +120,7 @@ async def test_acknowledging_stores_the_notification_and_audits_the_caller(lab: 
 
 
 async def test_an_overdue_tube_is_acknowledged_by_name(lab: Lab) -> None:
-    lab.clock.now = datetime(2026, 3, 10, 12, 0, tzinfo=SHANGHAI)
+    lab.clock.now = datetime(2026, 3, 10, 12, 0, tzinfo=HOSPITAL)
     await lab.feed("18-emr-oml-o21-chem-order.hl7")
     (event,) = [e for e in lab.events() if e["type"] == "tat"]
     assert (event["kind"], event["alert"]["column"]) == ("raised", "receive")

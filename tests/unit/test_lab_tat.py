@@ -6,13 +6,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from hub.hospital_time import HOSPITAL
 from hub.lab.lifecycle import LifecycleEvent, Priority, Source, SpecimenTrack, Stage, TrackDetails
 from hub.lab.tat import AlertChange, AlertEngine, AlertError, ChangeKind
 from hub.lab.tat_rules import TatRules, tat_rules
 from hub.lab.tat_statistics import p90, tat_statistics
-from hub.schedule import SHANGHAI
 
-T0 = datetime(2026, 3, 5, 8, 0, tzinfo=SHANGHAI)
+T0 = datetime(2026, 3, 5, 8, 0, tzinfo=HOSPITAL)
 
 
 class Clock:
@@ -218,7 +218,7 @@ def test_an_order_event_reaches_the_tubes_of_that_order(engine: AlertEngine, clo
 
 
 def done(tube: str, received: int, reported: int, department: str, day: int = 5) -> SpecimenTrack:
-    start = datetime(2026, 3, day, 9, 0, tzinfo=SHANGHAI)
+    start = datetime(2026, 3, day, 9, 0, tzinfo=HOSPITAL)
     track = SpecimenTrack(tube, department=department, test_group="生化")
     for stage, minutes in ((Stage.RECEIVED, received), (Stage.REPORTED, reported)):
         track.apply(LifecycleEvent(stage, start + timedelta(minutes=minutes), "t", specimen=tube))

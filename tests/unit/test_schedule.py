@@ -5,17 +5,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hub.schedule import SHANGHAI, Cron, Every, parse_schedule
+from hub.hospital_time import HOSPITAL
+from hub.schedule import Cron, Every, parse_schedule
 from hub.scheduler import Job, next_due
 
 
 def local(text: str) -> datetime:
     """A wall-clock time in Shaoxing."""
-    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+    return datetime.fromisoformat(text).replace(tzinfo=HOSPITAL)
 
 
 def after(schedule: str, moment: str) -> datetime:
-    return parse_schedule(schedule).next_after(local(moment)).astimezone(SHANGHAI)
+    return parse_schedule(schedule).next_after(local(moment)).astimezone(HOSPITAL)
 
 
 async def nothing() -> None:
@@ -66,7 +67,7 @@ def test_cron_is_read_in_shanghai_time_whatever_the_zone_asked_in() -> None:
     # 01:59 in Shaoxing is 17:59 UTC the day before; 02:00 local is 18:00 UTC
     due = daily.next_after(datetime(2024, 4, 30, 17, 59, tzinfo=UTC))
     assert due == datetime(2024, 4, 30, 18, 0, tzinfo=UTC)
-    assert due.astimezone(SHANGHAI).hour == 2
+    assert due.astimezone(HOSPITAL).hour == 2
     # the last day of the month in UTC is already the first in Shaoxing
     monthly = Cron.parse("0 7 1 * *")
     assert monthly.next_after(datetime(2024, 4, 30, 22, 0, tzinfo=UTC)) == datetime(

@@ -1,0 +1,280 @@
+"""The delivery engine: every business submission goes through the ledger.
+
+``submit`` records an upload before anything is sent and is idempotent: the same business key
+with the same content is not sent again. Changed content for an accepted upload is cancelled
+first where the interface demands it, and the re-upload waits until the cancellation is
+accepted; changed content for an upload not yet accepted supersedes it. ``attempt`` claims a
+submission (so two workers never send it twice), sends it, and records the attempt: accepted
+and rejected are final, a transport failure is resent with exponential backoff and jitter up
+to a limit, then the submission is dead until a person redrives it."""
+
+import hashlib
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from adapters.framework.interface import Answer, Interface, Json, Outcome
+from adapters.framework.transport import HttpTransport, TransportError
+from hub.envelope import new_id
+from hub.logs import log_event
+from store.ledger import (
+    ACCEPTED,
+    CANCELLED,
+    DEAD,
+    FAILED,
+    OPEN,
+    PENDING,
+    REJECTED,
+    Attempt,
+    Ledger,
+    LedgerQuery,
+    Submission,
+)
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    first_delay_s: float = 30.0
+    max_delay_s: float = 3600.0
+    max_attempts: int = 10
+
+    def delay(self, failures: int, rng: random.Random) -> timedelta:
+        """Exponential, capped, with full jitter in its upper half (receivers that come back
+        after an outage are not hit by every waiting submission in the same second)."""
+        ceiling = min(self.max_delay_s, self.first_delay_s * 2 ** (failures - 1))
+        return timedelta(seconds=ceiling * (0.5 + 0.5 * rng.random()))
+
+
+@dataclass
+class Adapter:
+    name: str
+    transport: HttpTransport
+    interfaces: Mapping[str, Interface]
+
+    def interface(self, name: str) -> Interface:
+        try:
+            return self.interfaces[name]
+        except KeyError:
+            raise ValueError(f"{self.name} has no interface {name!r}") from None
+
+
+def content_hash(payload: Json) -> str:
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass
+class Delivery:
+    ledger: Ledger
+    adapters: Mapping[str, Adapter]
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Clock = lambda: datetime.now(UTC)
+    rng: random.Random = field(default_factory=random.Random)
+
+    async def submit(
+        self, adapter: str, interface: str, business_key: str, payload: Json
+    ) -> Submission:
+        target = self.adapters[adapter].interface(interface)
+        digest = content_hash(payload)
+        latest = await self.ledger.latest(adapter, interface, business_key)
+        if latest is not None and latest.content_hash == digest and latest.status != CANCELLED:
+            return latest  # the same content: sent already, or on its way
+        replaces = ""
+        if latest is not None and latest.status == ACCEPTED and target.cancel is not None:
+            await self._cancel_accepted(latest)
+            replaces = latest.id
+        elif latest is not None and latest.status in OPEN:
+            # never accepted: the new content takes its place (one in flight may still land;
+            # the cancellation of an accepted upload is how that is undone)
+            await self.ledger.set_status(latest.id, CANCELLED, "superseded by newer content")
+            replaces = latest.id
+        upload = self._new(adapter, interface, business_key, "upload", payload, replaces=replaces)
+        await self.ledger.add(upload)
+        return await self.attempt(upload.id)
+
+    async def refuse(
+        self, adapter: str, interface: str, business_key: str, payload: Json, problems: str
+    ) -> Submission:
+        """Record a submission that is not sent because our own checks found it would be
+        refused (a missing field, a code outside its value domain): rejected, with the
+        problems, for a person to fix at the source. The same content is recorded once."""
+        digest = content_hash(payload)
+        latest = await self.ledger.latest(adapter, interface, business_key)
+        if latest is not None and latest.content_hash == digest:
+            return latest
+        refused = self._new(adapter, interface, business_key, "upload", payload)
+        now = self.clock()
+        refused = replace(refused, status=REJECTED, error=f"not sent: {problems}", updated_at=now)
+        await self.ledger.add(refused)
+        return refused
+
+    async def attempt(self, id: str) -> Submission:
+        submission = await self.ledger.get(id)
+        if submission.adapter not in self.adapters:
+            raise ValueError(f"the adapter {submission.adapter!r} is not configured here")
+        if await self._waits_for_cancellation(submission):
+            return submission
+        claimed = await self.ledger.claim(id, (PENDING, FAILED), self.clock())
+        if claimed is None:
+            return await self.ledger.get(id)  # another worker has it, or it is settled
+        adapter = self.adapters[claimed.adapter]
+        request = adapter.interface(claimed.interface).request(orjson.loads(claimed.payload))
+        started = self.clock()
+        try:
+            response = await adapter.transport.send(request)
+            answer = adapter.interface(claimed.interface).classify(response)
+            received = response.body.decode(errors="replace")
+        except TransportError as exc:
+            answer, received = Answer(Outcome.FAILED, str(exc)), str(exc)
+        return await self._record(
+            claimed, request.body.decode(errors="replace"), received, answer, started
+        )
+
+    async def run_due(self, limit: int = 100) -> int:
+        """One pass over what is due (new, and failed whose backoff has passed)."""
+        sent = 0
+        for submission in await self.ledger.due(self.clock(), limit):
+            if submission.adapter in self.adapters:  # others wait for their configuration
+                await self.attempt(submission.id)
+                sent += 1
+        return sent
+
+    async def cancel(self, id: str) -> Submission:
+        """An operator's cancel: an accepted upload is withdrawn at the receiver, anything not
+        yet accepted is simply not sent."""
+        submission = await self.ledger.get(id)
+        if submission.status == ACCEPTED:
+            return await self._cancel_accepted(submission)
+        if submission.status in (*OPEN, DEAD, REJECTED):
+            return await self.ledger.set_status(id, CANCELLED, "cancelled by an operator")
+        raise ValueError(f"a {submission.status} submission cannot be cancelled")
+
+    async def retry_now(self, id: str) -> Submission:
+        """Send again at once: a failed, dead or (after a fix) rejected submission."""
+        submission = await self.ledger.get(id)
+        if submission.status not in (FAILED, DEAD, REJECTED):
+            raise ValueError(f"a {submission.status} submission is not retried")
+        if submission.adapter not in self.adapters:
+            raise ValueError(f"the adapter {submission.adapter!r} is not configured here")
+        await self.ledger.set_status(id, PENDING)
+        return await self.attempt(id)
+
+    async def redrive(self, adapter: str) -> int:
+        dead = await self.ledger.search(
+            LedgerQuery(adapter=adapter, statuses=(DEAD,), limit=10_000)
+        )
+        for submission in dead:
+            await self.ledger.set_status(submission.id, PENDING)
+        return len(dead)
+
+    async def _cancel_accepted(self, upload: Submission) -> Submission:
+        target = self.adapters[upload.adapter].interface(upload.interface)
+        if target.cancel is None or target.cancel_payload is None:
+            raise ValueError(f"{upload.adapter}/{upload.interface} has no cancellation")
+        payload = target.cancel_payload(orjson.loads(upload.payload), upload.external_id)
+        cancellation = self._new(
+            upload.adapter, target.cancel, upload.business_key, "cancel", payload, cancels=upload.id
+        )
+        await self.ledger.add(cancellation)
+        return await self.attempt(cancellation.id)
+
+    async def _waits_for_cancellation(self, submission: Submission) -> bool:
+        """A re-upload is held back until the receiver has accepted the cancellation of the
+        upload it replaces, where the interface demands that order."""
+        if not submission.replaces:
+            return False
+        target = self.adapters[submission.adapter].interface(submission.interface)
+        if not target.cancel_before_reupload or target.cancel is None:
+            return False
+        cancellation = await self.ledger.latest(
+            submission.adapter, target.cancel, submission.business_key, kind="cancel"
+        )
+        replaced = await self.ledger.get(submission.replaces)
+        if replaced.status != ACCEPTED:
+            return False  # it was never accepted: nothing to withdraw first
+        return cancellation is None or cancellation.status != ACCEPTED
+
+    async def _record(
+        self, claimed: Submission, sent: str, received: str, answer: Answer, started: datetime
+    ) -> Submission:
+        number = len(claimed.attempts) + 1
+        outcome = answer.outcome
+        attempt = Attempt(
+            number, started, self.clock(), outcome.value, sent, received, answer.detail
+        )
+        status, next_at = outcome.value, None
+        if outcome is Outcome.FAILED:
+            if number >= self.retry.max_attempts:
+                status = DEAD
+            else:
+                next_at = self.clock() + self.retry.delay(number, self.rng)
+        log_event(
+            log,
+            "delivery",
+            logging.INFO if outcome is Outcome.ACCEPTED else logging.WARNING,
+            adapter=claimed.adapter,
+            interface=claimed.interface,
+            submission=claimed.id,
+            attempt=number,
+            status=status,
+        )
+        finished = await self.ledger.finish(
+            claimed.id, attempt, status, next_at, answer.external_id
+        )
+        if finished.kind == "cancel" and status == ACCEPTED and finished.cancels:
+            await self.ledger.set_status(finished.cancels, CANCELLED, f"withdrawn by {finished.id}")
+            await self._release_reupload(finished)
+        return finished
+
+    async def _release_reupload(self, cancellation: Submission) -> None:
+        """The cancellation is accepted: the re-upload that waited for it goes now."""
+        waiting = await self.ledger.latest(
+            cancellation.adapter,
+            self._upload_interface(cancellation),
+            cancellation.business_key,
+        )
+        if (
+            waiting is not None
+            and waiting.replaces == cancellation.cancels
+            and waiting.status == PENDING
+        ):
+            await self.attempt(waiting.id)
+
+    def _upload_interface(self, cancellation: Submission) -> str:
+        adapter = self.adapters[cancellation.adapter]
+        return next(
+            (name for name, i in adapter.interfaces.items() if i.cancel == cancellation.interface),
+            "",
+        )
+
+    def _new(
+        self,
+        adapter: str,
+        interface: str,
+        business_key: str,
+        kind: str,
+        payload: Json,
+        cancels: str = "",
+        replaces: str = "",
+    ) -> Submission:
+        now = self.clock()
+        return Submission(
+            id=new_id(),
+            adapter=adapter,
+            interface=interface,
+            business_key=business_key,
+            kind=kind,
+            payload=orjson.dumps(payload).decode(),
+            content_hash=content_hash(payload),
+            status=PENDING,
+            created_at=now,
+            updated_at=now,
+            cancels=cancels,
+            replaces=replaces,
+        )

@@ -1,0 +1,1 @@
+"""The canonical model: Chinese identifier and code systems, profile checks, v2-to-FHIR maps."""

@@ -1,0 +1,232 @@
+"""The bus interface: publish after confirm, consume with ack in exactly one place.
+
+Handlers receive a ``Delivery`` and return normally (ack) or raise (retry or dead letter, see
+``outcome.decide``). They never ack themselves. Both implementations share ``_run_handler`` so
+timing, logging and metrics are the same everywhere.
+"""
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from prometheus_client import Counter, Histogram
+
+from hub.bus.outcome import ACKED, Outcome, Verdict, decide
+from hub.bus.topology import INBOUND, QueueSpec, topic_matches
+from hub.envelope import Envelope
+from hub.errors import DeadLetterNotFoundError
+from hub.logs import log_event
+from hub.metrics import BusMetrics
+from hub.settings import BusSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of an envelope to one queue's handler."""
+
+    envelope: Envelope
+    queue: str
+    routing_key: str  # the key it was first published with, also after retries and redrives
+    attempt: int  # 1 on the first delivery, +1 for each delayed retry
+    redelivered: bool  # the broker delivered it before without an ack (a crash or a cut link)
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that reached a queue's dead-letter queue, with why it died."""
+
+    envelope: Envelope
+    queue: str
+    routing_key: str
+    attempts: int
+    error_class: str
+    error: str
+    dead_at: datetime | None
+
+
+@dataclass
+class QueueDepth:
+    queue: str
+    ready: int
+    dead: int
+
+
+@dataclass
+class _Inflight:
+    """Handler tasks still running, so a graceful stop can wait for them."""
+
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, timeout_s: float) -> None:
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=timeout_s)
+
+    async def cancel(self) -> None:
+        pending = list(self.tasks)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+class Bus(ABC):
+    """The message bus the rest of the hub depends on."""
+
+    def __init__(self, settings: BusSettings, metrics: BusMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.specs: dict[str, QueueSpec] = {}
+        self._inflight = _Inflight()
+        self._metric_children: dict[str, tuple[Counter, Histogram]] = {}
+        self._publish_counters: dict[tuple[str, str], list[Counter]] = {}
+
+    # --- lifecycle ---
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def close(self, grace_s: float | None = None) -> None:
+        """Stop consuming, let in-flight handlers finish within the grace time, disconnect.
+
+        Handlers still running after the grace time are cancelled unacked: their messages are
+        delivered again later (default grace: the handler timeout).
+        """
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise ``BusError`` when the bus cannot take a publish right now."""
+
+    # --- topology and publishing ---
+    @abstractmethod
+    async def declare(self, spec: QueueSpec) -> None:
+        """Declare a work queue, its dead-letter queue and its bindings (idempotent)."""
+
+    @abstractmethod
+    async def publish(self, envelope: Envelope, routing_key: str, exchange: str = INBOUND) -> None:
+        """Return only after the message is durable; raise ``PublishError`` if it is not."""
+
+    @abstractmethod
+    async def publish_many(
+        self, items: Sequence[tuple[Envelope, str]], exchange: str = INBOUND
+    ) -> None:
+        """Publish a batch with confirms pipelined; raise if any one was not confirmed."""
+
+    # --- consuming ---
+    @abstractmethod
+    async def consume(self, queue: str, handler: Handler) -> None:
+        """Start delivering the queue's messages to the handler (returns at once)."""
+
+    @abstractmethod
+    async def stop_consuming(self, grace_s: float) -> None:
+        """Take no new deliveries; let in-flight handlers finish within the grace time."""
+
+    # --- dead letters and operations ---
+    @abstractmethod
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]: ...
+
+    @abstractmethod
+    async def redrive(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
+        """Put dead letters (all, or those ids) back on their queue as fresh first attempts."""
+
+    @abstractmethod
+    async def depths(self) -> list[QueueDepth]: ...
+
+    # --- shared behaviour ---
+    async def dead_letter(self, queue: str, message_id: str) -> DeadLetter:
+        for dead in await self.dead_letters(queue, limit=1_000_000):
+            if dead.envelope.id == message_id:
+                return dead
+        raise DeadLetterNotFoundError(f"no dead letter {message_id} in {queue}")
+
+    def queues_for(self, exchange: str, routing_key: str) -> list[str]:
+        """The declared queues a routing key reaches (used for per-queue publish metrics)."""
+        return [
+            spec.name
+            for spec in self.specs.values()
+            if spec.exchange == exchange
+            and any(topic_matches(pattern, routing_key) for pattern in spec.bindings)
+        ]
+
+    def _count_published(self, exchange: str, routing_key: str, message_id: str) -> None:
+        log_event(
+            log,
+            "published",
+            logging.DEBUG,
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        )
+        counters = self._publish_counters.get((exchange, routing_key))
+        if counters is None:
+            if len(self._publish_counters) > 10_000:  # keys with ids in them: do not grow forever
+                self._publish_counters.clear()
+            counters = [
+                self.metrics.published.labels(queue)
+                for queue in self.queues_for(exchange, routing_key)
+            ]
+            self._publish_counters[(exchange, routing_key)] = counters
+        for counter in counters:
+            counter.inc()
+
+    def _remember(self, spec: QueueSpec) -> None:
+        """Record a declared queue (its bindings change which publish counters apply)."""
+        self.specs[spec.name] = spec
+        self._publish_counters.clear()
+
+    async def _run_handler(self, handler: Handler, delivery: Delivery) -> Outcome:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.handler_timeout_s):  # no extra task
+                await handler(delivery)
+            outcome = ACKED
+        except Exception as exc:  # every failure is classified, none escapes the bus
+            outcome = decide(exc, delivery.attempt, self.settings.retry_delays_s)
+        consumed, latency = self._queue_metrics(delivery.queue)
+        latency.observe(time.perf_counter() - started)
+        if outcome.verdict is Verdict.ACK:
+            consumed.inc()
+            log_event(
+                log, "acked", logging.DEBUG, queue=delivery.queue, message_id=delivery.envelope.id
+            )
+        else:
+            self._count_failure(delivery, outcome)
+        return outcome
+
+    def _queue_metrics(self, queue: str) -> tuple[Counter, Histogram]:
+        """The per-queue metric children, looked up once (``labels()`` costs a lock each call)."""
+        children = self._metric_children.get(queue)
+        if children is None:
+            children = (
+                self.metrics.consumed.labels(queue),
+                self.metrics.handler_seconds.labels(queue),
+            )
+            self._metric_children[queue] = children
+        return children
+
+    def _count_failure(self, delivery: Delivery, outcome: Outcome) -> None:
+        queue, message_id = delivery.queue, delivery.envelope.id
+        retry = outcome.verdict is Verdict.RETRY
+        (self.metrics.retried if retry else self.metrics.dead_lettered).labels(queue).inc()
+        log_event(
+            log,
+            "retried" if retry else "dead-lettered",
+            logging.WARNING,
+            queue=queue,
+            message_id=message_id,
+            attempt=delivery.attempt,
+            delay_s=outcome.delay_s,
+            error_class=outcome.error_class,
+            error=outcome.error,
+        )

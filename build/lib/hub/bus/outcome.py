@@ -1,0 +1,46 @@
+"""What happens to a delivery after its handler ran: the one place that decides ack, retry or
+dead letter, shared by both buses so they cannot drift apart."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hub.errors import PermanentError
+from hub.masking import mask_text
+
+MAX_ERROR_CHARS = 500
+
+
+class Verdict(StrEnum):
+    ACK = "ack"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    delay_s: float = 0.0
+    error_class: str = ""
+    error: str = ""
+
+
+ACKED = Outcome(Verdict.ACK)
+
+
+def describe(exc: BaseException) -> tuple[str, str]:
+    """Class path and a masked, bounded message: dead letters are read by people."""
+    cls = type(exc)
+    message = mask_text(str(exc))[:MAX_ERROR_CHARS]
+    return f"{cls.__module__}.{cls.__qualname__}", message
+
+
+def decide(exc: BaseException, attempt: int, retry_delays_s: tuple[float, ...]) -> Outcome:
+    """Permanent errors die at once; anything else is retried after the next delay, then dies.
+
+    Unknown exceptions count as retryable: a bug fixed and redeployed lets the retry succeed,
+    and the retry budget still ends in a dead letter a person can redrive.
+    """
+    error_class, error = describe(exc)
+    if isinstance(exc, PermanentError) or attempt > len(retry_delays_s):
+        return Outcome(Verdict.DEAD, error_class=error_class, error=error)
+    return Outcome(Verdict.RETRY, retry_delays_s[attempt - 1], error_class, error)

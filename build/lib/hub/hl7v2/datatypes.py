@@ -1,0 +1,153 @@
+"""HL7 v2 datatypes to FHIR datatypes, after the V2-to-FHIR IG's datatype maps: CX ->
+Identifier, XPN -> HumanName, XAD -> Address, XTN -> ContactPoint, CWE/CE -> CodeableConcept,
+DTM/TS -> dateTime. Mapping tables come from ``fhir_profiles/data/v2-maps.json``, each
+overridable per sending application."""
+
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+Json = dict[str, Any]
+
+
+@cache
+def _maps() -> Json:
+    data = resources.files("fhir_profiles") / "data" / "v2-maps.json"
+    loaded: Json = json.loads(data.read_text(encoding="utf-8"))
+    return loaded
+
+
+def codes(name: str) -> frozenset[str]:
+    """A table that is a plain list of accepted codes (OBX-8 interpretation)."""
+    return frozenset(_maps()[name])
+
+
+def table(name: str, sender: str = "") -> Json:
+    maps = _maps()
+    return {**maps[name], **maps.get("senders", {}).get(sender, {}).get(name, {})}
+
+
+def identifier(components: list[str], sender: str) -> Json | None:
+    """CX: CX.1 value, CX.4 assigning authority, CX.5 identifier type."""
+    value = components[0] if components else ""
+    if not value:
+        return None
+    authority = components[3].split("&")[0] if len(components) > 3 else ""
+    kind = components[4] if len(components) > 4 else ""
+    system = table("identifier_type", sender).get(kind) or table("identifier_type", sender).get(
+        authority
+    )
+    if system is None:  # a number system nobody mapped yet: kept, scoped to its sender
+        label = re.sub(r"[^A-Za-z0-9.-]", "-", f"{sender}-{authority or kind or 'id'}").lower()
+        system = f"urn:jianhu:sid:local:{label}"
+    found: Json = {"system": system, "value": value}
+    if kind:
+        found["type"] = {"text": kind}
+    return found
+
+
+def human_name(components: list[str]) -> Json | None:
+    family = components[0] if components else ""
+    given = [c for c in components[1:3] if c]
+    if not family and not given:
+        return None
+    name: Json = {"text": family + "".join(given)}  # Chinese names read family first
+    if family:
+        name["family"] = family
+    if given:
+        name["given"] = given
+    return name
+
+
+def address(components: list[str]) -> Json | None:
+    keys = ("line", "other", "city", "state", "postalCode", "country")
+    parts = dict(zip(keys, components, strict=False))
+    found: Json = {}
+    # XAD.2 is the rest of the street line (3幢2单元501室): without it the address is a building
+    if lines := [parts[k] for k in ("line", "other") if parts.get(k)]:
+        found["line"] = lines
+    for key in ("city", "state", "postalCode", "country"):
+        if parts.get(key):
+            found[key] = parts[key]
+    if not found:
+        return None
+    found["text"] = (
+        "".join(parts.get(k, "") for k in ("state", "city", "line", "other") if parts.get(k))
+        or None
+    )
+    return {k: v for k, v in found.items() if v}
+
+
+def contact_point(components: list[str], use: str) -> Json | None:
+    number = components[0] if components and components[0] else ""
+    if not number and len(components) > 11:
+        number = components[11]  # XTN-12 unformatted number
+    if not number:
+        return None
+    system = "email" if "@" in number else "phone"
+    return {"system": system, "value": number, "use": use}
+
+
+def codeable(components: list[str], sender: str) -> Json | None:
+    """CWE/CE: the first triple, the alternate triple, and the text."""
+    codings = []
+    for start in (0, 3):
+        code = components[start] if len(components) > start else ""
+        display = components[start + 1] if len(components) > start + 1 else ""
+        system_name = components[start + 2] if len(components) > start + 2 else ""
+        if not code:
+            continue
+        coding: Json = {"system": coding_system(system_name, sender), "code": code}
+        if display:
+            coding["display"] = display
+        codings.append(coding)
+    text = components[8] if len(components) > 8 and components[8] else ""
+    if not codings and not text:
+        return None
+    concept: Json = {}
+    if codings:
+        concept["coding"] = codings
+    if text or codings:
+        concept["text"] = text or next((c.get("display") for c in codings if "display" in c), "")
+        if not concept["text"]:
+            del concept["text"]
+    return concept
+
+
+def coding_system(name: str, sender: str) -> str:
+    known = table("coding_system", sender).get(name.upper())
+    if known:
+        return str(known)
+    label = re.sub(r"[^A-Za-z0-9.-]", "-", f"{sender}-{name or 'local'}").lower()
+    return f"urn:jianhu:codesystem:local:{label}"
+
+
+_DTM = re.compile(
+    r"^(?P<y>\d{4})(?P<m>\d{2})?(?P<d>\d{2})?(?P<H>\d{2})?(?P<M>\d{2})?(?P<S>\d{2})?"
+    r"(?:\.(?P<f>\d{1,4}))?(?P<z>[+-]\d{4})?$"
+)
+
+
+def date_time(text: str, zone: str = "+08:00") -> str | None:
+    """v2 DTM to FHIR dateTime at its precision; a time without a zone is local (China)."""
+    match = _DTM.match(text.strip())
+    if match is None:
+        return None
+    y, m, d, hh, mm, ss = (match[k] for k in ("y", "m", "d", "H", "M", "S"))
+    if not m:
+        return y
+    if not d:
+        return f"{y}-{m}"
+    if not hh:
+        return f"{y}-{m}-{d}"
+    offset = match["z"]
+    tz = f"{offset[:3]}:{offset[3:]}" if offset else zone
+    fraction = f".{match['f']}" if match["f"] and ss else ""
+    return f"{y}-{m}-{d}T{hh}:{mm or '00'}:{ss or '00'}{fraction}{tz}"
+
+
+def date_only(text: str) -> str | None:
+    found = date_time(text[:8])
+    return found if found and len(found) <= 10 else None

@@ -1,0 +1,423 @@
+"""ORM^O01 and OML^O21 orders: a ServiceRequest per ORC/OBR group and a Specimen per SPM (or
+from the OBR specimen fields), after the V2-to-FHIR IG's ORC/OBR[ServiceRequest] and
+SPM[Specimen] maps.
+
+The placer order number (ORC-2/OBR-2) and the specimen barcode (SPM-2) are keyed by the
+application that assigned them (EI.2), not by the sender of the message: the HIS and the EMR
+both issue numbers like ``2603050388001``, and the LIS echoes number and namespace in its
+ORU^R01. So an order and its later result meet on the same ServiceRequest and Specimen ids;
+``results.py`` builds its ids and Specimens with the functions of this module.
+"""
+
+from dataclasses import dataclass, field
+
+from hub.hl7v2.datatypes import codeable, date_time, table
+from hub.hl7v2.mapping.common import (
+    Json,
+    Mapped,
+    WriteMode,
+    encounter,
+    label,
+    patient,
+    reference,
+    sender_of,
+    stable_id,
+    staff,
+)
+from hub.hl7v2.message import Message, Segment
+
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"  # identifier types PLAC, FILL, PGN
+V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"  # diagnostic service sections
+
+# ORC-9 is the time the order was placed only when the message places it; on a cancel it is
+# the time of the cancel, which must not overwrite the original authoredOn.
+_PLACING_CONTROLS = frozenset({"NW", "SN"})
+
+
+# --- keys shared with results.py ---
+
+
+def entity_key(components: list[str], default_namespace: str | None) -> tuple[str, str] | None:
+    """(namespace, number) of an EI; None when the number or the namespace is unknown."""
+    number = components[0] if components else ""
+    namespace = (components[1] if len(components) > 1 else "") or default_namespace
+    return (namespace, number) if number and namespace else None
+
+
+def placer_order_key(
+    orc: Segment | None, obr: Segment | None, default_namespace: str | None
+) -> tuple[str, str] | None:
+    """The placer order number, OBR-2 or else ORC-2. An order message passes its sender as
+    the default namespace (the sender placed the order); a result passes None, because the
+    filler cannot tell who placed an order whose number carries no namespace."""
+    return entity_key(_order_number(orc, obr, 2), default_namespace)
+
+
+def service_request_id(namespace: str, number: str) -> str:
+    return stable_id("req", namespace, number)
+
+
+def order_identifier(kind: str, namespace: str, number: str) -> Json:
+    """PLAC / FILL order number, or PGN placer group number."""
+    system = {"PLAC": "placer-order", "FILL": "filler-order", "PGN": "placer-group"}[kind]
+    return {
+        "type": {"coding": [{"system": V2_0203, "code": kind}]},
+        "system": f"urn:jianhu:sid:{system}:{label(namespace)}",
+        "value": number,
+    }
+
+
+def order_reference(namespace: str, number: str) -> Json:
+    """A reference to the ServiceRequest of a placer order number, with the number itself, so
+    it says which order is meant even before (or without) the order message reaching us."""
+    return {
+        "reference": f"ServiceRequest/{service_request_id(namespace, number)}",
+        "identifier": order_identifier("PLAC", namespace, number),
+    }
+
+
+def concept(components: list[str], sender: str) -> Json | None:
+    """CWE, keeping a text-only value (``^促凝剂``) that ``codeable`` would drop."""
+    found = codeable(components, sender)
+    if found is None and len(components) > 1 and components[1]:
+        return {"text": components[1]}
+    return found
+
+
+# --- specimens, shared with results.py ---
+
+
+@dataclass
+class Specimens:
+    """The Specimens of one message by id: a tube that two orders share (肝功能 and 肾功能 on
+    one serum tube) is one Specimen requested by both."""
+
+    mapped: Mapped
+    sender: str
+    by_id: dict[str, Json] = field(default_factory=dict)
+
+    def from_spm(self, spm: Segment, subject: Json, request: Json | None, owner: str) -> Json:
+        """``owner`` (the ServiceRequest or else the report id) keys a specimen without
+        barcode; an order and its result agree on it whenever both know the placer number."""
+        key = specimen_key(spm, self.sender)
+        id_ = stable_id("spc", *key) if key else stable_id("spc", owner, spm.value(1) or "1")
+        found = self.by_id.get(id_) or self._add(_from_spm(spm, id_, subject, self.sender))
+        _requested_by(found, request)
+        return found
+
+    def from_obr(self, obr: Segment, subject: Json, request: Json) -> Json | None:
+        """OBR-15 specimen source, OBR-7/8 collection, OBR-14 received: the specimen of an
+        order that has no SPM (v2.3-style interfaces)."""
+        if not obr.value(15):
+            return None
+        id_ = stable_id("spc", request["id"])
+        found = self.by_id.get(id_) or self._add(_from_obr(obr, id_, subject, self.sender))
+        _requested_by(found, reference(request))
+        return found
+
+    def from_result_obr(
+        self, obr: Segment, subject: Json, request: Json | None, owner: str
+    ) -> Json:
+        """A lab result without SPM: its tube from OBR-15, OBR-7/8 and OBR-14, keyed by its
+        order as ``from_obr`` keys it (or by the report when the order is unknown), so an
+        order's and its result's Specimen are one."""
+        id_ = stable_id("spc", owner)
+        found = self.by_id.get(id_) or self._add(_from_obr(obr, id_, subject, self.sender))
+        _requested_by(found, request)
+        return found
+
+    def _add(self, specimen: Json) -> Json:
+        self.by_id[specimen["id"]] = specimen
+        # the order and the result each know part of the tube's story (who asked for it; when
+        # the lab received it) and may arrive in either order: neither wipes out the other
+        return self.mapped.add(specimen, WriteMode.MERGE)
+
+
+def specimen_key(spm: Segment, sender: str) -> tuple[str, str] | None:
+    """The barcode the placer printed (SPM-2.1), else the filler's number (SPM-2.2), each with
+    its namespace (EIP subcomponent 2) so the LIS's echo of the HIS barcode keys the same."""
+    for component in (1, 2):
+        number = spm.value(2, component, 1)
+        if number:
+            return spm.value(2, component, 2) or sender, number
+    return None
+
+
+def _specimen_identifiers(spm: Segment, sender: str) -> list[Json]:
+    found = []
+    for component, kind in ((1, "PLAC"), (2, "FILL")):
+        if number := spm.value(2, component, 1):
+            namespace = spm.value(2, component, 2) or sender
+            found.append(
+                {
+                    "type": {"coding": [{"system": V2_0203, "code": kind}]},
+                    "system": f"urn:jianhu:sid:specimen:{label(namespace)}",
+                    "value": number,
+                }
+            )
+    return found
+
+
+def _from_spm(spm: Segment, id_: str, subject: Json, sender: str) -> Json:
+    specimen: Json = {"resourceType": "Specimen", "id": id_}
+    identifiers = _specimen_identifiers(spm, sender)
+    if identifiers:
+        specimen["identifier"] = identifiers
+    if status := table("specimen_availability", sender).get(spm.value(20)):
+        specimen["status"] = status
+    if kind := concept(spm.components(4), sender):
+        specimen["type"] = kind
+    specimen["subject"] = reference(subject)
+    if received := date_time(spm.value(18)):
+        specimen["receivedTime"] = received
+    if collection := _spm_collection(spm, sender):
+        specimen["collection"] = collection
+    if container := _container(spm, identifiers, sender):
+        specimen["container"] = [container]
+    if description := spm.value(14):
+        specimen["note"] = [{"text": description}]
+    return specimen
+
+
+def _spm_collection(spm: Segment, sender: str) -> Json:
+    collection = _collected(spm.value(17, 1), spm.value(17, 2))
+    if method := concept(spm.components(7), sender):
+        collection["method"] = method
+    if site := concept(spm.components(8), sender):
+        collection["bodySite"] = site
+    if amount := _quantity(spm.components(12)):
+        collection["quantity"] = amount
+    return collection
+
+
+def _collected(start_text: str, end_text: str) -> Json:
+    start, end = date_time(start_text), date_time(end_text)
+    if start and end:
+        return {"collectedPeriod": {"start": start, "end": end}}
+    return {"collectedDateTime": start} if start else {}
+
+
+def _container(spm: Segment, identifiers: list[Json], sender: str) -> Json:
+    """The tube: its barcode (the same numbers as the specimen's), SPM-27 type, SPM-6
+    additive."""
+    container: Json = {}
+    if identifiers:
+        container["identifier"] = [{k: i[k] for k in ("system", "value")} for i in identifiers]
+    if kind := concept(spm.components(27), sender):
+        container["type"] = kind
+    if additive := concept(spm.components(6), sender):
+        container["additiveCodeableConcept"] = additive
+    return container
+
+
+def _quantity(components: list[str]) -> Json | None:
+    """CQ: SPM-12 collection amount, ``1^支``."""
+    try:
+        number = float(components[0]) if components else None
+    except ValueError:
+        return None
+    if number is None:
+        return None
+    amount: Json = {"value": int(number) if number.is_integer() else number}
+    if len(components) > 1 and components[1]:
+        amount["unit"] = components[1]
+    return amount
+
+
+def _from_obr(obr: Segment, id_: str, subject: Json, sender: str) -> Json:
+    specimen: Json = {"resourceType": "Specimen", "id": id_}
+    source = [obr.value(15, 1, n) for n in (1, 2, 3)]  # SPS.1 is a CWE in subcomponents
+    if kind := concept(source, sender):
+        specimen["type"] = kind
+    specimen["subject"] = reference(subject)
+    if received := date_time(obr.value(14)):
+        specimen["receivedTime"] = received
+    if collection := _collected(obr.value(7), obr.value(8)):
+        specimen["collection"] = collection
+    return specimen
+
+
+def _requested_by(specimen: Json, request: Json | None) -> None:
+    if request is None:
+        return
+    requests = specimen.setdefault("request", [])
+    if request not in requests:
+        requests.append(request)
+
+
+# --- the order message ---
+
+
+@dataclass
+class _OrderGroup:
+    """ORC, its TQ1 and OBR, then what belongs to the OBR (NTE, DG1, SPM)."""
+
+    orc: Segment | None
+    obr: Segment | None = None
+    timing: Segment | None = None
+    details: list[Segment] = field(default_factory=list)
+
+
+def orders(message: Message, mapped: Mapped) -> None:
+    """ORM^O01 / OML^O21: the patient, the visit when PV1 is sent, then each order."""
+    groups = _order_groups(message)
+    if not groups:
+        raise ValueError("the order message has no ORC or OBR segment")
+    subject = patient(message, mapped)
+    visit = encounter(message, mapped, subject)
+    specimens = Specimens(mapped, sender_of(message))
+    for group in groups:
+        _order(message, group, subject, visit, specimens)
+
+
+def _order_groups(message: Message) -> list[_OrderGroup]:
+    groups: list[_OrderGroup] = []
+    for segment in message:
+        name = segment.name
+        current = groups[-1] if groups else None
+        if name == "ORC":
+            groups.append(_OrderGroup(segment))
+        elif name == "OBR" and (current is None or current.obr is not None):
+            # an OBR without an ORC of its own is taken to share the ORC before it
+            groups.append(_OrderGroup(current.orc if current else None, obr=segment))
+        elif current is None:
+            continue  # patient-level segments (NTE after PID, NK1, ...)
+        elif name == "OBR":
+            current.obr = segment
+        elif name == "TQ1" and current.timing is None:
+            current.timing = segment
+        elif name in ("NTE", "DG1", "SPM") and current.obr is not None:
+            current.details.append(segment)
+    return groups
+
+
+def _order(
+    message: Message, group: _OrderGroup, subject: Json, visit: Json | None, specimens: Specimens
+) -> Json:
+    sender = sender_of(message)
+    request = specimens.mapped.add(_service_request(message, group, subject, visit))
+    for segment in group.details:
+        if segment.name == "NTE" and (text := segment.value(3)):
+            request.setdefault("note", []).append({"text": text})
+        elif segment.name == "DG1" and (reason := codeable(segment.components(3), sender)):
+            request.setdefault("reasonCode", []).append(reason)
+        elif segment.name == "SPM":
+            specimen = specimens.from_spm(segment, subject, reference(request), request["id"])
+            _add_specimen(request, specimen)
+    if "specimen" not in request and group.obr is not None:
+        _add_specimen(request, specimens.from_obr(group.obr, subject, request))
+    return request
+
+
+def _add_specimen(request: Json, specimen: Json | None) -> None:
+    if specimen is not None and reference(specimen) not in request.setdefault("specimen", []):
+        request["specimen"].append(reference(specimen))
+
+
+def _service_request(
+    message: Message, group: _OrderGroup, subject: Json, visit: Json | None
+) -> Json:
+    sender = sender_of(message)
+    orc, obr = group.orc, group.obr
+    control = orc.value(1) if orc else ""
+    request: Json = {
+        "resourceType": "ServiceRequest",
+        "id": _request_id(message, orc, obr),
+        "identifier": _identifiers(message, orc, obr),
+        "status": _status(orc, sender),
+        "intent": table("order_intent", sender).get(control, "order"),
+        "subject": reference(subject),
+    }
+    if group_number := entity_key(orc.components(4) if orc else [], sender):
+        request["requisition"] = order_identifier("PGN", *group_number)
+    if priority := _priority(group, sender):
+        request["priority"] = priority
+    if visit is not None:
+        request["encounter"] = reference(visit)
+    if control in _PLACING_CONTROLS and orc and (authored := date_time(orc.value(9))):
+        request["authoredOn"] = authored
+    if requester := _requester(orc, obr):
+        request["requester"] = requester
+    if obr is not None:
+        request.update(_requested_service(obr, group.timing, sender))
+    return request
+
+
+def _request_id(message: Message, orc: Segment | None, obr: Segment | None) -> str:
+    sender = sender_of(message)
+    if placer := placer_order_key(orc, obr, sender):
+        return service_request_id(*placer)
+    if filler := entity_key(_order_number(orc, obr, 3), message.receiver[0] or None):
+        return stable_id("req", "filler", *filler)
+    raise ValueError("the order has neither a placer (ORC-2/OBR-2) nor a filler order number")
+
+
+def _identifiers(message: Message, orc: Segment | None, obr: Segment | None) -> list[Json]:
+    found = []
+    if placer := placer_order_key(orc, obr, sender_of(message)):
+        found.append(order_identifier("PLAC", *placer))
+    # the filler of an order message is its receiving application
+    if filler := entity_key(_order_number(orc, obr, 3), message.receiver[0] or None):
+        found.append(order_identifier("FILL", *filler))
+    return found
+
+
+def _order_number(orc: Segment | None, obr: Segment | None, number: int) -> list[str]:
+    """OBR-2/ORC-2 (placer) or OBR-3/ORC-3 (filler). The two carry the same number in a
+    well-formed message; where they differ the ORC belongs to another OBR (two OBRs under one
+    ORC, an ORU group without ORC), so the OBR's own number is the one to trust."""
+    for segment in (obr, orc):
+        if segment is not None and segment.value(number):
+            return segment.components(number)
+    return []
+
+
+def _status(orc: Segment | None, sender: str) -> str:
+    if orc is None:
+        return "unknown"
+    control = table("order_control_status", sender).get(orc.value(1))
+    state = table("order_status", sender).get(orc.value(5))
+    # ORC-1 says what this message does: a cancel or a hold is that whatever ORC-5 still
+    # reports; ORC-5 refines a message that only passes an order on (NW, SC).
+    if control is not None and control != "active":
+        return str(control)
+    return str(state or control or "unknown")
+
+
+def _priority(group: _OrderGroup, sender: str) -> str | None:
+    """TQ1-9 (v2.5), else the priority component of ORC-7 / OBR-27 (TQ.6), else OBR-5."""
+    candidates = [group.timing.value(9) if group.timing else ""]
+    candidates += [s.value(n, 6) for s, n in ((group.orc, 7), (group.obr, 27)) if s]
+    candidates += [group.obr.value(5)] if group.obr else []
+    priorities = table("order_priority", sender)
+    return next((str(priorities[c]) for c in candidates if c in priorities), None)
+
+
+def _requester(orc: Segment | None, obr: Segment | None) -> Json | None:
+    """ORC-12 ordering provider, else OBR-16."""
+    for segment, number in ((orc, 12), (obr, 16)):
+        if segment is not None and (found := staff(segment.components(number))):
+            return found
+    return None
+
+
+def _requested_service(obr: Segment, timing: Segment | None, sender: str) -> Json:
+    """What the OBR says about the service: code, category, when, why, clinical info."""
+    found: Json = {}
+    if code := codeable(obr.components(4), sender):
+        found["code"] = code
+    if section := obr.value(24):
+        found["category"] = [{"coding": [{"system": V2_0074, "code": section}]}]
+    start = obr.value(6) or (timing.value(7) if timing else "") or obr.value(27, 4)
+    if occurrence := date_time(start):
+        found["occurrenceDateTime"] = occurrence
+    reasons = [
+        r
+        for rep in range(1, len(obr.repetitions(31)) + 1)
+        if (r := codeable(obr.components(31, rep), sender))
+    ]
+    if reasons:
+        found["reasonCode"] = reasons
+    if clinical := obr.value(13):  # 临床信息, what the radiologist reads first
+        found["note"] = [{"text": clinical}]
+    return found

@@ -1,0 +1,253 @@
+"""ORU^R01 lab and imaging results: a DiagnosticReport per OBR, an Observation per OBX (value
+types NM, ST, TX, FT, CWE, CE, SN, DT, TS; reference range; OBX-8 interpretation; OBX-11
+status), a Specimen from SPM. The OBX position within its report is the Observation's key, so a
+corrected result (OBX-11 ``C``) becomes a new version of the same Observation.
+
+The report is ``basedOn`` the ServiceRequest of its placer order number (OBR-2/ORC-2 with the
+placer's namespace), and the Specimen is built and keyed as ``orders.py`` does for the order,
+so the order from the HIS and the result from the LIS meet on the same resources."""
+
+from dataclasses import dataclass, field
+
+from hub.hl7v2.datatypes import codeable, codes, date_time, table
+from hub.hl7v2.mapping.common import (
+    Json,
+    Mapped,
+    encounter,
+    instant,
+    patient,
+    reference,
+    stable_id,
+)
+from hub.hl7v2.mapping.orders import Specimens, order_reference, placer_order_key
+from hub.hl7v2.message import Message, Segment
+
+
+def results(message: Message, mapped: Mapped) -> None:
+    """One patient group after another (a batch may carry several): PID, PV1, then OBR/OBX."""
+    reader = _ResultReader(message, mapped)
+    for segment in message:
+        reader.take(segment)
+    reader.close_group()
+
+
+class _ResultReader:
+    """Walks the segments, keeping who and which report the next segment belongs to."""
+
+    def __init__(self, message: Message, mapped: Mapped) -> None:
+        self.message, self.mapped = message, mapped
+        self.sender = message.sender[0]
+        self.specimens = Specimens(mapped, self.sender)
+        self.subject: Json | None = None
+        self.visit: Json | None = None
+        self.order: Segment | None = None
+        self.report: Json | None = None
+        self.specimen: Json | None = None
+        self.group: _Group | None = None
+        self.position = 0
+
+    def take(self, segment: Segment) -> None:
+        handler = {
+            "PID": self._pid,
+            "PV1": self._pv1,
+            "ORC": self._orc,
+            "OBR": self._obr,
+            "SPM": self._spm,
+            "OBX": self._obx,
+        }.get(segment.name)
+        if handler is not None:
+            handler(segment)
+
+    def close_group(self) -> None:
+        if self.group is not None:
+            self.group.close(self.specimens)
+            self.group = None
+
+    def _pid(self, pid: Segment) -> None:
+        self.close_group()
+        self.subject = patient(self.message, self.mapped, pid)
+        self.order, self.report, self.visit = None, None, None
+
+    def _pv1(self, pv1: Segment) -> None:
+        if self.subject is not None:
+            self.visit = encounter(self.message, self.mapped, self.subject, pv1=pv1)
+
+    def _orc(self, orc: Segment) -> None:
+        self.order = orc  # the common order of the OBR that follows it
+
+    def _obr(self, obr: Segment) -> None:
+        self.close_group()
+        if self.subject is None:
+            return
+        self.report = _report(self.message, self.order, obr, self.subject, self.mapped)
+        if self.visit is not None:
+            self.report["encounter"] = reference(self.visit)
+        self.group = _Group(obr, self.report, self.subject)
+        self.order, self.specimen, self.position = None, None, 0
+
+    def _spm(self, spm: Segment) -> None:
+        if self.report is None or self.subject is None:
+            return
+        self.specimen = _specimen(spm, self.report, self.subject, self.specimens)
+        if self.group is not None:
+            self.group.has_spm = True
+
+    def _obx(self, obx: Segment) -> None:
+        if self.report is None or self.subject is None:
+            return
+        self.position += 1
+        found = _observation(
+            obx,
+            self.report,
+            self.subject,
+            self.specimen,
+            self.position,
+            self.sender,
+            self.mapped,
+        )
+        if self.group is not None:
+            self.group.observations.append(found)
+
+
+@dataclass
+class _Group:
+    """One OBR with its OBX: a lab result without SPM still has a tube, told by OBR-14
+    (received) or OBR-15 (source); imaging reports have neither and get no Specimen."""
+
+    obr: Segment
+    report: Json
+    subject: Json
+    observations: list[Json] = field(default_factory=list)
+    has_spm: bool = False
+
+    def close(self, specimens: Specimens) -> None:
+        if self.has_spm or not (self.obr.value(14) or self.obr.value(15)):
+            return
+        based_on = self.report.get("basedOn")
+        request = {"reference": based_on[0]["reference"]} if based_on else None
+        owner = request["reference"].split("/")[1] if request else self.report["id"]
+        specimen = specimens.from_result_obr(self.obr, self.subject, request, owner)
+        self.report["specimen"] = [reference(specimen)]
+        for observation in self.observations:
+            observation.setdefault("specimen", reference(specimen))
+
+
+def _report(
+    message: Message, orc: Segment | None, obr: Segment, subject: Json, mapped: Mapped
+) -> Json:
+    sender = message.sender[0]
+    order = obr.value(3) or obr.value(2) or message.control_id
+    report: Json = {
+        "resourceType": "DiagnosticReport",
+        "id": stable_id("rep", sender, order),
+        "identifier": [{"system": f"urn:jianhu:sid:filler-order:{sender.lower()}", "value": order}],
+        "status": table("report_status", sender).get(obr.value(25), "final"),
+        "code": codeable(obr.components(4), sender) or {"text": "未命名检查"},
+        "subject": reference(subject),
+        "result": [],
+    }
+    if placer := placer_order_key(orc, obr, None):
+        report["basedOn"] = [order_reference(*placer)]
+    if effective := date_time(obr.value(7)):
+        report["effectiveDateTime"] = effective
+    if issued := date_time(obr.value(22)):
+        report["issued"] = instant(issued)
+    return mapped.add(report)
+
+
+def _specimen(spm: Segment, report: Json, subject: Json, specimens: Specimens) -> Json:
+    """The same Specimen the order made (same key, same content), now with what the lab adds
+    (received time, availability); a specimen without barcode is keyed by its order too."""
+    request = {"reference": report["basedOn"][0]["reference"]} if "basedOn" in report else None
+    owner = request["reference"].split("/")[1] if request else report["id"]
+    specimen = specimens.from_spm(spm, subject, request, owner)
+    if reference(specimen) not in report.setdefault("specimen", []):
+        report["specimen"].append(reference(specimen))
+    return specimen
+
+
+def _observation(
+    obx: Segment,
+    report: Json,
+    subject: Json,
+    specimen: Json | None,
+    position: int,
+    sender: str,
+    mapped: Mapped,
+) -> Json:
+    observation: Json = {
+        "resourceType": "Observation",
+        "id": stable_id("obs", report["id"], str(position)),
+        "status": table("observation_status", sender).get(obx.value(11), "final"),
+        "code": codeable(obx.components(3), sender) or {"text": "未命名项目"},
+        "subject": reference(subject),
+    }
+    if "encounter" in report:
+        observation["encounter"] = report["encounter"]
+    observation.update(_value(obx, sender))
+    if unit_range := obx.value(7):
+        observation["referenceRange"] = [_range(unit_range, obx.value(6))]
+    flags = [f for f in obx.repetitions(8) if f in codes("interpretation")]
+    if flags:
+        observation["interpretation"] = [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                        "code": flag,
+                    }
+                ]
+            }
+            for flag in flags
+        ]
+    if effective := date_time(obx.value(14)) or report.get("effectiveDateTime"):
+        observation["effectiveDateTime"] = effective
+    if specimen is not None:
+        observation["specimen"] = reference(specimen)
+    report["result"].append(reference(observation))
+    return mapped.add(observation)
+
+
+def _value(obx: Segment, sender: str) -> Json:
+    kind, raw = obx.value(2), obx.value(5)
+    units = obx.components(6)
+    if kind == "NM":
+        try:
+            number = float(raw)
+        except ValueError:
+            return {"valueString": raw} if raw else {}
+        quantity: Json = {
+            "value": int(number) if number.is_integer() and "." not in raw else number
+        }
+        if units and units[0]:
+            quantity.update(
+                {"unit": units[0], "system": "http://unitsofmeasure.org", "code": units[0]}
+            )
+        return {"valueQuantity": quantity}
+    if kind in ("CWE", "CE", "CNE"):
+        concept = codeable(obx.components(5), sender)
+        return {"valueCodeableConcept": concept} if concept else {}
+    if kind in ("DT", "TS", "DTM"):
+        moment = date_time(raw)
+        return {"valueDateTime": moment} if moment else {}
+    if kind == "SN":
+        parts = obx.components(5)
+        text = "".join(parts)
+        return {"valueString": text} if text else {}
+    if kind == "ED":
+        return {}  # document content goes to DocumentReference/Binary (MDM), not a value
+    text = "\n".join(obx.value(5, repetition=n) for n in range(1, len(obx.repetitions(5)) + 1))
+    return {"valueString": text} if text else {}
+
+
+def _range(text: str, unit: str) -> Json:
+    low, _, high = text.partition("-")
+    found: Json = {"text": text}
+    try:
+        if low.strip():
+            found["low"] = {"value": float(low)}
+        if high.strip():
+            found["high"] = {"value": float(high)}
+    except ValueError:
+        return {"text": text}
+    return found

@@ -1,0 +1,39 @@
+"""Background tasks of the runtime's parts (outbox relay, audit trail, checkpoints, retention)."""
+
+import asyncio
+import contextlib
+import time
+
+
+async def cancel(task: "asyncio.Task[None] | None") -> None:
+    """Cancel a background loop and wait until it has stopped."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def wait_event(event: asyncio.Event, timeout_s: float) -> None:
+    """Until ``event`` is set or ``timeout_s`` has passed. Not ``asyncio.wait_for``: on Python
+    3.11 it loses a cancellation that arrives just as the event is set, and a background loop
+    cancelled at that moment never stops (a shutdown that hangs)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+
+
+class Turns:
+    """Long work on the loop in turns: ``await turns.take()`` between items hands the loop to
+    the others (ACKs, HTTP) once this work has held it for ``slice_s``. A change set of a
+    hundred results, each checked for critical values and moved on the wall, is tens of
+    milliseconds of Python."""
+
+    def __init__(self, slice_s: float = 0.005) -> None:
+        self.slice_s = slice_s
+        self._since = time.perf_counter()
+
+    async def take(self) -> None:
+        if time.perf_counter() - self._since >= self.slice_s:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()

@@ -1,0 +1,133 @@
+"""The routing table of the hub.
+
+Each ``Route`` names a work queue, the exchange and routing-key patterns it takes, and the
+handler that processes it, by a name resolved in ``HANDLERS``. Routing keys:
+- ``jianhu.inbound``: ``hl7v2.<TYPE>.<EVENT>`` (``hl7v2.ORU.R01``), ``fhir.<ResourceType>``,
+  and the hub's own jobs as ``hub.<what>`` (``hub.subscription.deliver``);
+- ``jianhu.events``: ``fhir.<ResourceType>.<created|updated|deleted>``.
+Operations read this file (or ``jianhu routes``) to know where a message goes.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hub import subscriptions
+from hub.bus.base import Handler
+from hub.bus.topology import EVENTS, INBOUND, QueueSpec
+from hub.hl7v2 import application_ack
+from hub.hl7v2.application_ack import APPLICATION_ACK_KEY
+from hub.hl7v2.normalizer import normalizer
+from hub.lab import feed as lab_feed
+
+
+@dataclass(frozen=True)
+class Route:
+    queue: str
+    exchange: str
+    bindings: tuple[str, ...]
+    handler: str  # a key of the handler registry
+    description: str
+    single_active_consumer: bool = False
+
+    @property
+    def spec(self) -> QueueSpec:
+        return QueueSpec(self.queue, self.exchange, self.bindings, self.single_active_consumer)
+
+
+# A handler factory gets the running hub's services and returns the handler for one queue.
+HandlerFactory = Callable[[Any], Handler]
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    routes: tuple[Route, ...]
+    handlers: Mapping[str, HandlerFactory]
+
+    def __post_init__(self) -> None:
+        unknown = sorted({r.handler for r in self.routes} - set(self.handlers))
+        if unknown:
+            raise ValueError(f"routes name handlers that are not registered: {unknown}")
+        queues = [r.queue for r in self.routes]
+        if len(queues) != len(set(queues)):
+            raise ValueError("two routes share one queue")
+
+    def specs(self) -> list[QueueSpec]:
+        return [route.spec for route in self.routes]
+
+
+# The hub's routes. The normalizers, LIS features and outbound adapters add theirs here as they
+# are built; no placeholders until then.
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "hl7v2.normalizer",
+        INBOUND,
+        ("hl7v2.#",),
+        "hl7v2-normalizer",
+        "map HL7 v2 messages to FHIR into the clinical store",
+    ),
+    Route(
+        "hl7v2.application-ack",
+        INBOUND,
+        (APPLICATION_ACK_KEY,),
+        "hl7v2-application-ack",
+        "send application ACKs (enhanced mode) to the senders that ask for them",
+    ),
+    Route(
+        "fhir.subscriptions",
+        EVENTS,
+        ("fhir.#",),
+        "subscription-matcher",
+        "match every FHIR write against the active Subscriptions",
+    ),
+    Route(
+        "fhir.subscription-delivery",
+        INBOUND,
+        (subscriptions.DELIVER_KEY,),
+        "subscription-sender",
+        "send rest-hook notifications, with retries and dead letters",
+    ),
+    Route(
+        lab_feed.FHIR_QUEUE,
+        lab_feed.FHIR_EXCHANGE,
+        lab_feed.FHIR_BINDINGS,
+        "lab-fhir",
+        "move the lab's tubes and check results for critical values (the lab service)",
+        single_active_consumer=True,
+    ),
+    Route(
+        lab_feed.HL7_QUEUE,
+        lab_feed.HL7_EXCHANGE,
+        lab_feed.HL7_BINDINGS,
+        "lab-hl7",
+        "read the LIS's status messages for the stages of its tubes (the lab service)",
+        single_active_consumer=True,
+    ),
+)
+HANDLERS: Mapping[str, HandlerFactory] = {
+    "hl7v2-normalizer": normalizer,
+    "hl7v2-application-ack": application_ack.sender,
+    "subscription-matcher": subscriptions.matcher,
+    "subscription-sender": subscriptions.sender,
+    "lab-fhir": lab_feed.fhir_events,
+    "lab-hl7": lab_feed.hl7_status,
+}
+
+
+def default_table() -> RoutingTable:
+    return RoutingTable(ROUTES, HANDLERS)
+
+
+def render(table: RoutingTable) -> str:
+    """The table as operations read it: one line per route."""
+    if not table.routes:
+        return "no routes are configured"
+    rows = [("QUEUE", "EXCHANGE", "ROUTING KEYS", "HANDLER", "WHAT")]
+    rows += [
+        (r.queue, r.exchange, " ".join(r.bindings), r.handler, r.description) for r in table.routes
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+        for row in rows
+    )
