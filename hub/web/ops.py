@@ -11,6 +11,7 @@ from aiohttp import web
 
 from hub.bus.base import DeadLetter
 from hub.errors import DeadLetterNotFoundError, TopologyError
+from hub.hospital_time import shown
 from hub.settings import Role
 from hub.web.auth import allow
 from hub.web.errors import problem
@@ -28,8 +29,8 @@ def dead_letter_summary(dead: DeadLetter) -> dict[str, Any]:
         "attempts": dead.attempts,
         "error_class": dead.error_class,
         "error": dead.error,
-        "dead_at": dead.dead_at.isoformat() if dead.dead_at else None,
-        "received_at": envelope.received_at.isoformat(),
+        "dead_at": shown(dead.dead_at) if dead.dead_at else None,
+        "received_at": shown(envelope.received_at),
     }
 
 
