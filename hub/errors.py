@@ -22,6 +22,13 @@ class PermanentError(JianhuError):
     """The work can never succeed as it is (bad input, a business rule): retrying is useless."""
 
 
+class MappingError(PermanentError, ValueError):
+    """A message cannot be mapped as it is (a required segment or field missing, a value that
+    is not what its type says): the sender must correct it. A ``ValueError`` too, so code that
+    validates values keeps catching it; the normalizer treats only this class as the message's
+    fault, and any other exception as a failure of the hub's (retried, traceback logged)."""
+
+
 class BusError(JianhuError):
     """The message bus could not do what was asked."""
 

@@ -18,7 +18,7 @@ from prometheus_client import Counter, Histogram
 from hub.bus.outcome import ACKED, Outcome, Verdict, decide
 from hub.bus.topology import INBOUND, QueueSpec, topic_matches
 from hub.envelope import Envelope
-from hub.errors import DeadLetterNotFoundError
+from hub.errors import DeadLetterNotFoundError, JianhuError
 from hub.logs import log_event
 from hub.metrics import BusMetrics
 from hub.settings import BusSettings
@@ -193,6 +193,15 @@ class Bus(ABC):
             outcome = ACKED
         except Exception as exc:  # every failure is classified, none escapes the bus
             outcome = decide(exc, delivery.attempt, self.settings.retry_delays_s)
+            if not isinstance(exc, JianhuError):  # not raised on purpose: a bug, its traceback
+                log_event(
+                    log,
+                    "handler_failed",
+                    logging.ERROR,
+                    exc_info=True,
+                    queue=delivery.queue,
+                    message_id=delivery.envelope.id,
+                )
         consumed, latency = self._queue_metrics(delivery.queue)
         latency.observe(time.perf_counter() - started)
         if outcome.verdict is Verdict.ACK:

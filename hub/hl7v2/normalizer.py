@@ -8,7 +8,7 @@ from typing import Protocol
 
 from hub.bus.base import Delivery, Handler
 from hub.envelope import Envelope
-from hub.errors import JianhuError, PermanentError, RetryableError, StoreError
+from hub.errors import JianhuError, MappingError, PermanentError, RetryableError, StoreError
 from hub.hl7v2 import application_ack
 from hub.hl7v2.application_ack import Requester
 from hub.hl7v2.mapping import UnmappedMessageError, normalize
@@ -84,15 +84,19 @@ async def _normalize(services: Services, envelope: Envelope, archive_id: str) ->
         await _record(services, archive_id, UNMAPPED, str(exc))
         await application_ack.request(services, envelope, message)
         return
-    except ValueError as exc:  # the message itself is wrong, or a merge it asks for
+    except MappingError as exc:  # the message itself is wrong, or a merge it asks for
         reason = mask_personal(str(exc), message)
         await _record(services, archive_id, FAILED, reason)
         await application_ack.request(services, envelope, message, reason)
         raise PermanentError(f"cannot map the message: {reason}") from exc
     except JianhuError:
         raise  # the hub's own errors name no patient
-    except Exception as exc:  # retried by the bus; its reason is read by people
+    except Exception as exc:  # a failure of the hub's, not the message's: retried by the bus
         reason = mask_personal(f"{type(exc).__name__}: {exc}", message)
+        log_event(
+            log, "normalize_failed", logging.ERROR, exc_info=True, archive_id=archive_id,
+            reason=reason,
+        )  # fmt: skip
         raise RetryableError(reason) from exc
     await _record(services, archive_id, STORED, "", produced)
     await application_ack.request(services, envelope, message)

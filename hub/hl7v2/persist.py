@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from hub.errors import ResourceGoneError, ResourceNotFoundError
+from hub.errors import MappingError, ResourceGoneError, ResourceNotFoundError
 from hub.hl7v2.mapping import Json, Mapped, Merge, WriteMode
 from store.index import extract
 from store.plan import Write, content_digest
@@ -105,7 +105,7 @@ async def _moved_references(store: ResourceStore, merge: Merge) -> list[Write]:
     each only from the version read, so a change meanwhile fails the plan (and it is retried)."""
     found = await store.referencing(merge.retired, MERGE_LIMIT + 1)
     if len(found) > MERGE_LIMIT:
-        raise ValueError(f"more than {MERGE_LIMIT} resources refer to the merged patient")
+        raise MappingError(f"more than {MERGE_LIMIT} resources refer to the merged patient")
     writes = []
     for stored in found:
         key = f"{stored.type}/{stored.id}"

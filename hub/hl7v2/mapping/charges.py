@@ -14,6 +14,7 @@ an extension of the hub's own otherwise.
   resending its transaction ID maps that code to ``entered-in-error``.
 """
 
+from hub.errors import MappingError
 from hub.hl7v2.datatypes import codeable, date_time, table
 from hub.hl7v2.mapping.common import (
     Json,
@@ -50,7 +51,7 @@ def charges(message: Message, mapped: Mapped) -> None:
     visit_number = pv1.value(19) if pv1 is not None else ""
     lines = message["FT1"]
     if not lines:
-        raise ValueError("the DFT message has no FT1 segment")
+        raise MappingError("the DFT message has no FT1 segment")
     insurance = _visit_insurance_type(message, sender)
     for ft1 in lines:
         mapped.add(_charge_item(ft1, subject, visit, visit_number, insurance, sender))
@@ -135,7 +136,7 @@ def _transaction_id(ft1: Segment) -> str:
         return transaction
     if batch := ft1.value(3):  # the batch numbers its lines by set ID
         return f"{batch}-{ft1.value(1)}"
-    raise ValueError(f"FT1 {ft1.value(1)!r} has neither a transaction ID nor a batch ID")
+    raise MappingError(f"FT1 {ft1.value(1)!r} has neither a transaction ID nor a batch ID")
 
 
 def _code(ft1: Segment, sender: str, transaction: str) -> Json:
@@ -145,7 +146,7 @@ def _code(ft1: Segment, sender: str, transaction: str) -> Json:
     if concept is None and ft1.value(8):
         concept = {"text": ft1.value(8)}
     if concept is None:
-        raise ValueError(f"FT1 {transaction}: FT1-7 transaction code is missing")
+        raise MappingError(f"FT1 {transaction}: FT1-7 transaction code is missing")
     return concept
 
 
@@ -167,7 +168,7 @@ def _number(text: str, what: str, transaction: str) -> int | float | None:
     try:
         number = float(text)
     except ValueError as exc:
-        raise ValueError(f"FT1 {transaction}: {what} {text!r} is not a number") from exc
+        raise MappingError(f"FT1 {transaction}: {what} {text!r} is not a number") from exc
     return int(number) if number.is_integer() and "." not in text else number
 
 

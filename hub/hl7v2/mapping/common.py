@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from hub.errors import MappingError
 from hub.hl7v2.datatypes import (
     address,
     codeable,
@@ -126,10 +127,10 @@ def patient(message: Message, mapped: Mapped, pid: Segment | None = None) -> Jso
     sender = sender_of(message)
     pid = pid or message.first("PID")
     if pid is None:
-        raise ValueError("the message has no PID segment")
+        raise MappingError("the message has no PID segment")
     identifiers = patient_identifiers(pid, 3, sender)
     if not identifiers:
-        raise ValueError("PID-3 has no patient identifier")
+        raise MappingError("PID-3 has no patient identifier")
     key = identifiers[0]
     resource: Json = {
         "resourceType": "Patient",

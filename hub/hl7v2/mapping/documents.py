@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import re
 
+from hub.errors import MappingError
 from hub.hl7v2.datatypes import codeable, coding_system, date_time, table
 from hub.hl7v2.mapping.common import (
     Json,
@@ -35,7 +36,7 @@ TEXT_PLAIN = "text/plain; charset=utf-8"
 def documents(message: Message, mapped: Mapped) -> None:
     txa = message.first("TXA")
     if txa is None:
-        raise ValueError("the MDM message has no TXA segment")
+        raise MappingError("the MDM message has no TXA segment")
     sender = sender_of(message)
     subject = patient(message, mapped)
     visit = encounter(message, mapped, subject)
@@ -51,7 +52,7 @@ def documents(message: Message, mapped: Mapped) -> None:
     elif text:
         bodies = [(text.encode("utf-8"), TEXT_PLAIN)]
     else:
-        raise ValueError("MDM^T02 carries no document content (no TX, FT, ST or ED OBX)")
+        raise MappingError("MDM^T02 carries no document content (no TX, FT, ST or ED OBX)")
     title = _title(txa, observations[0], bool(files))
     creation = date_time(txa.value(6))
     for position, (data, content_type) in enumerate(bodies, start=1):
@@ -67,7 +68,7 @@ def _document_reference(
 ) -> Json:
     number, namespace = txa.value(12, 1), txa.value(12, 2)
     if not number:
-        raise ValueError("TXA-12 unique document number is missing")
+        raise MappingError("TXA-12 unique document number is missing")
     authority = namespace or sender
     document: Json = {
         "resourceType": "DocumentReference",
@@ -130,7 +131,7 @@ def _text_lines(observations: list[Segment], charset: str) -> str:
         if kind == "ED":
             continue
         if kind not in TEXT_TYPES:
-            raise ValueError(f"OBX-2 {kind!r} cannot be document content (TX, FT, ST or ED)")
+            raise MappingError(f"OBX-2 {kind!r} cannot be document content (TX, FT, ST or ED)")
         lines.extend(
             obx.value(5, repetition=n, charset=charset)
             for n in range(1, len(obx.repetitions(5)) + 1)
@@ -145,11 +146,11 @@ def _encapsulated(obx: Segment, sender: str) -> tuple[bytes, str]:
     """ED: (source application, type of data, data subtype, encoding, data) -> bytes, MIME."""
     _, kind, subtype, encoding, data = (obx.value(5, n) for n in range(1, 6))
     if not data:
-        raise ValueError("an ED OBX-5 has no data (ED.5)")
+        raise MappingError("an ED OBX-5 has no data (ED.5)")
     top = table("ed_type_of_data", sender).get(kind.upper(), kind.lower())
     content_type = f"{top}/{subtype.lower()}" if top and subtype else "application/octet-stream"
     if not all(_MIME_TOKEN.match(part) for part in content_type.split("/")):
-        raise ValueError(f"ED.2/ED.3 {kind!r}/{subtype!r} do not form a MIME type")
+        raise MappingError(f"ED.2/ED.3 {kind!r}/{subtype!r} do not form a MIME type")
     return _decode(data, encoding), content_type
 
 
@@ -161,15 +162,15 @@ def _decode(data: str, encoding: str) -> bytes:
         try:
             return base64.b64decode(re.sub(r"\s+", "", data), validate=True)
         except binascii.Error as exc:
-            raise ValueError(f"ED.5 is not valid base64: {exc}") from exc
+            raise MappingError(f"ED.5 is not valid base64: {exc}") from exc
     if kind == "HEX":
         try:
             return bytes.fromhex(data)
         except ValueError as exc:
-            raise ValueError(f"ED.5 is not valid hex: {exc}") from exc
+            raise MappingError(f"ED.5 is not valid hex: {exc}") from exc
     if kind in ("A", ""):
         return data.encode("utf-8")
-    raise ValueError(f"ED.4 encoding {encoding!r} is not Base64, Hex or A")
+    raise MappingError(f"ED.4 encoding {encoding!r} is not Base64, Hex or A")
 
 
 def _title(txa: Segment, first: Segment, is_file: bool) -> str:

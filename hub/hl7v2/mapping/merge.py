@@ -4,6 +4,7 @@ Microsoft converter, the surviving Patient (PID) gets ``link: replaces`` to the 
 old number still finds the record and points on. Moving every reference from the retired
 Patient to the survivor needs the store: the mapping asks for it with a ``Merge``."""
 
+from hub.errors import MappingError
 from hub.hl7v2.datatypes import human_name
 from hub.hl7v2.mapping.common import (
     Json,
@@ -23,14 +24,14 @@ def merge(message: Message, mapped: Mapped) -> None:
     sender = sender_of(message)
     mrg = message.first("MRG")
     if mrg is None:
-        raise ValueError("ADT^A40 has no MRG segment: which patient is merged is unknown")
+        raise MappingError("ADT^A40 has no MRG segment: which patient is merged is unknown")
     identifiers = patient_identifiers(mrg, 1, sender)
     if not identifiers:
-        raise ValueError("MRG-1 has no prior patient identifier")
+        raise MappingError("MRG-1 has no prior patient identifier")
     key = identifiers[0]
     retired_id = stable_id("pat", key["system"], key["value"])
     if retired_id == survivor["id"]:
-        raise ValueError("MRG-1 names the surviving patient itself")
+        raise MappingError("MRG-1 names the surviving patient itself")
     retired: Json = {
         "resourceType": "Patient",
         "id": retired_id,

@@ -11,6 +11,7 @@ ORU^R01. So an order and its later result meet on the same ServiceRequest and Sp
 
 from dataclasses import dataclass, field
 
+from hub.errors import MappingError
 from hub.hl7v2.datatypes import codeable, date_time, table
 from hub.hl7v2.mapping.common import (
     Json,
@@ -262,7 +263,7 @@ def orders(message: Message, mapped: Mapped) -> None:
     """ORM^O01 / OML^O21: the patient, the visit when PV1 is sent, then each order."""
     groups = _order_groups(message)
     if not groups:
-        raise ValueError("the order message has no ORC or OBR segment")
+        raise MappingError("the order message has no ORC or OBR segment")
     subject = patient(message, mapped)
     visit = encounter(message, mapped, subject)
     specimens = Specimens(mapped, sender_of(message))
@@ -349,7 +350,7 @@ def _request_id(message: Message, orc: Segment | None, obr: Segment | None) -> s
         return service_request_id(*placer)
     if filler := entity_key(_order_number(orc, obr, 3), message.receiver[0] or None):
         return stable_id("req", "filler", *filler)
-    raise ValueError("the order has neither a placer (ORC-2/OBR-2) nor a filler order number")
+    raise MappingError("the order has neither a placer (ORC-2/OBR-2) nor a filler order number")
 
 
 def _identifiers(message: Message, orc: Segment | None, obr: Segment | None) -> list[Json]:

@@ -6,6 +6,7 @@ cancel (S15) update the booking (S12) instead of adding to it."""
 
 from datetime import datetime, timedelta
 
+from hub.errors import MappingError
 from hub.hl7v2.datatypes import codeable, date_time, table
 from hub.hl7v2.mapping.common import (
     Json,
@@ -28,11 +29,11 @@ _TIMING_FIELDS = {"AIS": (4, 7, 8), "AIG": (8, 11, 12), "AIL": (6, 9, 10), "AIP"
 def appointment(message: Message, mapped: Mapped) -> None:
     sch = message.first("SCH")
     if sch is None:
-        raise ValueError("the scheduling message has no SCH segment")
+        raise MappingError("the scheduling message has no SCH segment")
     sender = sender_of(message)
     status = table("appointment_status", sender).get(message.message_type[1])
     if status is None:
-        raise ValueError(f"no appointment status for SIU^{message.message_type[1]}")
+        raise MappingError(f"no appointment status for SIU^{message.message_type[1]}")
     subject = patient(message, mapped)
     resources = _resources(message, str(status))
     booking: Json = {
@@ -44,7 +45,7 @@ def appointment(message: Message, mapped: Mapped) -> None:
     booking.update(_reasons(sch, resources, status, sender))
     booking.update(_when(sch, resources, sender))
     if status not in ("proposed", "cancelled", "waitlist") and "start" not in booking:
-        raise ValueError("neither SCH-11 nor a resource segment gives the appointment time")
+        raise MappingError("neither SCH-11 nor a resource segment gives the appointment time")
     if orders := _based_on(sch):
         booking["basedOn"] = orders
     if comment := "\n".join(n.value(3) for n in message["NTE"] if n.value(3)):
@@ -59,7 +60,7 @@ def _appointment_id(sch: Segment, sender: str) -> str:
     for number, kind in ((2, "filler"), (1, "placer")):
         if key := entity_key(sch.components(number), sender):
             return stable_id("apt", kind, *key)
-    raise ValueError("SCH-1 and SCH-2 carry no appointment id")
+    raise MappingError("SCH-1 and SCH-2 carry no appointment id")
 
 
 def _identifiers(sch: Segment, sender: str) -> list[Json]:

@@ -1,0 +1,84 @@
+"""Whose fault a failed normalization is decides what happens to the message: a message the
+mapping cannot read (``MappingError``) goes to the dead letters at once with its reason; any
+other exception is the hub's own (a bug, a store outage): it is retried, and the log has its
+traceback, masked."""
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.hl7v2 import normalizer as normalizer_module
+from hub.hl7v2.mapping import normalize as mapping_normalize
+from hub.settings import BusSettings
+from hub.web.keys import RUNTIME
+from tests.integration.fhir_api import Client, start_api
+from tests.integration.test_bus_contract import wait_until_async
+
+EXAMPLES = Path(__file__).parents[2] / "docs" / "examples"
+SYSTEM = {"Authorization": "Bearer his-key", "Content-Type": "text/plain"}
+QUEUE = "hl7v2.normalizer"
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[Client]:
+    client = await start_api(
+        tmp_path, consume=True, bus=BusSettings(retry_delays_s=(0.2, 0.2, 30.0))
+    )
+    yield client
+    await client.close()
+
+
+async def dead_letters(hub: Client) -> list[Any]:
+    return list(await hub.app[RUNTIME].bus.dead_letters(QUEUE))
+
+
+async def test_a_message_the_mapping_cannot_read_is_dead_at_once(hub: Client) -> None:
+    body = (EXAMPLES / "dft-p03-without-ft1.hl7").read_bytes()
+    assert (await hub.post("/hl7v2", data=body, headers=SYSTEM)).status == 200
+    dead: list[Any] = []
+
+    async def dead_lettered() -> bool:
+        dead[:] = await dead_letters(hub)
+        return bool(dead)
+
+    await wait_until_async(dead_lettered)
+    assert dead[0].attempts == 1  # not retried: the sender must correct it
+    assert dead[0].error_class.endswith("PermanentError")
+    assert "the DFT message has no FT1 segment" in dead[0].error
+
+
+async def test_a_failure_of_the_hub_is_retried_with_its_traceback_logged(
+    hub: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    real = mapping_normalize
+
+    def broken(message: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # a bug the first time: a ValueError that is no mapping error
+            raise ValueError("int() of '330683198509300572' failed")
+        return real(message)
+
+    monkeypatch.setattr(normalizer_module, "normalize", broken)
+    caplog.set_level(logging.INFO)
+    body = (EXAMPLES / "oru-r01-cbc.hl7").read_bytes()
+    assert (await hub.post("/hl7v2", data=body, headers=SYSTEM)).status == 200
+
+    async def stored() -> bool:
+        listed = await (
+            await hub.get("/ops/messages", headers={"Authorization": "Bearer ops-key"})
+        ).json()
+        return bool(listed) and listed[0]["status"] == "stored"
+
+    await wait_until_async(stored)
+    assert len(calls) == 2  # failed once, then succeeded on the retry
+    assert await dead_letters(hub) == []
+    failed = [r for r in caplog.records if getattr(r, "event", "") == "normalize_failed"]
+    assert len(failed) == 1
+    assert failed[0].levelno == logging.ERROR
+    assert failed[0].exc_info is not None  # the traceback goes to the log
+    retried = [r for r in caplog.records if getattr(r, "event", "") == "retried"]
+    assert [getattr(r, "error_class", "") for r in retried] == ["hub.errors.RetryableError"]
