@@ -25,12 +25,12 @@ import aio_pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hub.base.envelope import Envelope
+from hub.base.metrics import HubMetrics
 from hub.bus.base import Delivery
 from hub.bus.rabbit import RabbitBus
+from hub.bus.settings import BusSettings
 from hub.bus.topology import INBOUND, QueueSpec, dead_queue_name
-from hub.envelope import Envelope
-from hub.metrics import HubMetrics
-from hub.settings import BusSettings
 from tests.broker import find_broker
 
 BODY = (b"OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|12-16|N|||F\r" * 20)[:1024]

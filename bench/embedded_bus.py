@@ -16,11 +16,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bus import envelopes
+from hub.base.metrics import HubMetrics
 from hub.bus.base import Delivery
 from hub.bus.embedded import EmbeddedBus
+from hub.bus.settings import BusSettings
 from hub.bus.topology import INBOUND, QueueSpec
-from hub.metrics import HubMetrics
-from hub.settings import BusSettings
 
 SINGLES = 1000
 

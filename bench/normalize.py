@@ -22,14 +22,15 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hub.base.envelope import HL7V2_ER7, Envelope, new_id
+from hub.base.metrics import HubMetrics
+
 from bench.mllp import oru, percentile
 from hub.bus.base import Bus, Delivery
 from hub.bus.embedded import EmbeddedBus
-from hub.envelope import HL7V2_ER7, Envelope, new_id
 from hub.hl7v2.message import Message
 from hub.hl7v2.normalizer import normalizer
 from hub.hl7v2.offload import BigMessages
-from hub.metrics import HubMetrics
 from hub.settings import Settings, load_settings
 from store.archive import ArchivedMessage, MessageArchive
 from store.resources import ResourceStore

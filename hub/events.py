@@ -22,12 +22,12 @@ from typing import Any
 
 import orjson
 
+from hub.base.envelope import FHIR_JSON, Envelope
+from hub.base.errors import BusError, PermanentError
+from hub.base.logs import log_event
+from hub.base.tasks import cancel, wait_event
 from hub.bus.base import Bus
 from hub.bus.topology import EVENTS
-from hub.envelope import FHIR_JSON, Envelope
-from hub.errors import BusError, PermanentError
-from hub.logs import log_event
-from hub.tasks import cancel, wait_event
 from store.resources import OutboxEvent, ResourceStore
 
 log = logging.getLogger(__name__)

@@ -14,14 +14,18 @@ from adapters.drg.discharges import report_changed
 from adapters.drg.feedback import ask_feedback
 from adapters.framework.delivery import Delivery
 from adapters.registry import configured_adapters
-from fhir_profiles.terminology_seed import ensure_code_systems
 from fhir_profiles.validation import preload
+from hub.base.errors import BusError, ConfigurationError
+from hub.base.hospital_time import HOSPITAL
+from hub.base.logs import log_event
+from hub.base.metrics import HubMetrics
+from hub.base.tasks import cancel
 from hub.bus.base import Bus
 from hub.bus.embedded import EmbeddedBus
 from hub.bus.rabbit import RabbitBus
-from hub.errors import BusError, ConfigurationError
 from hub.events import EventRelay
 from hub.fhir.audit import AuditTrail
+from hub.fhir.terminology_seed import ensure_code_systems
 from hub.hl7v2.client import MllpClient
 from hub.hl7v2.ingest import Ingest
 from hub.hl7v2.offload import BigMessages
@@ -29,16 +33,12 @@ from hub.hl7v2.publishing import Publisher
 from hub.hl7v2.recovery import StrandedMessages
 from hub.hl7v2.retention import Retention
 from hub.hl7v2.server import MllpListener
-from hub.hospital_time import HOSPITAL
 from hub.lab import feed as lab_feed
 from hub.lab.rebuild import rebuild as rebuild_lab
 from hub.lab.service import PROBE_EVERY_S, LabService
-from hub.logs import log_event
-from hub.metrics import HubMetrics
 from hub.schedule import Every, parse_schedule
 from hub.scheduler import Job, Scheduler
 from hub.settings import Settings
-from hub.tasks import cancel
 from routes.table import RoutingTable, default_table
 from store.archive import MessageArchive
 from store.base import Store

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol
 
-from hub.hospital_time import HOSPITAL
+from hub.base.hospital_time import HOSPITAL
 
 LOOKAHEAD_YEARS = 50  # "0 0 29 2 1" (29 February on a Monday) recurs within 40 years
 

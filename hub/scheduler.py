@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hub.logs import log_event
-from hub.masking import mask_text
+from hub.base.logs import log_event
+from hub.base.masking import mask_text
+from hub.base.tasks import cancel, wait_event
 from hub.schedule import Schedule
-from hub.tasks import cancel, wait_event
 from store.leases import FAILED, OK, JobStore
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from urllib.parse import parse_qsl
 import aiohttp
 import orjson
 
+from hub.base.errors import PermanentError, ResourceGoneError, ResourceNotFoundError, RetryableError
 from hub.bus.base import Bus, Delivery, Handler
 from hub.bus.topology import INBOUND
-from hub.errors import PermanentError, ResourceGoneError, ResourceNotFoundError, RetryableError
 from hub.events import read_change_set
 from store.query import parse_search
 from store.resources import ResourceStore

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
+from hub.base.envelope import new_id
+from hub.base.errors import ResourceGoneError, ResourceNotFoundError
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hub.envelope import new_id
-from hub.errors import ResourceGoneError, ResourceNotFoundError
 from store.index import IndexRows, extract, instant, with_last_updated
 from store.mongo_audit import MongoAuditLog
 from store.mongo_search import (

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from hub.base.envelope import new_id
+from hub.base.errors import ResourceNotFoundError, SearchError
 
-from hub.envelope import new_id
-from hub.errors import ResourceNotFoundError, SearchError
 from store.index import date_range, instant
 from store.resources import AuditFilter, Resource, SearchPage, StoredVersion
 from store.sqlite_file import SqliteFile

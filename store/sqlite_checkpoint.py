@@ -8,7 +8,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from hub.tasks import cancel
+from hub.base.tasks import cancel
 
 INTERVAL_S = 0.5
 

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from hub.errors import StoreError
-from hub.sqlite_writer import Job, SqliteReaders, SqliteWriter, connect_reader, detached
+from hub.base.errors import StoreError
+from hub.base.sqlite_writer import Job, SqliteReaders, SqliteWriter, connect_reader, detached
+
 from store.sqlite_checkpoint import Checkpointer
 
 T = TypeVar("T")

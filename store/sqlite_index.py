@@ -15,7 +15,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from hub.logs import log_event
+from hub.base.logs import log_event
+
 from store.index import IndexRows
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.errors import StoreError
+from hub.base.errors import StoreError
+
 from store.index import instant
 from store.ledger import SENDING, Attempt, LedgerQuery, Submission
 from store.sqlite_file import SqliteFile

@@ -17,10 +17,10 @@ from functools import cache
 from typing import Any
 
 import orjson
+from hub.base.errors import ResourceGoneError, ResourceNotFoundError, SearchError
+from hub.base.logs import log_event
 
 from fhir_profiles.search_params import SUPPORTED_TYPES
-from hub.errors import ResourceGoneError, ResourceNotFoundError, SearchError
-from hub.logs import log_event
 from store.index import IndexRows, extract, instant, stored_params, with_last_updated
 from store.plan import (
     LEFT,

@@ -11,12 +11,12 @@ import aio_pika
 import pytest
 from yarl import URL
 
+from hub.base.metrics import HubMetrics
 from hub.bus.base import Bus
 from hub.bus.embedded import EmbeddedBus
 from hub.bus.rabbit import RabbitBus
+from hub.bus.settings import BusSettings
 from hub.bus.topology import INBOUND, QueueSpec, dead_queue_name
-from hub.metrics import HubMetrics
-from hub.settings import BusSettings
 from tests.broker import Broker, find_broker
 from tests.tcp_proxy import TcpProxy
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
+from hub.base.errors import ResourceGoneError, ResourceNotFoundError
+from hub.base.logs import log_event
 
 from adapters.drg import interfaces as drg
 from adapters.drg.documents import prepare
@@ -23,8 +25,6 @@ from adapters.drg.interfaces import business_key
 from adapters.drg.stay import Stay
 from adapters.framework.delivery import Delivery
 from adapters.framework.interface import Json
-from hub.errors import ResourceGoneError, ResourceNotFoundError
-from hub.logs import log_event
 from store.index import instant
 from store.query import parse_search
 from store.resources import ResourceStore

@@ -4,7 +4,8 @@ submission shown in full carries its payload and every attempt."""
 from datetime import datetime
 from typing import Any
 
-from hub.hospital_time import given, parse_given, shown
+from hub.base.hospital_time import given, parse_given, shown
+
 from store.ledger import LedgerQuery, Submission
 from store.listing import listing_limit
 

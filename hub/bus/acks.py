@@ -24,8 +24,8 @@ from enum import Enum
 
 from aiormq.abc import AbstractChannel
 
-from hub.logs import log_event
-from hub.tasks import wait_event
+from hub.base.logs import log_event
+from hub.base.tasks import wait_event
 
 log = logging.getLogger(__name__)
 

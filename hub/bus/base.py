@@ -15,13 +15,13 @@ from datetime import datetime
 
 from prometheus_client import Counter, Histogram
 
+from hub.base.envelope import Envelope
+from hub.base.errors import DeadLetterNotFoundError, JianhuError
+from hub.base.logs import log_event
+from hub.base.metrics import BusMetrics
 from hub.bus.outcome import ACKED, Outcome, Verdict, decide
+from hub.bus.settings import BusSettings
 from hub.bus.topology import INBOUND, QueueSpec, topic_matches
-from hub.envelope import Envelope
-from hub.errors import DeadLetterNotFoundError, JianhuError
-from hub.logs import log_event
-from hub.metrics import BusMetrics
-from hub.settings import BusSettings
 
 log = logging.getLogger(__name__)
 

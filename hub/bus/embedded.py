@@ -1,7 +1,7 @@
 """The embedded bus: RabbitMQ's semantics in one process, kept durable in a SQLite file.
 
 For the embedded default and for development. Every write goes through the file's writer
-thread (``hub.sqlite_writer``): a publish returns after its rows are committed (the
+thread (``hub.base.sqlite_writer``): a publish returns after its rows are committed (the
 "confirm"); a delivery is acked by deleting its row after the handler returns, without waiting
 for that commit (a lost ack only means one more delivery). Rows left ``inflight`` by a crash
 are delivered again at the next start, marked redelivered, and count towards the delivery limit
@@ -19,16 +19,16 @@ from typing import Any
 
 import orjson
 
+from hub.base.envelope import Envelope
+from hub.base.errors import BusError, TopologyError, UnroutableError
+from hub.base.logs import log_event
+from hub.base.metrics import BusMetrics
+from hub.base.sqlite_writer import SqliteWriter, connect_reader
+from hub.base.tasks import wait_event
 from hub.bus import topology as topo
 from hub.bus.base import Bus, DeadLetter, Delivery, Handler, QueueDepth
 from hub.bus.outcome import Outcome, Verdict
-from hub.envelope import Envelope
-from hub.errors import BusError, TopologyError, UnroutableError
-from hub.logs import log_event
-from hub.metrics import BusMetrics
-from hub.settings import BusSettings
-from hub.sqlite_writer import SqliteWriter, connect_reader
-from hub.tasks import wait_event
+from hub.bus.settings import BusSettings
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ dead letter, shared by both buses so they cannot drift apart."""
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hub.errors import PermanentError
-from hub.masking import mask_text
+from hub.base.errors import PermanentError
+from hub.base.masking import mask_text
 
 MAX_ERROR_CHARS = 500
 

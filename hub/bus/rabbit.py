@@ -25,15 +25,15 @@ from aio_pika.abc import (
 from aio_pika.exceptions import DeliveryError
 from pamqp.commands import Basic
 
+from hub.base.envelope import WIRE_CONTENT_TYPE, Envelope, new_id
+from hub.base.errors import BusError, PublishError, TopologyError, UnroutableError
+from hub.base.logs import log_event
+from hub.base.metrics import BusMetrics
 from hub.bus import topology as topo
 from hub.bus.acks import AckCoalescer, Settlement
 from hub.bus.base import Bus, DeadLetter, Delivery, Handler, QueueDepth
 from hub.bus.outcome import Outcome, Verdict
-from hub.envelope import WIRE_CONTENT_TYPE, Envelope, new_id
-from hub.errors import BusError, PublishError, TopologyError, UnroutableError
-from hub.logs import log_event
-from hub.metrics import BusMetrics
-from hub.settings import BusSettings
+from hub.bus.settings import BusSettings
 
 log = logging.getLogger(__name__)
 PERSISTENT = 2  # AMQP delivery mode: written to disk

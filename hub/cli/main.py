@@ -28,13 +28,13 @@ from adapters.framework.views import detail as ledger_detail
 from adapters.framework.views import ledger_query
 from adapters.framework.views import summary as ledger_summary
 from adapters.registry import configured_adapters
+from hub.base.errors import ConfigurationError, JianhuError
+from hub.base.hospital_time import given
+from hub.base.logs import configure_logging
+from hub.base.metrics import HubMetrics
 from hub.bus.base import Bus
-from hub.errors import ConfigurationError, JianhuError
 from hub.hl7v2.publishing import Publisher
 from hub.hl7v2.replay import archive_query, detail, replay, summary
-from hub.hospital_time import given
-from hub.logs import configure_logging
-from hub.metrics import HubMetrics
 from hub.runtime import make_bus, make_store
 from hub.settings import Settings, load_settings
 from hub.web.ops import dead_letter_detail, dead_letter_summary

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from hub.base.logs import log_event
+from hub.base.tasks import cancel, wait_event
 from hub.fhir.interaction import FhirRequest
 from hub.fhir.outcome import FhirError
 from hub.fhir.paths import Target, parse_path
-from hub.logs import log_event
-from hub.tasks import cancel, wait_event
 from store.index import instant
 from store.resources import Resource, ResourceStore
 

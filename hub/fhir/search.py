@@ -11,14 +11,14 @@ import orjson
 
 from fhir_profiles.issues import Issue
 from fhir_profiles.search_params import SearchParam, params_for
-from hub.envelope import new_id
+from hub.base.envelope import new_id
+from hub.base.hospital_time import given
 from hub.fhir.access import limited, reach, visible
 from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target
 from hub.fhir.scopes import SEARCH
 from hub.fhir.shaping import shape, shaping
-from hub.hospital_time import given
 from store.index import instant
 from store.query import MAX_VALUES, parse_search
 from store.resources import StoredVersion

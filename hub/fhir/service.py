@@ -12,16 +12,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from fhir_profiles.validation import validate
-from hub.errors import ResourceGoneError, ResourceNotFoundError, SearchError
+from hub.base.errors import ResourceGoneError, ResourceNotFoundError, SearchError
 from hub.fhir.access import authorize, check_visible, check_writable, limited
 from hub.fhir.audit import Auditor
 from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError
 from hub.fhir.paths import Target, parse_path
 from hub.fhir.responses import resource_response
+from hub.fhir.settings import FhirSettings
 from hub.fhir.shaping import shape, shaping
 from hub.fhir.writes import PreparedWrite
-from hub.settings import FhirSettings
 from store.query import parse_search
 from store.resources import Resource, ResourceStore, StoredVersion
 

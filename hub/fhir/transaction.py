@@ -21,8 +21,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from hub.envelope import new_id
-from hub.errors import VersionConflictError
+from hub.base.envelope import new_id
+from hub.base.errors import VersionConflictError
 from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target, parse_path

@@ -13,8 +13,8 @@ import jsonpatch
 import orjson
 
 from fhir_profiles.issues import Issue
-from hub.envelope import new_id
-from hub.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
+from hub.base.envelope import new_id
+from hub.base.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
 from hub.fhir.access import check_replaceable, reach
 from hub.fhir.interaction import FhirRequest, FhirResponse
 from hub.fhir.outcome import FhirError, outcome

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from hub.envelope import new_id
+from hub.base.envelope import new_id
 from hub.hl7v2.message import Delimiters, Message
 
 CHINA = ZoneInfo("Asia/Shanghai")

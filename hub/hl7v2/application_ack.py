@@ -8,18 +8,23 @@ sender ends it, AE/AR goes to the dead letters for a person, a transport failure
 import logging
 from typing import Protocol
 
+from hub.base.envelope import Envelope
+from hub.base.errors import PermanentError, RetryableError
+from hub.base.logs import log_event
 from hub.bus.base import Bus, Delivery, Handler
 from hub.bus.topology import INBOUND
-from hub.envelope import Envelope
-from hub.errors import PermanentError, RetryableError
 from hub.hl7v2.ack import APPLICATION_INTERNAL_ERROR, Problem, build_ack
 from hub.hl7v2.client import ACCEPTED, REJECTED, MllpClient
 from hub.hl7v2.message import Message
-from hub.logs import log_event
-from hub.settings import Settings
+from hub.hl7v2.settings import Hl7Settings
 
 APPLICATION_ACK_KEY = "hub.hl7v2.application-ack"
 log = logging.getLogger(__name__)
+
+
+class HasHl7Settings(Protocol):
+    @property
+    def hl7(self) -> Hl7Settings: ...
 
 
 class Requester(Protocol):
@@ -27,7 +32,7 @@ class Requester(Protocol):
     def bus(self) -> Bus: ...
 
     @property
-    def settings(self) -> Settings: ...
+    def settings(self) -> HasHl7Settings: ...
 
 
 class Services(Requester, Protocol):

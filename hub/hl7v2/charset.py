@@ -6,7 +6,7 @@ GB18030 sender on a UTF-8 interface."""
 
 from dataclasses import dataclass
 
-from hub.settings import ListenerSettings
+from hub.hl7v2.settings import ListenerSettings
 
 # table 0211 -> Python codec
 MSH18 = {

@@ -10,14 +10,14 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from hub.envelope import new_id
+from hub.base.envelope import new_id
+from hub.base.logs import log_event
 from hub.hl7v2 import ack as acks
 from hub.hl7v2.ack import Problem, build_ack, enhanced_mode
 from hub.hl7v2.charset import decode
 from hub.hl7v2.message import PARSE_OFF_LOOP_CHARS, HL7ParseError, Message, parse
 from hub.hl7v2.publishing import Publisher
-from hub.logs import log_event
-from hub.settings import ListenerSettings
+from hub.hl7v2.settings import ListenerSettings
 from store.archive import RECEIVED, REJECTED, ArchivedMessage, ClaimKind, MessageArchive
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from hub.errors import PermanentError
+from hub.base.errors import PermanentError
 
 
 class HL7ParseError(PermanentError):

@@ -6,9 +6,10 @@ import asyncio
 import logging
 from typing import Protocol
 
+from hub.base.envelope import Envelope
+from hub.base.errors import JianhuError, MappingError, PermanentError, RetryableError, StoreError
+from hub.base.logs import log_event
 from hub.bus.base import Delivery, Handler
-from hub.envelope import Envelope
-from hub.errors import JianhuError, MappingError, PermanentError, RetryableError, StoreError
 from hub.hl7v2 import application_ack
 from hub.hl7v2.application_ack import Requester
 from hub.hl7v2.mapping import UnmappedMessageError, normalize
@@ -16,7 +17,6 @@ from hub.hl7v2.message import HL7ParseError, Message, head
 from hub.hl7v2.offload import BIG_MESSAGE_CHARS, BigMessages
 from hub.hl7v2.persist import persist
 from hub.hl7v2.privacy import mask_personal
-from hub.logs import log_event
 from store.archive import FAILED, PROCESSED, STORED, UNMAPPED, MessageArchive
 from store.resources import ResourceStore
 

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from hub.errors import MappingError, ResourceGoneError, ResourceNotFoundError
+from hub.base.errors import MappingError, ResourceGoneError, ResourceNotFoundError
 from hub.hl7v2.mapping import Json, Mapped, Merge, WriteMode
 from store.index import extract
 from store.plan import Write, content_digest

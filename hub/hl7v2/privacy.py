@@ -2,8 +2,8 @@
 (an error kept in the archive, a dead letter's reason, a log line) can mask them. Free text
 cannot be searched for names reliably; the message says exactly which ones it carries."""
 
+from hub.base.masking import mask_name
 from hub.hl7v2.message import Message
-from hub.masking import mask_name
 
 # segment -> fields that hold a person's name or address (PID-5 name, PID-6 mother's maiden
 # name, PID-9 alias, PID-11 address; NK1-2 name, NK1-4 address; GT1-3 guarantor; IN1-16 insured)

@@ -14,11 +14,11 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 
+from hub.base.envelope import HL7V2_ER7, Envelope, new_id
+from hub.base.errors import StoreError
+from hub.base.logs import log_event
 from hub.bus.base import Bus
 from hub.bus.topology import INBOUND
-from hub.envelope import HL7V2_ER7, Envelope, new_id
-from hub.errors import StoreError
-from hub.logs import log_event
 from store.archive import RECEIVED, ArchivedMessage, MessageArchive
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
+from hub.base.logs import log_event
+from hub.base.tasks import cancel
 from hub.hl7v2.publishing import Publisher
-from hub.logs import log_event
-from hub.tasks import cancel
 from store.archive import STRANDED
 
 log = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from hub.errors import PublishError
+from hub.base.errors import PublishError
+from hub.base.hospital_time import shown
 from hub.hl7v2.message import HL7ParseError, Message
 from hub.hl7v2.publishing import Publisher
-from hub.hospital_time import shown
 from store.archive import ArchivedMessage, ArchiveQuery
 
 

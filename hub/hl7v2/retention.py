@@ -5,8 +5,8 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from hub.logs import log_event
-from hub.tasks import cancel
+from hub.base.logs import log_event
+from hub.base.tasks import cancel
 from store.archive import MessageArchive
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,10 @@ import contextlib
 import logging
 import ssl
 
+from hub.base.logs import log_event
 from hub.hl7v2.ingest import Ingest
 from hub.hl7v2.mllp import FrameReader, frame
-from hub.logs import log_event
-from hub.settings import ListenerSettings
+from hub.hl7v2.settings import ListenerSettings
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from hub.base.hospital_time import HOSPITAL
 from hub.hl7v2.mapping.common import STAFF_NUMBER
-from hub.hospital_time import HOSPITAL
 from hub.lab.critical_rules import (
     Finding,
 )

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from hub.hospital_time import HOSPITAL
+from hub.base.hospital_time import HOSPITAL
+from hub.base.logs import log_event
 from hub.lab.critical_alerts import (
     Acknowledgement,
     AlertEvent,
@@ -37,7 +38,6 @@ from hub.lab.critical_rules import (
     load_rules,
     shown_value,
 )
-from hub.logs import log_event
 
 Json = dict[str, Any]
 

@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from hub.hospital_time import HOSPITAL
+from hub.base.hospital_time import HOSPITAL
 
 Json = dict[str, Any]
 Code = tuple[str, str]  # (system, code)

@@ -22,13 +22,13 @@ from typing import Any, Protocol
 
 import orjson
 
+from hub.base.envelope import Envelope
+from hub.base.errors import PermanentError
+from hub.base.tasks import Turns
 from hub.bus.base import Delivery, Handler
 from hub.bus.topology import EVENTS, INBOUND
-from hub.envelope import Envelope
-from hub.errors import PermanentError
 from hub.events import Change, read_change_set
 from hub.hl7v2.message import HL7ParseError, Message, parse
-from hub.tasks import Turns
 from store.resources import ResourceStore, StoredVersion
 
 Json = dict[str, Any]

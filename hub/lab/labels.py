@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 
-from hub.errors import ConfigurationError
+from hub.base.errors import ConfigurationError
 from hub.lab.pool_tube import (
     Tube,
     instant,

@@ -6,13 +6,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from hub.base.logs import log_event
 from hub.lab.lifecycle import CANCELLED, Stage
 from hub.lab.lifecycle_hl7 import ContainerStatus
 from hub.lab.pool_results import Reading, pool_result, result_rules
 from hub.lab.pool_tube import PoolingError
 from hub.lab.pooling import PoolingService
 from hub.lab.report_results import lists_result
-from hub.logs import log_event
 
 Json = dict[str, Any]
 

@@ -16,11 +16,11 @@ from importlib import resources
 from typing import Any
 
 from fhir_profiles.identifiers import RESIDENT_ID_CARD, id_card_problem
-from hub.errors import (
+from hub.base.errors import (
     PermanentError,
 )
+from hub.base.hospital_time import HOSPITAL
 from hub.hl7v2.mapping.common import label, stable_id
-from hub.hospital_time import HOSPITAL
 from store.resources import Resource
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from weakref import WeakValueDictionary
 import orjson
 
 from fhir_profiles.identifiers import RESIDENT_ID_CARD
-from hub.errors import (
+from hub.base.errors import (
     ResourceGoneError,
     ResourceNotFoundError,
     RetryableError,

@@ -18,13 +18,13 @@ from typing import Any
 
 import orjson
 
+from hub.base.logs import log_event
 from hub.hl7v2.message import HL7ParseError, Message
 from hub.lab.critical_alerts import Step
 from hub.lab.feed import context_of
 from hub.lab.lifecycle import parse_time
 from hub.lab.service import LabService
 from hub.lab.tat import AlertError, ChangeKind
-from hub.logs import log_event
 from store.archive import ArchivedMessage, ArchiveQuery, MessageArchive
 from store.index import instant
 from store.query import parse_search

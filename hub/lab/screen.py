@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub.hospital_time import HOSPITAL
+from hub.base.hospital_time import HOSPITAL
+from hub.base.masking import mask_name
 from hub.lab.critical_alerts import AlertState, local_time
 from hub.lab.critical_desk import CriticalValueDesk
 from hub.lab.lifecycle import Stage
 from hub.lab.tat import Alert, AlertChange, AlertEngine
 from hub.lab.tat_statistics import tat_statistics
-from hub.masking import mask_name
 
 Json = dict[str, Any]
 Clock = Callable[[], datetime]

@@ -20,8 +20,10 @@ from typing import Any
 
 import orjson
 
+from hub.base.hospital_time import HOSPITAL
+from hub.base.logs import log_event
+from hub.base.tasks import cancel, wait_event
 from hub.hl7v2.message import Message
-from hub.hospital_time import HOSPITAL
 from hub.lab.critical_alerts import AlertEvent, CriticalAlert, Staff, Step, local_time
 from hub.lab.critical_desk import CriticalValueDesk
 from hub.lab.feed import context_of
@@ -33,8 +35,6 @@ from hub.lab.pooling import PoolingService
 from hub.lab.screen import ScreenView
 from hub.lab.tat import Alert, AlertChange, AlertEngine, ChangeKind
 from hub.lab.versions import VersionsSeen
-from hub.logs import log_event
-from hub.tasks import cancel, wait_event
 from store.resources import ResourceStore
 
 Json = dict[str, Any]

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from hub.hospital_time import HOSPITAL
+from hub.base.hospital_time import HOSPITAL
 from hub.lab.lifecycle import LifecycleEvent, Priority, Source, SpecimenTrack, Stage
 from hub.lab.tat_rules import TatRule, TatRules, tat_rules
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from hub.hospital_time import HOSPITAL
+from hub.base.hospital_time import HOSPITAL
 from hub.lab.lifecycle import SpecimenTrack, Stage
 from hub.lab.tat_rules import TatRule
 

@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from hub.envelope import new_id
-from hub.logs import log_event
+from hub.base.envelope import new_id
+from hub.base.logs import log_event
 
 log = logging.getLogger(__name__)
 

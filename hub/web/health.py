@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from hub.errors import JianhuError
+from hub.base.errors import JianhuError
 from hub.settings import Role
 from hub.web.auth import allow
 from hub.web.keys import RUNTIME

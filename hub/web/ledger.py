@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 
 from adapters.framework.views import detail, ledger_query, summary
-from hub.errors import StoreError
+from hub.base.errors import StoreError
 from hub.settings import Role
 from hub.web.auth import allow
 from hub.web.errors import problem

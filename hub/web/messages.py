@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hub.errors import PublishError, StoreError
+from hub.base.errors import PublishError, StoreError
+from hub.base.hospital_time import parse_given
 from hub.hl7v2.replay import archive_query, detail, replay, summary
-from hub.hospital_time import parse_given
 from hub.settings import Role
 from hub.web.auth import allow
 from hub.web.errors import problem

@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from hub.base.errors import DeadLetterNotFoundError, TopologyError
+from hub.base.hospital_time import shown
 from hub.bus.base import DeadLetter
-from hub.errors import DeadLetterNotFoundError, TopologyError
-from hub.hospital_time import shown
 from hub.settings import Role
 from hub.web.auth import allow
 from hub.web.errors import problem

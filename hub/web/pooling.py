@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hub.errors import RetryableError
+from hub.base.errors import RetryableError
 from hub.lab.labels import LabelUnavailableError, label_for, render_label
 from hub.lab.pool_tube import (
     IdCardError,

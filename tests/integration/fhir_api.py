@@ -5,8 +5,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from hub.fhir.settings import FhirSettings
 from hub.runtime import Runtime
-from hub.settings import FhirSettings, load_settings
+from hub.settings import load_settings
 from hub.web.app import make_app
 from tests.fixtures.examples import PATIENT
 

@@ -11,10 +11,12 @@ import hl7
 import hl7.mllp
 import pytest
 
+from hub.bus.settings import BusSettings
 from hub.hl7v2.client import MllpClient
 from hub.hl7v2.message import Message
+from hub.hl7v2.settings import Hl7Settings
 from hub.runtime import Runtime
-from hub.settings import BusSettings, Hl7Settings, load_settings
+from hub.settings import load_settings
 from tests.integration.test_bus_contract import wait_until_async
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"

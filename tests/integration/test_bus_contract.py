@@ -5,11 +5,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from hub.base.envelope import Envelope
+from hub.base.errors import PermanentError, RetryableError, TopologyError, UnroutableError
 from hub.bus.base import Bus, Delivery
+from hub.bus.settings import BusSettings
 from hub.bus.topology import EVENTS
-from hub.envelope import Envelope
-from hub.errors import PermanentError, RetryableError, TopologyError, UnroutableError
-from hub.settings import BusSettings
 from tests.conftest import BusFactory
 
 WAIT_S = 15.0
@@ -188,7 +188,7 @@ async def test_retryable_error_is_redelivered_after_its_delay_then_dead(
     dead = await _wait_for_dead(bus, spec.name, 1)
     assert dead[0].envelope.id == first.envelope.id
     assert dead[0].attempts == 3
-    assert dead[0].error_class == "hub.errors.RetryableError"
+    assert dead[0].error_class == "hub.base.errors.RetryableError"
     assert "attempt 3" in dead[0].error
 
 

@@ -10,13 +10,14 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from hub.base.errors import PermanentError
+from hub.base.metrics import HubMetrics
 from hub.bus.base import Bus, Delivery
+from hub.bus.settings import BusSettings
 from hub.bus.topology import INBOUND, QueueSpec
 from hub.cli.main import main
-from hub.errors import PermanentError
-from hub.metrics import HubMetrics
 from hub.runtime import make_bus
-from hub.settings import BusSettings, load_settings
+from hub.settings import load_settings
 from tests.conftest import _delete_queues
 from tests.integration.test_bus_contract import envelope
 

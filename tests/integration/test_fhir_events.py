@@ -13,10 +13,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.bus.base import Delivery
+from hub.bus.settings import BusSettings
 from hub.bus.topology import EVENTS, QueueSpec
 from hub.events import read_change_set
 from hub.runtime import Runtime
-from hub.settings import BusSettings, load_settings
+from hub.settings import load_settings
 from hub.subscriptions import DELIVER_KEY
 from hub.web.app import make_app
 from store.sqlite import SqliteStore

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from yarl import URL
 
-from hub.settings import FhirSettings
+from hub.fhir.settings import FhirSettings
 from hub.web.keys import RUNTIME
 from store.plan import Write, WriteMode
 from tests.fixtures.examples import OBSERVATION

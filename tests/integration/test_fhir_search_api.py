@@ -4,7 +4,7 @@ from typing import Any
 
 from aiohttp import FormData
 
-from fhir_profiles.terminology_seed import code_systems
+from hub.fhir.terminology_seed import code_systems
 from tests.fixtures.examples import ID_CARD, OBSERVATION, PATIENT
 from tests.integration.fhir_api import AUTH, Client, call, count_of, new_patient
 

@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 
+from hub.bus.settings import BusSettings
 from hub.hl7v2 import normalizer as normalizer_module
 from hub.hl7v2.message import Message
 from hub.hl7v2.mllp import frame
 from hub.hl7v2.publishing import publish_archived
+from hub.hl7v2.settings import Hl7Settings, ListenerSettings
 from hub.runtime import Runtime
-from hub.settings import BusSettings, Hl7Settings, ListenerSettings, load_settings
+from hub.settings import load_settings
 from store.archive import ArchivedMessage, ArchiveQuery
 from tests.integration.test_bus_contract import wait_until_async
 

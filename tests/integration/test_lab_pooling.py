@@ -9,10 +9,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hub.base.hospital_time import HOSPITAL
 
 from fhir_profiles.identifiers import RESIDENT_ID_CARD
 from fhir_profiles.validation import validate
-from hub.hospital_time import HOSPITAL
 from hub.lab.labels import label_for, render_label
 from hub.lab.pool_tube import (
     AlreadyInTubeError,

@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner
+from hub.base.envelope import new_id
 
 from hub.cli.main import main
-from hub.envelope import new_id
 from hub.web.keys import RUNTIME
 from store.ledger import DEAD, FAILED, PENDING, Attempt, Submission
 from tests.integration.fhir_api import Client, start_api

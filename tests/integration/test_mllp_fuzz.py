@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from hub.hl7v2.message import Message
 from hub.hl7v2.mllp import frame
+from hub.hl7v2.settings import Hl7Settings, ListenerSettings
 from hub.runtime import Runtime
-from hub.settings import Hl7Settings, ListenerSettings, load_settings
+from hub.settings import load_settings
 from store.archive import ArchiveQuery
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"

@@ -13,10 +13,12 @@ import hl7
 import hl7.mllp
 import pytest
 
+from hub.bus.settings import BusSettings
 from hub.hl7v2.message import Message
 from hub.hl7v2.mllp import frame
+from hub.hl7v2.settings import Hl7Settings, ListenerSettings
 from hub.runtime import Runtime
-from hub.settings import BusSettings, Hl7Settings, ListenerSettings, load_settings
+from hub.settings import load_settings
 from store.archive import ArchiveQuery
 from store.query import parse_search
 from tests.integration.test_bus_contract import wait_until_async

@@ -15,8 +15,9 @@ from cryptography.x509.oid import NameOID
 
 from hub.hl7v2.message import Message
 from hub.hl7v2.mllp import frame
+from hub.hl7v2.settings import Hl7Settings, ListenerSettings
 from hub.runtime import Runtime
-from hub.settings import Hl7Settings, ListenerSettings, load_settings
+from hub.settings import load_settings
 
 ORU = (Path(__file__).parents[1] / "data" / "hl7" / "19-lis-oru-r01-cbc-corrected.hl7").read_bytes()
 

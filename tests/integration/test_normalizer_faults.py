@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from hub.bus.settings import BusSettings
 from hub.hl7v2 import normalizer as normalizer_module
 from hub.hl7v2.mapping import normalize as mapping_normalize
-from hub.settings import BusSettings
 from hub.web.keys import RUNTIME
 from tests.integration.fhir_api import Client, start_api
 from tests.integration.test_bus_contract import wait_until_async
@@ -81,4 +81,4 @@ async def test_a_failure_of_the_hub_is_retried_with_its_traceback_logged(
     assert failed[0].levelno == logging.ERROR
     assert failed[0].exc_info is not None  # the traceback goes to the log
     retried = [r for r in caplog.records if getattr(r, "event", "") == "retried"]
-    assert [getattr(r, "error_class", "") for r in retried] == ["hub.errors.RetryableError"]
+    assert [getattr(r, "error_class", "") for r in retried] == ["hub.base.errors.RetryableError"]

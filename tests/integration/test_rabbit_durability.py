@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from hub.base.errors import PublishError, RetryableError
 from hub.bus.base import Delivery
-from hub.errors import PublishError, RetryableError
-from hub.settings import BusSettings
+from hub.bus.settings import BusSettings
 from tests.broker import Broker
 from tests.conftest import BusFactory
 from tests.integration.test_bus_contract import envelope, wait_until

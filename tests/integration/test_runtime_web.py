@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from hub.base.errors import PermanentError
 from hub.bus.base import Delivery
+from hub.bus.settings import BusSettings
 from hub.bus.topology import INBOUND
-from hub.errors import PermanentError
 from hub.runtime import Runtime
-from hub.settings import BusSettings, load_settings
+from hub.settings import load_settings
 from hub.web.app import make_app
 from routes.table import Route, RoutingTable
 from tests.integration.test_bus_contract import envelope, wait_until

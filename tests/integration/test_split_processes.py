@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from hub.errors import ConfigurationError
+from hub.base.errors import ConfigurationError
+from hub.bus.settings import BusSettings
 from hub.hl7v2.client import MllpClient
 from hub.runtime import Runtime
-from hub.settings import BusSettings, load_settings
+from hub.settings import load_settings
 from store.archive import ArchiveQuery
 from tests.integration.test_bus_contract import wait_until_async
 

@@ -1,7 +1,6 @@
 import pytest
+from hub.base.envelope import Envelope
 from pydantic import ValidationError
-
-from hub.envelope import Envelope
 
 PATIENT = "PID|||330602199001011234||张三"
 

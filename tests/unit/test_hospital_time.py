@@ -4,8 +4,7 @@
 from datetime import UTC, datetime
 
 import pytest
-
-from hub.hospital_time import HOSPITAL, given, parse_given, shown
+from hub.base.hospital_time import HOSPITAL, given, parse_given, shown
 
 
 def test_a_time_without_offset_is_read_as_shaoxing_wall_clock() -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hub.base.hospital_time import HOSPITAL
 
 from fhir_profiles.validation import validate
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
-from hub.hospital_time import HOSPITAL
 from hub.lab.critical_alerts import (
     AlertEvent,
     AlertState,

@@ -10,11 +10,11 @@ from typing import Any, cast
 
 import orjson
 import pytest
+from hub.base.errors import StoreError
+from hub.base.hospital_time import HOSPITAL
 
-from hub.errors import StoreError
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
-from hub.hospital_time import HOSPITAL
 from hub.lab import rebuild
 from hub.lab.critical_alerts import Staff
 from hub.lab.feed import LAB_TYPES

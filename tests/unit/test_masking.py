@@ -2,11 +2,11 @@ import logging
 import sys
 
 import orjson
+from hub.base.logs import JsonFormatter, log_event
+from hub.base.masking import mask_fields, mask_id_card, mask_name, mask_phone, mask_text
 
 from hub.hl7v2.message import Message
 from hub.hl7v2.privacy import mask_personal
-from hub.logs import JsonFormatter, log_event
-from hub.masking import mask_fields, mask_id_card, mask_name, mask_phone, mask_text
 
 
 def test_id_card_phone_and_name_follow_the_hospital_format() -> None:

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from hub.errors import StoreError
-from hub.sqlite_writer import SqliteReaders, SqliteWriter, connect_reader
+from hub.base.errors import StoreError
+from hub.base.sqlite_writer import SqliteReaders, SqliteWriter, connect_reader
 
 
 @pytest.fixture

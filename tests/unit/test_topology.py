@@ -1,8 +1,8 @@
 import pytest
+from hub.base.errors import PermanentError, RetryableError
 
 from hub.bus.outcome import Verdict, decide
 from hub.bus.topology import requeue_binding, requeue_key, retry_tier, topic_matches
-from hub.errors import PermanentError, RetryableError
 
 
 @pytest.mark.parametrize(
@@ -41,4 +41,4 @@ def test_permanent_errors_die_at_once_with_a_masked_message() -> None:
     outcome = decide(PermanentError("bad ID 330602199001011234"), 1, (5.0,))
     assert outcome.verdict is Verdict.DEAD
     assert outcome.error == "bad ID 330602********1234"
-    assert outcome.error_class == "hub.errors.PermanentError"
+    assert outcome.error_class == "hub.base.errors.PermanentError"

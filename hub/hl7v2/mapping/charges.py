@@ -14,7 +14,7 @@ an extension of the hub's own otherwise.
   resending its transaction ID maps that code to ``entered-in-error``.
 """
 
-from hub.errors import MappingError
+from hub.base.errors import MappingError
 from hub.hl7v2.datatypes import codeable, date_time, table
 from hub.hl7v2.mapping.common import (
     Json,

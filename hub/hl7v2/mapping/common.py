@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from hub.errors import MappingError
+from hub.base.errors import MappingError
 from hub.hl7v2.datatypes import (
     address,
     codeable,

@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import re
 
-from hub.errors import MappingError
+from hub.base.errors import MappingError
 from hub.hl7v2.datatypes import codeable, coding_system, date_time, table
 from hub.hl7v2.mapping.common import (
     Json,

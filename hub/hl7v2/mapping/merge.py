@@ -4,7 +4,7 @@ Microsoft converter, the surviving Patient (PID) gets ``link: replaces`` to the 
 old number still finds the record and points on. Moving every reference from the retired
 Patient to the survivor needs the store: the mapping asks for it with a ``Merge``."""
 
-from hub.errors import MappingError
+from hub.base.errors import MappingError
 from hub.hl7v2.datatypes import human_name
 from hub.hl7v2.mapping.common import (
     Json,

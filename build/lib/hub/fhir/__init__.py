@@ -1,1 +1,0 @@
-"""The FHIR R4 REST layer, independent of HTTP: interactions, search Bundles, transactions."""

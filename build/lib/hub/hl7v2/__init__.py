@@ -1,1 +1,0 @@
-"""HL7 v2: a fast tokenizer, MLLP framing, ACKs, the listener and the client."""
