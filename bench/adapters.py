@@ -32,12 +32,12 @@ from adapters.drg.interfaces import build_adapter, business_key
 from adapters.drg.stay import Stay
 from adapters.framework.delivery import Delivery
 from fhir_profiles.identifiers import INPATIENT_NUMBER, MEDICAL_RECORD_NUMBER
+from hub.base.json import Json
 from store.ledger import ACCEPTED
 from store.sqlite import SqliteStore
 from tests.unit import test_drg_documents as corpus
 
 APP_ID, ORG_CODE = "BENCH-APP", "BENCH-ORG"
-Json = dict[str, Any]
 
 
 def stay_template() -> Stay:

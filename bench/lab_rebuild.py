@@ -16,16 +16,15 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hub.base.json import Json
 from hub.lab.rebuild import rebuild
 from hub.lab.service import LabService
 from store.plan import Write, WriteMode
 from store.sqlite import SqliteStore
 
-Json = dict[str, Any]
 TESTS = ["CBC", "ELEC", "LFT", "RFT", "COAG", "FLUAB", "UA"]
 CLASSES = ["AMB", "IMP", "EMER"]
 

@@ -9,13 +9,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from adapters.drg import stay as fhir
 from adapters.drg.fields import FieldSpec, table
 from adapters.drg.stay import Stay
-
-Json = dict[str, Any]
+from hub.base.json import Json
 
 # ICD-10 医保版 / 国家临床版: category J18, J18.9, extension J18.900, x placeholder for a
 # category without subcategories (I10.x00), and further extension codes (J18.900x001)

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
-from hub.base.errors import ResourceGoneError, ResourceNotFoundError
-from hub.base.logs import log_event
 
 from adapters.drg import interfaces as drg
 from adapters.drg.documents import prepare
 from adapters.drg.interfaces import business_key
 from adapters.drg.stay import Stay
 from adapters.framework.delivery import Delivery
-from adapters.framework.interface import Json
+from hub.base.errors import ResourceGoneError, ResourceNotFoundError
+from hub.base.json import Json
+from hub.base.logs import log_event
 from store.index import instant
 from store.query import parse_search
 from store.resources import ResourceStore

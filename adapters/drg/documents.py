@@ -9,7 +9,6 @@ table, and checked before anything is sent:
 what a person sees; without, the three payloads go to the adapter as they are."""
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from adapters.drg import stay as fhir
 from adapters.drg.checks import (
@@ -22,8 +21,7 @@ from adapters.drg.checks import (
 from adapters.drg.fields import FieldSpec, table, write
 from adapters.drg.sources import LINE_READERS, STAY_READERS
 from adapters.drg.stay import FeeLine, Stay
-
-Json = dict[str, Any]
+from hub.base.json import Json
 
 
 def _record(specs: tuple[FieldSpec, ...], stay: Stay) -> Json:

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from adapters.drg import interfaces as drg
 from adapters.drg.interfaces import query
 from adapters.framework.delivery import Adapter, Delivery
-from adapters.framework.interface import Json
+from hub.base.json import Json
 from store.ledger import Submission
 
 STANDARD_TTL_S = 24 * 3600.0

@@ -5,7 +5,7 @@ grouper."""
 
 import re
 
-from adapters.drg.simulator_rules import Json
+from hub.base.json import Json
 
 # 标准科室: 《医疗机构诊疗科目名录》 with the 医保 "A" prefix, as the settlement list uses them
 STANDARD_DEPARTMENTS = {

@@ -26,8 +26,9 @@ from typing import Any
 
 from adapters.drg.config import DrgConfig
 from adapters.framework.delivery import Adapter
-from adapters.framework.interface import Answer, Interface, Json, Outcome, Request, Response
+from adapters.framework.interface import Answer, Interface, Outcome, Request, Response
 from adapters.framework.transport import HttpTransport, TransportError
+from hub.base.json import Json
 
 ADAPTER = "drg"
 

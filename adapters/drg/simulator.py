@@ -27,7 +27,8 @@ from adapters.drg.simulator_platform import (
     authenticate,
     refuse,
 )
-from adapters.drg.simulator_rules import Failure, Json
+from adapters.drg.simulator_rules import Failure
+from hub.base.json import Json
 
 __all__ = ["PLATFORM", "Faults", "Platform", "StayKey", "create_app"]
 

@@ -19,7 +19,6 @@ from adapters.drg.simulator_rules import (
     MATCH_REQUIRED,
     STAY_KEY,
     Failure,
-    Json,
     blank,
     check_fee_details,
     check_front_page,
@@ -28,6 +27,7 @@ from adapters.drg.simulator_rules import (
     missing,
     parse_date,
 )
+from hub.base.json import Json
 
 PATH_PREFIX = "/drgPms/nologin/drgUpload"
 StayKey = tuple[str, str, str]  # YBLSH, ZYCS, BAH

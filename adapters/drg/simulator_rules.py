@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-Json = dict[str, Any]
+from hub.base.json import Json
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fhir_profiles.identifiers import INPATIENT_NUMBER, MEDICAL_RECORD_NUMBER
-
-Json = dict[str, Any]
+from hub.base.json import Json
 
 LOCAL = ZoneInfo("Asia/Shanghai")  # the platform reads every time as Shaoxing wall-clock time
 

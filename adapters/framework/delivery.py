@@ -16,11 +16,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from hub.base.envelope import new_id
-from hub.base.logs import log_event
 
-from adapters.framework.interface import Answer, Interface, Json, Outcome
+from adapters.framework.interface import Answer, Interface, Outcome
 from adapters.framework.transport import HttpTransport, TransportError
+from hub.base.envelope import new_id
+from hub.base.json import Json
+from hub.base.logs import log_event
 from store.ledger import (
     ACCEPTED,
     CANCELLED,

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import orjson
 
-Json = dict[str, Any]
+from hub.base.json import Json
 
 
 class Outcome(StrEnum):

@@ -7,9 +7,8 @@ import json
 import re
 from functools import cache
 from importlib import resources
-from typing import Any
 
-Json = dict[str, Any]
+from hub.base.json import Json
 
 
 @cache

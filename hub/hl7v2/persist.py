@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 import orjson
 
 from hub.base.errors import MappingError, ResourceGoneError, ResourceNotFoundError
-from hub.hl7v2.mapping import Json, Mapped, Merge, WriteMode
+from hub.base.json import Json
+from hub.hl7v2.mapping import Mapped, Merge, WriteMode
 from store.index import extract
 from store.plan import Write, content_digest
 from store.plan import WriteMode as StoreMode

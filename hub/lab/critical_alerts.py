@@ -6,16 +6,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from hub.base.hospital_time import HOSPITAL
+from hub.base.json import Json
 from hub.hl7v2.mapping.common import STAFF_NUMBER
 from hub.lab.critical_rules import (
     Finding,
 )
-
-Json = dict[str, Any]
-
 
 # ---------------------------------------------------------------------------------------------
 # The desk: alerts, acknowledgement, escalation

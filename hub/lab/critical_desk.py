@@ -10,9 +10,9 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from hub.base.hospital_time import HOSPITAL
+from hub.base.json import Json
 from hub.base.logs import log_event
 from hub.lab.critical_alerts import (
     Acknowledgement,
@@ -38,8 +38,6 @@ from hub.lab.critical_rules import (
     load_rules,
     shown_value,
 )
-
-Json = dict[str, Any]
 
 log = logging.getLogger(__name__)
 

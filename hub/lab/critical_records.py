@@ -3,8 +3,8 @@ payload the read-back) and the AuditEvent of every step."""
 
 import uuid
 from datetime import datetime
-from typing import Any
 
+from hub.base.json import Json
 from hub.lab.critical_alerts import (
     ACTIONS,
     STEP_LABELS,
@@ -14,9 +14,6 @@ from hub.lab.critical_alerts import (
     Step,
     local_time,
 )
-
-Json = dict[str, Any]
-
 
 AUDIT_TYPE = "urn:jianhu:codesystem:audit-event-type"
 ALERT_STEP = "urn:jianhu:codesystem:critical-value-step"

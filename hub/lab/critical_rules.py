@@ -16,8 +16,8 @@ from importlib import resources
 from typing import Any
 
 from hub.base.hospital_time import HOSPITAL
+from hub.base.json import Json
 
-Json = dict[str, Any]
 Code = tuple[str, str]  # (system, code)
 
 

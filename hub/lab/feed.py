@@ -18,20 +18,19 @@ hears from the queues after a silence (``hub/lab/rebuild.py``)."""
 import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
 from hub.base.envelope import Envelope
 from hub.base.errors import PermanentError
+from hub.base.json import Json
 from hub.base.tasks import Turns
 from hub.bus.base import Delivery, Handler
 from hub.bus.topology import EVENTS, INBOUND
 from hub.events import Change, read_change_set
 from hub.hl7v2.message import HL7ParseError, Message, parse
 from store.resources import ResourceStore, StoredVersion
-
-Json = dict[str, Any]
 
 FHIR_QUEUE = "lab.fhir"
 HL7_QUEUE = "lab.hl7"

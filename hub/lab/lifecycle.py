@@ -17,11 +17,9 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from functools import cache
 from importlib import resources
-from typing import Any
 
 from hub.base.hospital_time import HOSPITAL
-
-Json = dict[str, Any]
+from hub.base.json import Json
 
 
 class Stage(IntEnum):

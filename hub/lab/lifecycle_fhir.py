@@ -7,8 +7,8 @@ gives the tube its test group, priority, source and department."""
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from hub.base.json import Json
 from hub.lab.lifecycle import (
     LifecycleConfig,
     LifecycleEvent,
@@ -20,8 +20,6 @@ from hub.lab.lifecycle import (
     parse_time,
 )
 from hub.lab.report_results import lists_result
-
-Json = dict[str, Any]
 
 
 def _ref_id(ref: Json | None, kind: str) -> str | None:

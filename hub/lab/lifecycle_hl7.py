@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hub.base.json import Json
 from hub.hl7v2.datatypes import date_time
 from hub.hl7v2.mapping.common import stable_id
 from hub.hl7v2.mapping.orders import placer_order_key, service_request_id, specimen_key
@@ -20,8 +21,6 @@ from hub.lab.lifecycle import (
     lifecycle_config,
     parse_time,
 )
-
-Json = dict[str, Any]
 
 
 def _read(segments: Mapping[str, Segment], spec: str) -> str:

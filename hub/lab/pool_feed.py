@@ -4,8 +4,8 @@ The lab service hands it every result and every container status it reads."""
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
+from hub.base.json import Json
 from hub.base.logs import log_event
 from hub.lab.lifecycle import CANCELLED, Stage
 from hub.lab.lifecycle_hl7 import ContainerStatus
@@ -13,8 +13,6 @@ from hub.lab.pool_results import Reading, pool_result, result_rules
 from hub.lab.pool_tube import PoolingError
 from hub.lab.pooling import PoolingService
 from hub.lab.report_results import lists_result
-
-Json = dict[str, Any]
 
 log = logging.getLogger(__name__)
 

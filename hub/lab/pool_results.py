@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import Any
 
+from hub.base.json import Json
 from hub.lab.pool_tube import PoolingRules, pool_id
-
-Json = dict[str, Any]
 
 
 class Reading(StrEnum):

@@ -14,10 +14,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import orjson
 
+from hub.base.json import Json
 from hub.base.logs import log_event
 from hub.hl7v2.message import HL7ParseError, Message
 from hub.lab.critical_alerts import Step
@@ -29,8 +29,6 @@ from store.archive import ArchivedMessage, ArchiveQuery, MessageArchive
 from store.index import instant
 from store.query import parse_search
 from store.resources import AuditFilter, ResourceStore, SearchPage
-
-Json = dict[str, Any]
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ never by reference, so no route and no stream can forget the masking."""
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from hub.base.hospital_time import HOSPITAL
+from hub.base.json import Json
 from hub.base.masking import mask_name
 from hub.lab.critical_alerts import AlertState, local_time
 from hub.lab.critical_desk import CriticalValueDesk
@@ -15,7 +15,6 @@ from hub.lab.lifecycle import Stage
 from hub.lab.tat import Alert, AlertChange, AlertEngine
 from hub.lab.tat_statistics import tat_statistics
 
-Json = dict[str, Any]
 Clock = Callable[[], datetime]
 
 KPI_RULE = "report-overdue"  # 签收 → 报告, the lab's own TAT, what the wall shows

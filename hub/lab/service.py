@@ -16,11 +16,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import orjson
 
 from hub.base.hospital_time import HOSPITAL
+from hub.base.json import Json
 from hub.base.logs import log_event
 from hub.base.tasks import cancel, wait_event
 from hub.hl7v2.message import Message
@@ -37,7 +37,6 @@ from hub.lab.tat import Alert, AlertChange, AlertEngine, ChangeKind
 from hub.lab.versions import VersionsSeen
 from store.resources import ResourceStore
 
-Json = dict[str, Any]
 Clock = Callable[[], datetime]
 Refresh = Callable[[], Awaitable[object]]
 

@@ -15,13 +15,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from hub.base.hospital_time import HOSPITAL
 from hub.lab.lifecycle import LifecycleEvent, Priority, Source, SpecimenTrack, Stage
 from hub.lab.tat_rules import TatRule, TatRules, tat_rules
 
-Json = dict[str, Any]
 Clock = Callable[[], datetime]
 
 

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from importlib import resources
-from typing import Any
 
+from hub.base.json import Json
 from hub.lab.lifecycle import Priority, Source, Stage
-
-Json = dict[str, Any]
 
 
 @dataclass(frozen=True)

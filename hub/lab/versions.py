@@ -5,9 +5,8 @@ version of a result already corrected to normal, a cancelled tube brought back b
 earlier version."""
 
 from collections import OrderedDict
-from typing import Any
 
-Json = dict[str, Any]
+from hub.base.json import Json
 
 CAPACITY = 500_000  # resources remembered, newest use last: far beyond a day of lab work
 

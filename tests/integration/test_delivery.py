@@ -15,9 +15,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.framework.delivery import Adapter, Delivery, RetryPolicy
-from adapters.framework.interface import Answer, Interface, Json, Outcome, Response
+from adapters.framework.interface import Answer, Interface, Outcome, Response
 from adapters.framework.transport import HttpTransport, TransportError
 from adapters.signing.gateway import TifSigner, tif_signature
+from hub.base.json import Json
 from store.ledger import ACCEPTED, CANCELLED, DEAD, FAILED, PENDING, REJECTED, Ledger
 from tests.integration.test_mllp_tls import self_signed
 from tests.stores import BACKENDS, open_backend

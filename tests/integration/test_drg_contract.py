@@ -21,8 +21,9 @@ from adapters.drg.interfaces import build_adapter, business_key, classify, query
 from adapters.drg.simulator import PLATFORM, Faults, Platform, StayKey, create_app
 from adapters.drg.simulator_rules import check_fee_details, check_front_page
 from adapters.framework.delivery import Delivery, RetryPolicy
-from adapters.framework.interface import Answer, Json, Outcome, Response
+from adapters.framework.interface import Answer, Outcome, Response
 from adapters.framework.transport import HttpTransport
+from hub.base.json import Json
 from store.ledger import ACCEPTED, CANCELLED, FAILED, PENDING, REJECTED
 from store.sqlite import SqliteStore
 

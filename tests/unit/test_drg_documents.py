@@ -7,7 +7,6 @@ own field rules."""
 import copy
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,10 +17,10 @@ from adapters.drg.fields import TABLE, load, table
 from adapters.drg.sources import LINE_READERS, STAY_READERS
 from adapters.drg.stay import ADMISSION_CONDITION, ADMISSION_COUNT, INSURANCE_SERIAL, Stay
 from fhir_profiles.identifiers import INPATIENT_NUMBER, MEDICAL_RECORD_NUMBER
+from hub.base.json import Json
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
 
-Json = dict[str, Any]
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 MANIFEST: list[Json] = json.loads((CORPUS / "manifest.json").read_text("utf-8"))
 ADMISSION = "01-his-adt-a01-admit-resp.hl7"

@@ -1,15 +1,12 @@
 """ORM^O01 / OML^O21 to ServiceRequest and Specimen, and the meeting of an order from the HIS or
 EMR with the result of the LIS or PACS: same ServiceRequest, same Specimen."""
 
-from typing import Any
-
 import pytest
 
+from hub.base.json import Json
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
 from tests.unit.test_hl7v2_mapping import CORPUS, MANIFEST, message_of
-
-Json = dict[str, Any]
 
 
 def resources(file: str, kind: str) -> list[Json]:

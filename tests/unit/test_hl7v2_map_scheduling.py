@@ -2,15 +2,12 @@
 and cancel; times from SCH-11 or the resource segments; patient, doctor and room as
 participants."""
 
-from typing import Any
-
 import pytest
 
+from hub.base.json import Json
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
 from tests.unit.test_hl7v2_mapping import message_of
-
-Json = dict[str, Any]
 
 PID = "PID|1||10023456^^^JHYY^PI||张^伟||19680412|M"
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub.base.hospital_time import HOSPITAL
 
 from fhir_profiles.validation import validate
+from hub.base.hospital_time import HOSPITAL
+from hub.base.json import Json
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
 from hub.lab.critical_alerts import (
@@ -31,7 +32,6 @@ from hub.lab.critical_rules import (
     load_rules,
 )
 
-Json = dict[str, Any]
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 LOINC = "http://loinc.org"
 LIS_LOCAL = "urn:jianhu:codesystem:local:lis-l"

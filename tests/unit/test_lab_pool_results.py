@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
+from hub.base.json import Json
 from hub.lab.pool_results import Reading, pool_result, result_rules
 from hub.lab.pool_tube import load_rules, pool_id
 
-Json = dict[str, Any]
 BARCODE = "HJ261126000001"
 RULES = load_rules()
 

@@ -10,9 +10,10 @@ from typing import Any, cast
 
 import orjson
 import pytest
+
 from hub.base.errors import StoreError
 from hub.base.hospital_time import HOSPITAL
-
+from hub.base.json import Json
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
 from hub.lab import rebuild
@@ -24,7 +25,6 @@ from hub.lab.service import LabService
 from store.resources import ResourceStore
 from tests.integration.test_bus_contract import wait_until
 
-Json = dict[str, Any]
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 NOW = datetime(2026, 3, 12, 5, 23, tzinfo=HOSPITAL)
 TECH, NURSE = Staff("0499", "梁思远"), Staff("2107", "王芳")

@@ -5,7 +5,7 @@ normalizer writes what it returns in one store transaction."""
 from collections.abc import Callable
 
 from hub.hl7v2.mapping import adt, charges, documents, merge, orders, results, scheduling
-from hub.hl7v2.mapping.common import Json, Mapped, Merge, UnmappedMessageError, WriteMode
+from hub.hl7v2.mapping.common import Mapped, Merge, UnmappedMessageError, WriteMode
 from hub.hl7v2.message import Message
 
 Mapping = Callable[[Message, Mapped], None]
@@ -37,7 +37,6 @@ def normalize(message: Message) -> Mapped:
 
 __all__ = [
     "MAPPINGS",
-    "Json",
     "Mapped",
     "Merge",
     "UnmappedMessageError",

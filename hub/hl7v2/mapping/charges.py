@@ -15,9 +15,9 @@ an extension of the hub's own otherwise.
 """
 
 from hub.base.errors import MappingError
+from hub.base.json import Json
 from hub.hl7v2.datatypes import codeable, date_time, table
 from hub.hl7v2.mapping.common import (
-    Json,
     Mapped,
     coded,
     encounter,

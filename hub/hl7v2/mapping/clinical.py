@@ -12,6 +12,7 @@ and payer for the patient, the contact's name for the patient.
 from collections.abc import Iterator
 
 from fhir_profiles.identifiers import INSURANCE_CARD
+from hub.base.json import Json
 from hub.hl7v2.datatypes import (
     address,
     contact_point,
@@ -22,7 +23,6 @@ from hub.hl7v2.datatypes import (
     table,
 )
 from hub.hl7v2.mapping.common import (
-    Json,
     Mapped,
     coded,
     display_name,

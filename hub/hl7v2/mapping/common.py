@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from hub.base.errors import MappingError
+from hub.base.json import Json
 from hub.hl7v2.datatypes import (
     address,
     codeable,
@@ -25,9 +25,6 @@ from hub.hl7v2.datatypes import (
     table,
 )
 from hub.hl7v2.message import Message, Segment
-
-Json = dict[str, Any]
-
 
 STAFF_NUMBER = "urn:jianhu:sid:staff"  # 工号, the hospital's staff number
 

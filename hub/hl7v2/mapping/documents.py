@@ -14,9 +14,9 @@ import hashlib
 import re
 
 from hub.base.errors import MappingError
+from hub.base.json import Json
 from hub.hl7v2.datatypes import codeable, coding_system, date_time, table
 from hub.hl7v2.mapping.common import (
-    Json,
     Mapped,
     encounter,
     instant,

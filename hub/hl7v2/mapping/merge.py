@@ -5,9 +5,9 @@ old number still finds the record and points on. Moving every reference from the
 Patient to the survivor needs the store: the mapping asks for it with a ``Merge``."""
 
 from hub.base.errors import MappingError
+from hub.base.json import Json
 from hub.hl7v2.datatypes import human_name
 from hub.hl7v2.mapping.common import (
-    Json,
     Mapped,
     Merge,
     WriteMode,

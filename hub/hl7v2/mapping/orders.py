@@ -12,9 +12,9 @@ ORU^R01. So an order and its later result meet on the same ServiceRequest and Sp
 from dataclasses import dataclass, field
 
 from hub.base.errors import MappingError
+from hub.base.json import Json
 from hub.hl7v2.datatypes import codeable, date_time, table
 from hub.hl7v2.mapping.common import (
-    Json,
     Mapped,
     WriteMode,
     encounter,

@@ -9,9 +9,9 @@ so the order from the HIS and the result from the LIS meet on the same resources
 
 from dataclasses import dataclass, field
 
+from hub.base.json import Json
 from hub.hl7v2.datatypes import codeable, codes, date_time, table
 from hub.hl7v2.mapping.common import (
-    Json,
     Mapped,
     encounter,
     instant,

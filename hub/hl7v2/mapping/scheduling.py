@@ -7,9 +7,9 @@ cancel (S15) update the booking (S12) instead of adding to it."""
 from datetime import datetime, timedelta
 
 from hub.base.errors import MappingError
+from hub.base.json import Json
 from hub.hl7v2.datatypes import codeable, date_time, table
 from hub.hl7v2.mapping.common import (
-    Json,
     Mapped,
     WriteMode,
     label,
