@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from hub.base.errors import JianhuError
+
 Walker = Callable[[dict[str, Any]], list[Any]]
 Step = Callable[[list[Any]], list[Any]]
 
@@ -77,7 +79,7 @@ _STEP = re.compile(
 )
 
 
-class UnsupportedPathError(ValueError):
+class UnsupportedPathError(JianhuError, ValueError):
     """The expression uses FHIRPath beyond what search parameters need."""
 
 

@@ -28,6 +28,7 @@ from adapters.drg.config import DrgConfig
 from adapters.framework.delivery import Adapter
 from adapters.framework.interface import Answer, Interface, Outcome, Request, Response
 from adapters.framework.transport import HttpTransport, TransportError
+from hub.base.errors import JianhuError
 from hub.base.json import Json
 
 ADAPTER = "drg"
@@ -176,7 +177,7 @@ def build_adapter(config: DrgConfig, transport: HttpTransport | None = None) -> 
     return Adapter(ADAPTER, transport, build_interfaces(config))
 
 
-class QueryError(Exception):
+class QueryError(JianhuError):
     """The platform refused a query, or could not be reached."""
 
 

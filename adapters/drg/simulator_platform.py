@@ -27,6 +27,7 @@ from adapters.drg.simulator_rules import (
     missing,
     parse_date,
 )
+from hub.base.errors import PermanentError
 from hub.base.json import Json
 
 PATH_PREFIX = "/drgPms/nologin/drgUpload"
@@ -52,7 +53,7 @@ class Faults:
             setattr(self, name, type(getattr(self, name))(value))
 
 
-class RefusedError(Exception):
+class RefusedError(PermanentError):
     def __init__(self, code: int, failures: list[Failure]) -> None:
         super().__init__(code, failures)
         self.code, self.failures = code, failures

@@ -10,9 +10,10 @@ import aiohttp
 
 from adapters.framework.interface import Request, Response
 from adapters.signing.common import Signer
+from hub.base.errors import RetryableError
 
 
-class TransportError(Exception):
+class TransportError(RetryableError):
     """The request may or may not have reached the receiver: resend later."""
 
 

@@ -34,6 +34,8 @@ from gmalg import sm3 as gmalg_sm3
 from gmalg.ellipticcurve import ECDLP
 from gmalg.sm2 import SM2Core
 
+from hub.base.errors import PermanentError
+
 log = logging.getLogger(__name__)
 
 SM2_DEFAULT_UID: Final = b"1234567812345678"
@@ -45,7 +47,7 @@ SM4_BLOCK_SIZE: Final = 16
 SignatureFormat = Literal["der", "raw"]
 
 
-class InvalidSignatureError(ValueError):
+class InvalidSignatureError(PermanentError, ValueError):
     """A well-formed signature that does not match the message and public key."""
 
 

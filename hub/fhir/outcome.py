@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_profiles.issues import Issue
+from hub.base.errors import PermanentError
 
 
 def outcome(*issues: Issue) -> dict[str, Any]:
@@ -11,7 +12,7 @@ def outcome(*issues: Issue) -> dict[str, Any]:
 
 
 @dataclass
-class FhirError(Exception):
+class FhirError(PermanentError):
     """A refused interaction: the HTTP status and the issues that explain it."""
 
     status: int

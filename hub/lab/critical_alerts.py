@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from hub.base.errors import PermanentError
 from hub.base.hospital_time import HOSPITAL
 from hub.base.json import Json
 from hub.hl7v2.mapping.common import STAFF_NUMBER
@@ -146,11 +147,11 @@ class AlertEvent:
 Subscriber = Callable[[AlertEvent], Awaitable[None]] | asyncio.Queue[AlertEvent]
 
 
-class UnknownAlertError(KeyError):
+class UnknownAlertError(PermanentError, KeyError):
     pass
 
 
-class AlertStateError(Exception):
+class AlertStateError(PermanentError):
     """The step does not apply to the alert as it stands (acknowledging a closed alert)."""
 
 

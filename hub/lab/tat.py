@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from hub.base.errors import PermanentError
 from hub.base.hospital_time import HOSPITAL
 from hub.lab.lifecycle import LifecycleEvent, Priority, Source, SpecimenTrack, Stage
 from hub.lab.tat_rules import TatRule, TatRules, tat_rules
@@ -65,7 +66,7 @@ class AlertChange:
     at: datetime
 
 
-class AlertError(Exception):
+class AlertError(PermanentError):
     """An acknowledgement the engine cannot take (unknown alert, no name, taken already)."""
 
 

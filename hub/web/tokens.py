@@ -6,6 +6,7 @@ import hmac
 
 import jwt
 
+from hub.base.errors import PermanentError
 from hub.fhir.scopes import Principal
 from hub.settings import Role, Settings
 
@@ -19,7 +20,7 @@ _ROLE_SCOPES = {
 }
 
 
-class TokenError(Exception):
+class TokenError(PermanentError):
     """The token is not acceptable; the message says why (never the token itself)."""
 
 

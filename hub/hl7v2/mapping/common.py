@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from hub.base.errors import MappingError
+from hub.base.errors import MappingError, PermanentError
 from hub.base.json import Json
 from hub.hl7v2.datatypes import (
     address,
@@ -76,7 +76,7 @@ def context_mode(message: Message) -> WriteMode:
     return WriteMode.REPLACE if message.message_type[0] == "ADT" else WriteMode.IF_ABSENT
 
 
-class UnmappedMessageError(Exception):
+class UnmappedMessageError(PermanentError):
     """No mapping for this message type: it stays archived, nothing is written."""
 
 
