@@ -15,6 +15,7 @@ from adapters.drg.feedback import ask_feedback
 from adapters.framework.delivery import Delivery
 from adapters.registry import configured_adapters
 from fhir_profiles.validation import preload
+from hub.base import site_files
 from hub.base.errors import BusError, ConfigurationError
 from hub.base.hospital_time import HOSPITAL
 from hub.base.logs import log_event
@@ -86,6 +87,8 @@ class Runtime:
     _lab_probe: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if self.settings.config_dir is not None:
+            site_files.use(self.settings.config_dir)
         self.bus = make_bus(self.settings, self.metrics)
         self.store = make_store(self.settings)
 

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=1, le=65535)
     mllp_port: int = Field(2575, ge=0, le=65535)  # 0: any free port (tests)
     data_dir: Path = Path("./data")
+    # a folder of site tables read instead of the shipped ones (hub/base/site_files.py)
+    config_dir: Path | None = None
     amqp_url: SecretStr = SecretStr("")  # empty: the embedded bus in data_dir
     mongo_url: SecretStr = SecretStr("")  # empty: the embedded SQLite store in data_dir
     api_keys: Annotated[tuple[ApiKey, ...], NoDecode] = ()

@@ -18,6 +18,8 @@ from typing import Any
 
 from adapters.drg.sources import LINE_READERS, STAY_READERS, Value
 from adapters.drg.stay import LOCAL
+from hub.base.json import Json
+from hub.base.site_files import read_json
 
 TABLE = Path(__file__).parent / "data" / "frontpage_fields.json"
 FORMATS = {"text", "code", "integer", "date", "datetime", "amount", "quantity", "icd10", "icd9cm3"}
@@ -73,7 +75,10 @@ def _specs(entry: dict[str, Any], readers: dict[str, Any]) -> list[FieldSpec]:
 
 
 def load(path: Path = TABLE) -> FieldTable:
-    raw = json.loads(path.read_text("utf-8"))
+    return parse(json.loads(path.read_text("utf-8")))
+
+
+def parse(raw: Json) -> FieldTable:
     front_page = [spec for e in raw["MAIN_DATA"] for spec in _specs(e, STAY_READERS)]
     by_code = {spec.field: spec for spec in front_page}
     return FieldTable(
@@ -86,7 +91,8 @@ def load(path: Path = TABLE) -> FieldTable:
 
 @cache
 def table() -> FieldTable:
-    return load()
+    """The shipped table, or the site's copy in ``JIANHU_CONFIG_DIR``."""
+    return parse(read_json("adapters", "drg/data/frontpage_fields.json"))
 
 
 def write(spec: FieldSpec, value: Value) -> Written | None:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,6 +38,7 @@ from hub.hl7v2.publishing import Publisher
 from hub.hl7v2.replay import archive_query, detail, replay, summary
 from hub.runtime import make_bus, make_store
 from hub.settings import Settings, load_settings
+from hub.site_config import overrides, problems
 from hub.web.ops import dead_letter_detail, dead_letter_summary
 from routes.table import default_table, render
 from store.base import Store
@@ -116,6 +118,11 @@ def run(no_consume: bool) -> None:
 
     settings = _settings(reads_data=False)
     configure_logging(settings.log_level)
+    if settings.config_dir is not None and (found := problems(settings.config_dir)):
+        click.echo("invalid site configuration (JIANHU_CONFIG_DIR):", err=True)
+        for line in found:
+            click.echo(f"  {line}", err=True)
+        sys.exit(2)
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -170,9 +177,14 @@ def started_line(settings: Settings) -> str:
     store = (
         f"MongoDB {_without_password(mongo)}" if mongo else f"SQLite ({data / 'jianhu.sqlite3'})"
     )
+    site = ""
+    if settings.config_dir is not None:
+        site = f"; site tables from {settings.config_dir.resolve()}: "
+        site += ", ".join(overrides(settings.config_dir)) or "none"
     return (
         f"jianhu {version('jianhu')} listening: HTTP http://{settings.http_host}:"
         f"{settings.http_port} (FHIR at /fhir), MLLP {mllp or 'none'}; store {store}; bus {bus}"
+        f"{site}"
     )
 
 
@@ -194,6 +206,27 @@ def _cannot_listen(exc: OSError) -> str:
         f"cannot listen on {where or 'its address'}: {why if found else exc.strerror or why}; set "
         "JIANHU_HTTP_PORT, JIANHU_MLLP_PORT or JIANHU_HTTP_HOST"
     )
+
+
+@main.group()
+def config() -> None:
+    """The site's configuration."""
+
+
+@config.command("check")
+@click.argument("folder", required=False, type=click.Path(path_type=Path))
+def config_check(folder: Path | None) -> None:
+    """Check a folder of site tables (default: JIANHU_CONFIG_DIR) without starting the hub."""
+    folder = folder or _settings(reads_data=False).config_dir
+    if folder is None:
+        click.echo("error: name a folder, or set JIANHU_CONFIG_DIR", err=True)
+        sys.exit(2)
+    found = problems(folder)
+    if found:
+        for line in found:
+            click.echo(line, err=True)
+        sys.exit(2)
+    click.echo(f"ok: {folder}: " + (", ".join(overrides(folder)) or "no tables overridden"))
 
 
 @main.command()

@@ -3,18 +3,16 @@ Identifier, XPN -> HumanName, XAD -> Address, XTN -> ContactPoint, CWE/CE -> Cod
 DTM/TS -> dateTime. Mapping tables come from ``fhir_profiles/data/v2-maps.json``, each
 overridable per sending application."""
 
-import json
 import re
 from functools import cache
-from importlib import resources
 
 from hub.base.json import Json
+from hub.base.site_files import read_json
 
 
 @cache
 def _maps() -> Json:
-    data = resources.files("fhir_profiles") / "data" / "v2-maps.json"
-    loaded: Json = json.loads(data.read_text(encoding="utf-8"))
+    loaded: Json = read_json("fhir_profiles", "data/v2-maps.json")
     return loaded
 
 

@@ -6,17 +6,16 @@ are compared, never converted, so a value in another unit is a finding for a per
 mismatch") rather than a silent pass. Coded tests (血培养阳性) list their critical and normal
 codes."""
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from hub.base.hospital_time import HOSPITAL
 from hub.base.json import Json
+from hub.base.site_files import read_json
 
 Code = tuple[str, str]  # (system, code)
 
@@ -185,8 +184,7 @@ def _test_rule(data: Json) -> TestRule:
 
 @cache
 def load_rules() -> CriticalRules:
-    data = resources.files("fhir_profiles") / "data" / "lab-critical-values.json"
-    return CriticalRules.from_json(json.loads(data.read_text(encoding="utf-8")))
+    return CriticalRules.from_json(read_json("fhir_profiles", "data/lab-critical-values.json"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,16 +10,15 @@ A track is keyed by the Specimen resource id: the normalizer derives it from the
 the application that printed it, so an SSU^U03 that names the barcode and the FHIR Specimen of
 the order meet on one track."""
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
 from functools import cache
-from importlib import resources
 
 from hub.base.hospital_time import HOSPITAL
 from hub.base.json import Json
+from hub.base.site_files import read_json
 
 
 class Stage(IntEnum):
@@ -192,8 +191,7 @@ class LifecycleConfig:
 
 @cache
 def lifecycle_config() -> LifecycleConfig:
-    data = resources.files("fhir_profiles") / "data" / "lab-lifecycle.json"
-    return LifecycleConfig.from_json(json.loads(data.read_text(encoding="utf-8")))
+    return LifecycleConfig.from_json(read_json("fhir_profiles", "data/lab-lifecycle.json"))
 
 
 def parse_time(text: str | None) -> datetime | None:

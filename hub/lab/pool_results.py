@@ -6,13 +6,12 @@ Only a final result of a configured pooled test counts. A value the rules cannot
 invalid run, a free text the lab did not agree on) is left to a person at the pooling API:
 it is returned as unreadable, never guessed."""
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from importlib import resources
 
 from hub.base.json import Json
+from hub.base.site_files import read_json
 from hub.lab.pool_tube import PoolingRules, pool_id
 
 
@@ -32,8 +31,10 @@ class ResultRules:
 
 @cache
 def result_rules() -> ResultRules:
-    data = resources.files("fhir_profiles") / "data" / "pooled-testing.json"
-    raw: Json = json.loads(data.read_text(encoding="utf-8"))["result"]
+    return parse_result_rules(read_json("fhir_profiles", "data/pooled-testing.json")["result"])
+
+
+def parse_result_rules(raw: Json) -> ResultRules:
     return ResultRules(
         tests=frozenset(raw["tests"]),
         final_statuses=frozenset(raw["final_statuses"]),

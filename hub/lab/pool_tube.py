@@ -3,7 +3,6 @@ pool Specimen with a child Specimen per person, the recall Task, and the checks 
 person. Pure functions; ``pooling`` keeps them in the store (see its docstring for the model)."""
 
 import copy
-import json
 import logging
 import re
 import secrets
@@ -12,7 +11,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from fhir_profiles.identifiers import RESIDENT_ID_CARD, id_card_problem
@@ -20,6 +18,7 @@ from hub.base.errors import (
     PermanentError,
 )
 from hub.base.hospital_time import HOSPITAL
+from hub.base.site_files import read_json
 from hub.hl7v2.mapping.common import label, stable_id
 from store.resources import Resource
 
@@ -56,8 +55,10 @@ class PoolingRules:
 
 @cache
 def load_rules() -> PoolingRules:
-    data = resources.files("fhir_profiles") / "data" / "pooled-testing.json"
-    raw: dict[str, Any] = json.loads(data.read_text(encoding="utf-8"))
+    return pooling_rules(read_json("fhir_profiles", "data/pooled-testing.json"))
+
+
+def pooling_rules(raw: dict[str, Any]) -> PoolingRules:
     return PoolingRules(
         pool_size=int(raw["pool_size"]),
         barcode_namespace=raw["barcode_namespace"],

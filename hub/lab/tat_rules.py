@@ -2,13 +2,12 @@
 of the lifecycle (collected -> received within 30 minutes, ...), with thresholds by test
 group, priority and source; the most specific threshold wins and ``null`` turns a rule off."""
 
-import json
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
-from importlib import resources
 
 from hub.base.json import Json
+from hub.base.site_files import read_json
 from hub.lab.lifecycle import Priority, Source, Stage
 
 
@@ -100,5 +99,4 @@ class TatRules:
 
 @cache
 def tat_rules() -> TatRules:
-    data = resources.files("fhir_profiles") / "data" / "lab-tat-rules.json"
-    return TatRules.from_json(json.loads(data.read_text(encoding="utf-8")))
+    return TatRules.from_json(read_json("fhir_profiles", "data/lab-tat-rules.json"))

@@ -31,7 +31,15 @@ LAYERS = {
 }
 # within layer 1, who may use whom
 ALLOWED_SIDEWAYS = {("store", "model"), ("v2-model", "model")}
-ROOT_MODULES = ("hub.runtime", "hub.settings", "hub.cli", "hub.web", "routes", "adapters.registry")
+ROOT_MODULES = (
+    "hub.runtime",
+    "hub.settings",
+    "hub.site_config",
+    "hub.cli",
+    "hub.web",
+    "routes",
+    "adapters.registry",
+)
 
 
 def part_of(module: str) -> str | None:
