@@ -30,7 +30,7 @@ from adapters.drg.config import DrgConfig
 from adapters.drg.documents import prepare
 from adapters.drg.interfaces import build_adapter, business_key
 from adapters.drg.stay import Stay
-from adapters.framework.delivery import Delivery
+from adapters.framework.delivery import Courier
 from fhir_profiles.identifiers import INPATIENT_NUMBER, MEDICAL_RECORD_NUMBER
 from hub.base.json import Json
 from store.ledger import ACCEPTED
@@ -104,7 +104,7 @@ async def main_async(args: argparse.Namespace, url: str) -> None:
         await wait_up(url)
         await store.open()
         adapter = build_adapter(DrgConfig(base_url=url, app_id=APP_ID, org_code=ORG_CODE))
-        delivery = Delivery(store.ledger, {"drg": adapter})
+        delivery = Courier(store.ledger, {"drg": adapter})
         await delivery.submit("drg", drg.ORG_REGIST, ORG_CODE, {"ORG_NAME": "绍兴市某人民医院"})
         template = stay_template()
         rates, raw_rates = [], []

@@ -12,7 +12,7 @@ import aiohttp
 
 from adapters.drg.discharges import report_changed
 from adapters.drg.feedback import ask_feedback
-from adapters.framework.delivery import Delivery
+from adapters.framework.delivery import Courier
 from adapters.registry import configured_adapters
 from fhir_profiles.validation import preload
 from hub.base import site_files
@@ -81,7 +81,7 @@ class Runtime:
     retention: Retention | None = field(init=False, default=None)
     _http: aiohttp.ClientSession | None = field(init=False, default=None)
     _mllp: dict[tuple[str, int, str], MllpClient] = field(init=False, default_factory=dict)
-    delivery: Delivery = field(init=False)
+    delivery: Courier = field(init=False)
     scheduler: Scheduler | None = field(init=False, default=None)
     lab: LabService | None = field(init=False, default=None)  # where the lab queues are consumed
     _lab_probe: asyncio.Task[None] | None = field(init=False, default=None)
@@ -150,7 +150,7 @@ class Runtime:
             self.listeners.append(listener)
         self.retention = Retention(self.store.archive, self.settings.hl7.retention_days)
         self.retention.start()
-        self.delivery = Delivery(self.store.ledger, configured_adapters(self.settings))
+        self.delivery = Courier(self.store.ledger, configured_adapters(self.settings))
         if consume and not self.settings.intake_only:
             # every worker process runs the scheduler; the lease lets one run each due time
             jobs = [Job("deliveries", Every(DELIVERY_INTERVAL), self._deliver_due)]

@@ -21,7 +21,7 @@ from adapters.drg import interfaces as drg
 from adapters.drg.documents import prepare
 from adapters.drg.interfaces import business_key
 from adapters.drg.stay import Stay
-from adapters.framework.delivery import Delivery
+from adapters.framework.delivery import Courier
 from hub.base.errors import ResourceGoneError, ResourceNotFoundError
 from hub.base.json import Json
 from hub.base.logs import log_event
@@ -85,7 +85,7 @@ async def load_stay(resources: ResourceStore, encounter_id: str) -> Stay | None:
     )
 
 
-async def report(delivery: Delivery, stay: Stay) -> Reported:
+async def report(delivery: Courier, stay: Stay) -> Reported:
     prepared = prepare(stay)
     bah = prepared.front_page.get("MAIN_DATA", {}).get("BAH", "")
     zycs = prepared.front_page.get("MAIN_DATA", {}).get("ZYCS", 1)
@@ -111,7 +111,7 @@ async def report(delivery: Delivery, stay: Stay) -> Reported:
 
 
 async def report_changed(
-    resources: ResourceStore, delivery: Delivery, since: datetime, now: datetime
+    resources: ResourceStore, delivery: Courier, since: datetime, now: datetime
 ) -> list[Reported]:
     """One run of the job: the stays that changed since ``since`` and have been quiet for
     ``QUIET`` (a younger change is seen again by the next run)."""

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 
 from adapters.drg import interfaces as drg
 from adapters.drg.interfaces import query
-from adapters.framework.delivery import Adapter, Delivery
+from adapters.framework.delivery import Adapter, Courier
 from hub.base.json import Json
 from store.ledger import Submission
 
@@ -71,7 +71,7 @@ def match_departments(
     return Matching(rows, unmatched)
 
 
-async def ask_feedback(delivery: Delivery, day: date) -> list[Submission]:
+async def ask_feedback(delivery: Courier, day: date) -> list[Submission]:
     """The quality-control feedback and the grouping results of one day's discharges."""
     span = {
         "START_DATE": f"{day.isoformat()} 00:00:00",

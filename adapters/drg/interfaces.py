@@ -26,7 +26,7 @@ from typing import Any
 
 from adapters.drg.config import DrgConfig
 from adapters.framework.delivery import Adapter
-from adapters.framework.interface import Answer, Interface, Outcome, Request, Response
+from adapters.framework.interface import Interface, ReceiverAnswer, Reception, Request, Response
 from adapters.framework.transport import HttpTransport, TransportError
 from hub.base.errors import JianhuError
 from hub.base.json import Json
@@ -68,26 +68,28 @@ class DrgInterface(Interface):
         return super().request({**self.credentials, **payload})
 
 
-def classify(response: Response) -> Answer:
+def classify(response: Response) -> ReceiverAnswer:
     """``CODE`` 200 accepted; 101 / 300 (validation) and unknown codes rejected, a person
     looks; a 5xx, a timeout-like 408/429 or a body that is not the platform's JSON failed, so
     it is resent. A 4xx is a wrong path or a refused call: resending would not help."""
     if response.status >= 500 or response.status in (408, 429):
-        return Answer(Outcome.FAILED, f"HTTP {response.status}")
+        return ReceiverAnswer(Reception.FAILED, f"HTTP {response.status}")
     if response.status >= 400:
-        return Answer(Outcome.REJECTED, f"HTTP {response.status}: {_text(response)}")
+        return ReceiverAnswer(Reception.REJECTED, f"HTTP {response.status}: {_text(response)}")
     try:
         body = response.json()
     except ValueError:
-        return Answer(Outcome.FAILED, f"unreadable answer: {_text(response)}")
+        return ReceiverAnswer(Reception.FAILED, f"unreadable answer: {_text(response)}")
     if not isinstance(body, dict) or "CODE" not in body:
-        return Answer(Outcome.FAILED, f"unreadable answer: {_text(response)}")
+        return ReceiverAnswer(Reception.FAILED, f"unreadable answer: {_text(response)}")
     code = str(body["CODE"])
     if code == SUCCESS:
-        return Answer(Outcome.ACCEPTED, external_id=_record_id(body.get("DATA")))
+        return ReceiverAnswer(Reception.ACCEPTED, external_id=_record_id(body.get("DATA")))
     if code in VALIDATION_FAILURES:
-        return Answer(Outcome.REJECTED, f"{code} {_failure(body)}".strip())
-    return Answer(Outcome.REJECTED, f"unknown CODE {code}: {body.get('MESSAGE', '')}".strip())
+        return ReceiverAnswer(Reception.REJECTED, f"{code} {_failure(body)}".strip())
+    return ReceiverAnswer(
+        Reception.REJECTED, f"unknown CODE {code}: {body.get('MESSAGE', '')}".strip()
+    )
 
 
 def _text(response: Response) -> str:
@@ -190,7 +192,7 @@ async def query(adapter: Adapter, interface: str, fields: Json) -> list[Json]:
     except TransportError as exc:
         raise QueryError(f"{interface}: {exc}") from exc
     answer = target.classify(response)
-    if answer.outcome is not Outcome.ACCEPTED:
+    if answer.outcome is not Reception.ACCEPTED:
         raise QueryError(f"{interface}: {answer.detail}")
     data = response.json().get("DATA") or {}
     rows = data.get("ROWS", []) if isinstance(data, dict) else []

@@ -20,7 +20,7 @@ from adapters.drg.simulator_platform import (
     HANDLERS,
     PATH_PREFIX,
     Faults,
-    Handler,
+    InterfaceHandler,
     Platform,
     RefusedError,
     StayKey,
@@ -47,7 +47,9 @@ def answer(code: int, data: Json | None = None, failures: Sequence[Failure] = ()
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
-def endpoint(interface: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+def endpoint(
+    interface: str, handler: InterfaceHandler
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def serve(request: web.Request) -> web.Response:
         platform = request.app[PLATFORM]
         faults = platform.faults

@@ -83,7 +83,7 @@ class Platform:
         return f"SX-{kind}-{next(self.ids):06d}"
 
 
-Handler = Callable[[Platform, Json], Json | None]
+InterfaceHandler = Callable[[Platform, Json], Json | None]
 
 
 def decoded(form: Json, name: str) -> Any:
@@ -235,7 +235,7 @@ def drg_result(platform: Platform, form: Json) -> Json:
     return {"ROWS": [group(main) for main in in_window(platform, form)]}
 
 
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, InterfaceHandler] = {
     names.ORG_REGIST: org_regist,
     names.ORG_REGIST_MODIFY: org_regist_modify,
     names.HOSPITAL: hospital,

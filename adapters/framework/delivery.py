@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from adapters.framework.interface import Answer, Interface, Outcome
+from adapters.framework.interface import Interface, ReceiverAnswer, Reception
 from adapters.framework.transport import HttpTransport, TransportError
 from hub.base.envelope import new_id
 from hub.base.json import Json
@@ -71,7 +71,7 @@ def content_hash(payload: Json) -> str:
 
 
 @dataclass
-class Delivery:
+class Courier:
     ledger: Ledger
     adapters: Mapping[str, Adapter]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -132,7 +132,7 @@ class Delivery:
             answer = adapter.interface(claimed.interface).classify(response)
             received = response.body.decode(errors="replace")
         except TransportError as exc:
-            answer, received = Answer(Outcome.FAILED, str(exc)), str(exc)
+            answer, received = ReceiverAnswer(Reception.FAILED, str(exc)), str(exc)
         return await self._record(
             claimed, request.body.decode(errors="replace"), received, answer, started
         )
@@ -202,7 +202,12 @@ class Delivery:
         return cancellation is None or cancellation.status != ACCEPTED
 
     async def _record(
-        self, claimed: Submission, sent: str, received: str, answer: Answer, started: datetime
+        self,
+        claimed: Submission,
+        sent: str,
+        received: str,
+        answer: ReceiverAnswer,
+        started: datetime,
     ) -> Submission:
         number = len(claimed.attempts) + 1
         outcome = answer.outcome
@@ -210,7 +215,7 @@ class Delivery:
             number, started, self.clock(), outcome.value, sent, received, answer.detail
         )
         status, next_at = outcome.value, None
-        if outcome is Outcome.FAILED:
+        if outcome is Reception.FAILED:
             if number >= self.retry.max_attempts:
                 status = DEAD
             else:
@@ -218,7 +223,7 @@ class Delivery:
         log_event(
             log,
             "delivery",
-            logging.INFO if outcome is Outcome.ACCEPTED else logging.WARNING,
+            logging.INFO if outcome is Reception.ACCEPTED else logging.WARNING,
             adapter=claimed.adapter,
             interface=claimed.interface,
             submission=claimed.id,

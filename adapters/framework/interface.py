@@ -15,15 +15,15 @@ import orjson
 from hub.base.json import Json
 
 
-class Outcome(StrEnum):
+class Reception(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     FAILED = "failed"
 
 
 @dataclass(frozen=True)
-class Answer:
-    outcome: Outcome
+class ReceiverAnswer:
+    outcome: Reception
     detail: str = ""  # the receiver's reason, or the transport error
     external_id: str = ""  # the receiver's id for what it accepted
 
@@ -46,7 +46,7 @@ class Response:
         return orjson.loads(self.body)
 
 
-Classifier = Callable[[Response], Answer]
+Classifier = Callable[[Response], ReceiverAnswer]
 
 
 def encode(payload: Json, encoding: Literal["json", "form"]) -> tuple[bytes, str]:
@@ -63,14 +63,14 @@ def encode(payload: Json, encoding: Literal["json", "form"]) -> tuple[bytes, str
     return urlencode(fields).encode(), "application/x-www-form-urlencoded; charset=utf-8"
 
 
-def http_status_classifier(response: Response) -> Answer:
+def http_status_classifier(response: Response) -> ReceiverAnswer:
     """For receivers that speak plain HTTP: 2xx accepted, 4xx rejected, the rest failed."""
     if 200 <= response.status < 300:
-        return Answer(Outcome.ACCEPTED)
+        return ReceiverAnswer(Reception.ACCEPTED)
     detail = f"HTTP {response.status}: {response.body[:200].decode(errors='replace')}"
     if 400 <= response.status < 500 and response.status not in (408, 429):
-        return Answer(Outcome.REJECTED, detail)
-    return Answer(Outcome.FAILED, detail)
+        return ReceiverAnswer(Reception.REJECTED, detail)
+    return ReceiverAnswer(Reception.FAILED, detail)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from hub.base.envelope import Envelope
 from hub.base.errors import DeadLetterNotFoundError, JianhuError
 from hub.base.logs import log_event
 from hub.base.metrics import BusMetrics
-from hub.bus.outcome import ACKED, Outcome, Verdict, decide
+from hub.bus.outcome import ACKED, Disposition, Verdict, decide
 from hub.bus.settings import BusSettings
 from hub.bus.topology import INBOUND, QueueSpec, topic_matches
 
@@ -185,7 +185,7 @@ class Bus(ABC):
         self.specs[spec.name] = spec
         self._publish_counters.clear()
 
-    async def _run_handler(self, handler: Handler, delivery: Delivery) -> Outcome:
+    async def _run_handler(self, handler: Handler, delivery: Delivery) -> Disposition:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.handler_timeout_s):  # no extra task
@@ -224,7 +224,7 @@ class Bus(ABC):
             self._metric_children[queue] = children
         return children
 
-    def _count_failure(self, delivery: Delivery, outcome: Outcome) -> None:
+    def _count_failure(self, delivery: Delivery, outcome: Disposition) -> None:
         queue, message_id = delivery.queue, delivery.envelope.id
         retry = outcome.verdict is Verdict.RETRY
         (self.metrics.retried if retry else self.metrics.dead_lettered).labels(queue).inc()

@@ -27,7 +27,7 @@ from hub.base.sqlite_writer import SqliteWriter, connect_reader
 from hub.base.tasks import wait_event
 from hub.bus import topology as topo
 from hub.bus.base import Bus, DeadLetter, Delivery, Handler, QueueDepth
-from hub.bus.outcome import Outcome, Verdict
+from hub.bus.outcome import Disposition, Verdict
 from hub.bus.settings import BusSettings
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ class EmbeddedBus(Bus):
         if self._writer is not None:  # closed by an abort: leave the row in flight, like a crash
             self._settle(seq, outcome)
 
-    def _settle(self, seq: int, outcome: Outcome) -> None:
+    def _settle(self, seq: int, outcome: Disposition) -> None:
         """Queued for the writer, not awaited: a lost ack only means one more delivery."""
         now = self._clock()
 

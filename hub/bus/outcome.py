@@ -17,14 +17,14 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Disposition:
     verdict: Verdict
     delay_s: float = 0.0
     error_class: str = ""
     error: str = ""
 
 
-ACKED = Outcome(Verdict.ACK)
+ACKED = Disposition(Verdict.ACK)
 
 
 def describe(exc: BaseException) -> tuple[str, str]:
@@ -34,7 +34,7 @@ def describe(exc: BaseException) -> tuple[str, str]:
     return f"{cls.__module__}.{cls.__qualname__}", message
 
 
-def decide(exc: BaseException, attempt: int, retry_delays_s: tuple[float, ...]) -> Outcome:
+def decide(exc: BaseException, attempt: int, retry_delays_s: tuple[float, ...]) -> Disposition:
     """Permanent errors die at once; anything else is retried after the next delay, then dies.
 
     Unknown exceptions count as retryable: a bug fixed and redeployed lets the retry succeed,
@@ -42,5 +42,5 @@ def decide(exc: BaseException, attempt: int, retry_delays_s: tuple[float, ...]) 
     """
     error_class, error = describe(exc)
     if isinstance(exc, PermanentError) or attempt > len(retry_delays_s):
-        return Outcome(Verdict.DEAD, error_class=error_class, error=error)
-    return Outcome(Verdict.RETRY, retry_delays_s[attempt - 1], error_class, error)
+        return Disposition(Verdict.DEAD, error_class=error_class, error=error)
+    return Disposition(Verdict.RETRY, retry_delays_s[attempt - 1], error_class, error)

@@ -32,7 +32,7 @@ from hub.base.metrics import BusMetrics
 from hub.bus import topology as topo
 from hub.bus.acks import AckCoalescer, Settlement
 from hub.bus.base import Bus, DeadLetter, Delivery, Handler, QueueDepth
-from hub.bus.outcome import Outcome, Verdict
+from hub.bus.outcome import Disposition, Verdict
 from hub.bus.settings import BusSettings
 
 log = logging.getLogger(__name__)
@@ -311,7 +311,7 @@ class RabbitBus(Bus):
             return
         acks.settle(tag)
 
-    async def _settle(self, delivery: Delivery, outcome: Outcome) -> None:
+    async def _settle(self, delivery: Delivery, outcome: Disposition) -> None:
         """Move a failed delivery to its retry or dead queue; confirmed before the ack."""
         if outcome.verdict is Verdict.ACK:
             return

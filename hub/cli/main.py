@@ -24,7 +24,7 @@ import uvloop
 from aiohttp import web
 
 from adapters.drg.simulator import create_app as drg_simulator
-from adapters.framework.delivery import Delivery
+from adapters.framework.delivery import Courier
 from adapters.framework.views import detail as ledger_detail
 from adapters.framework.views import ledger_query
 from adapters.framework.views import summary as ledger_summary
@@ -449,7 +449,7 @@ def _delivery_command(action: str, submission_id: str) -> None:
 
     async def work() -> None:
         async with _store(settings) as store:
-            delivery = Delivery(store.ledger, configured_adapters(settings))
+            delivery = Courier(store.ledger, configured_adapters(settings))
             act = delivery.retry_now if action == "retry" else delivery.cancel
             try:
                 done = await act(submission_id)
@@ -482,7 +482,7 @@ def ledger_redrive(adapter: str) -> None:
 
     async def work() -> int:
         async with _store(settings) as store:
-            return await Delivery(store.ledger, {}).redrive(adapter)
+            return await Courier(store.ledger, {}).redrive(adapter)
 
     click.echo(f"redriven: {_run_async(work)}")
 

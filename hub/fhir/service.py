@@ -25,7 +25,7 @@ from hub.fhir.writes import PreparedWrite
 from store.query import parse_search
 from store.resources import Resource, ResourceStore, StoredVersion
 
-Handler = Callable[[FhirRequest, Target], Awaitable[FhirResponse]]
+InteractionHandler = Callable[[FhirRequest, Target], Awaitable[FhirResponse]]
 
 
 @contextmanager
@@ -101,7 +101,7 @@ class FhirService:
         authorize(request, target)
         return target
 
-    def _route(self, request: FhirRequest, target: Target) -> Handler:
+    def _route(self, request: FhirRequest, target: Target) -> InteractionHandler:
         method = request.method
         if target.type == "AuditEvent" and target.operation is None:
             return self.audit.handle
@@ -117,14 +117,14 @@ class FhirService:
             return self.search.search if method == "GET" else _not_allowed(method, "a type")
         return self.read if method == "GET" else _not_allowed(method, "a resource")
 
-    def _system(self, method: str, target: Target) -> Handler:
+    def _system(self, method: str, target: Target) -> InteractionHandler:
         if target.history and method == "GET":
             return self.search.history
         if not target.history and method == "POST":
             return self.bundles.process
         return _not_allowed(method, "the server base")
 
-    def _history(self, method: str, target: Target) -> Handler:
+    def _history(self, method: str, target: Target) -> InteractionHandler:
         if target.version is not None and method == "GET":
             return self.vread
         return self.search.history if method == "GET" else _not_allowed(method, "a history")
@@ -185,7 +185,7 @@ class FhirService:
         return list(found)
 
 
-def _not_allowed(method: str, what: str) -> Handler:
+def _not_allowed(method: str, what: str) -> InteractionHandler:
     async def refuse(request: FhirRequest, target: Target) -> FhirResponse:
         raise FhirError.of(405, "not-supported", f"{method} is not supported on {what}")
 

@@ -27,13 +27,13 @@ from store.resources import Resource, StoredVersion
 if TYPE_CHECKING:
     from hub.fhir.service import FhirService
 
-Answer = Callable[[Written | None], FhirResponse]
+Respond = Callable[[Written | None], FhirResponse]
 
 
 @dataclass(frozen=True)
 class PreparedWrite:
     write: Write | None  # None: nothing to write (an If-None-Exist that matched)
-    answer: Answer  # the response, from what the write did
+    answer: Respond  # the response, from what the write did
 
 
 Preparer = Callable[[FhirRequest, Target], Awaitable[PreparedWrite]]

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Answer:
+class AckReply:
     ack: str | None  # None: say nothing (MSH-15 NE) or, with ``close``, fail the connection
     close: bool = False
     charset: str = "utf-8"  # the ACK goes back in the character set the message came in
@@ -42,7 +42,7 @@ class Ingest:
         self.message_types = frozenset(message_types)
         self._networks = [ipaddress.ip_network(p, strict=False) for p in settings.allowed_peers]
 
-    async def handle(self, raw: bytes, peer: str, oversized: bool = False) -> Answer:
+    async def handle(self, raw: bytes, peer: str, oversized: bool = False) -> AckReply:
         decoded = decode(raw, self.settings)
         try:
             message = await parse(decoded.text, decoded.charset)
@@ -50,12 +50,12 @@ class Ingest:
             _log_refusal(None, peer, "AE", str(exc))
             await self._archive_refused(raw, decoded.text, decoded.charset, peer, str(exc))
             unreadable = Problem(acks.SEGMENT_SEQUENCE_ERROR, str(exc))
-            return Answer(build_ack(None, "AE", unreadable), charset=decoded.charset)
+            return AckReply(build_ack(None, "AE", unreadable), charset=decoded.charset)
         if oversized:
             text = f"the message is over {self.settings.max_message_bytes} bytes"
             _log_refusal(message, peer, "AR", text)
             too_big = Problem(acks.APPLICATION_INTERNAL_ERROR, text)
-            return Answer(build_ack(message, "AR", too_big), True, decoded.charset)
+            return AckReply(build_ack(message, "AR", too_big), True, decoded.charset)
         problem, code = self._refusal(message, peer, decoded.lossy)
         if problem is not None:
             _log_refusal(message, peer, code, problem.text)
@@ -101,19 +101,19 @@ class Ingest:
             f"{application}^{facility}" in self.settings.allowed_senders
         )
 
-    def _answer(self, message: Message, code: str, problem: Problem | None) -> Answer:
+    def _answer(self, message: Message, code: str, problem: Problem | None) -> AckReply:
         """Original mode as is; enhanced mode answers with C* codes as MSH-15 asks."""
         if not enhanced_mode(message):
-            return Answer(build_ack(message, code, problem), charset=message.charset)
+            return AckReply(build_ack(message, code, problem), charset=message.charset)
         wanted = message.msh.value(15) or "AL"
         enhanced = {"AA": "CA", "AE": "CE", "AR": "CR"}[code]
         if wanted == "NE" or (wanted == "ER" and code == "AA") or (wanted == "SU" and code != "AA"):
-            return Answer(None)
-        return Answer(build_ack(message, enhanced, problem), charset=message.charset)
+            return AckReply(None)
+        return AckReply(build_ack(message, enhanced, problem), charset=message.charset)
 
     async def _accept(
         self, message: Message, raw: bytes, text: str, charset: str, peer: str
-    ) -> Answer:
+    ) -> AckReply:
         """File the message's claim and publish it; a resend is answered with the first
         copy's ACK once that copy is published, whichever connection or process it came on."""
         answer = self._answer(message, "AA", None)
@@ -133,7 +133,7 @@ class Ingest:
         except Exception as exc:  # the archive is down: no ACK, the sender resends
             self.publisher.abandon(candidate.id)
             _log_failure(message, peer, exc)
-            return Answer(None, close=True)
+            return AckReply(None, close=True)
         if claim.kind is ClaimKind.RESEND:
             self.publisher.abandon(candidate.id)
             return await self._resend(claim.message)
@@ -154,16 +154,16 @@ class Ingest:
                 note="other content under a control id used before: taken as a new message",
             )
         if not await self.publisher.publish(claim.message):
-            return Answer(None, close=True)
+            return AckReply(None, close=True)
         return answer
 
-    async def _resend(self, earlier: ArchivedMessage) -> Answer:
+    async def _resend(self, earlier: ArchivedMessage) -> AckReply:
         log_event(log, "duplicate", archive_id=earlier.id, message_type=earlier.message_type)
         if earlier.status == RECEIVED and not await self.publisher.settle_resend(earlier):
-            return Answer(None, close=True)
+            return AckReply(None, close=True)
         if not earlier.ack and earlier.claimed_by == "":  # in flight elsewhere: read its ACK
             earlier = await self.archive.get(earlier.id)
-        return Answer(earlier.ack or None, charset=earlier.charset)
+        return AckReply(earlier.ack or None, charset=earlier.charset)
 
     def _refuses_reuse(self, message: Message) -> bool:
         strict = self.settings.refuse_reused_control_id

@@ -166,7 +166,7 @@ class MemberState(StrEnum):
     RELEASED = "released"  # negative tube: 解除
 
 
-class Outcome(StrEnum):
+class PoolFinding(StrEnum):
     POSITIVE = "pool-positive"
     NEGATIVE = "pool-negative"
 
@@ -318,9 +318,9 @@ class Tube:
         return number
 
     @property
-    def outcome(self) -> Outcome | None:
+    def outcome(self) -> PoolFinding | None:
         code = tag_of(self.specimen, self.rules.tag_system)
-        return Outcome(code) if code else None
+        return PoolFinding(code) if code else None
 
     def patients(self) -> list[str]:
         return [member.patient for member in self.members]

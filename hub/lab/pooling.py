@@ -47,8 +47,8 @@ from hub.lab.pool_tube import (
     Clock,
     EmptyTubeError,
     MemberState,
-    Outcome,
     Person,
+    PoolFinding,
     PoolingError,
     PoolingRules,
     ResultConflictError,
@@ -259,11 +259,11 @@ class PoolingService:
         """The tube's result: positive recalls exactly its people (a Task each, marked for
         single-tube re-testing), negative releases them; all in one transaction. The same
         result again returns the recall already made."""
-        outcome = Outcome.POSITIVE if positive else Outcome.NEGATIVE
+        outcome = PoolFinding.POSITIVE if positive else PoolFinding.NEGATIVE
         async with self._one_at_a_time(barcode):
             return await self._record_result(barcode, outcome)
 
-    async def _record_result(self, barcode: str, outcome: Outcome) -> Recall:
+    async def _record_result(self, barcode: str, outcome: PoolFinding) -> Recall:
         for attempt in range(WRITE_ATTEMPTS):
             tube = await self.tube(barcode)
             if tube.outcome is not None:
@@ -279,26 +279,26 @@ class PoolingService:
             return Recall(await self.tube(barcode), tasks)
         raise RetryableError(f"pool tube {barcode} is busy; try again")
 
-    async def _apply(self, tube: Tube, outcome: Outcome) -> list[Resource]:
+    async def _apply(self, tube: Tube, outcome: PoolFinding) -> list[Resource]:
         now, system = self.clock(), self.rules.tag_system
-        state = MemberState.RETEST if outcome is Outcome.POSITIVE else MemberState.RELEASED
+        state = MemberState.RETEST if outcome is PoolFinding.POSITIVE else MemberState.RELEASED
         members = [member.specimen for member in tube.members]
         pool = tagged(closed(tube.specimen, now), system, outcome.value)
         tasks = [recall_task(pool, member, now, self.rules) for member in members]
         writes = [Write.of(WriteMode.REPLACE, pool, if_match=tube.version)]
         writes += [Write.of(WriteMode.REPLACE, tagged(m, system, state.value)) for m in members]
-        if outcome is Outcome.POSITIVE:
+        if outcome is PoolFinding.POSITIVE:
             writes += [Write.of(WriteMode.CREATE, task) for task in tasks]
         await self.store.apply(writes)
-        return tasks if outcome is Outcome.POSITIVE else []
+        return tasks if outcome is PoolFinding.POSITIVE else []
 
-    async def _repeated(self, tube: Tube, outcome: Outcome) -> Recall:
+    async def _repeated(self, tube: Tube, outcome: PoolFinding) -> Recall:
         if tube.outcome is not outcome:
             raise ResultConflictError(
                 f"pool tube {tube.barcode} already has a different result; "
                 "a correction must be made by a person"
             )
-        if outcome is Outcome.NEGATIVE:
+        if outcome is PoolFinding.NEGATIVE:
             return Recall(tube, [])
         return Recall(tube, await self.recall_list(tube.barcode))
 

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.framework.delivery import Adapter, Delivery, RetryPolicy
-from adapters.framework.interface import Answer, Interface, Outcome, Response
+from adapters.framework.delivery import Adapter, Courier, RetryPolicy
+from adapters.framework.interface import Interface, ReceiverAnswer, Reception, Response
 from adapters.framework.transport import HttpTransport, TransportError
 from adapters.signing.gateway import TifSigner, tif_signature
 from hub.base.json import Json
@@ -66,13 +66,13 @@ class Receiver:
         return app
 
 
-def classify(response: Response) -> Answer:
+def classify(response: Response) -> ReceiverAnswer:
     if response.status >= 500:
-        return Answer(Outcome.FAILED, f"HTTP {response.status}")
+        return ReceiverAnswer(Reception.FAILED, f"HTTP {response.status}")
     body = response.json()
     if body.get("code") == 0:
-        return Answer(Outcome.ACCEPTED, external_id=body.get("id", ""))
-    return Answer(Outcome.REJECTED, body.get("msg", ""))
+        return ReceiverAnswer(Reception.ACCEPTED, external_id=body.get("id", ""))
+    return ReceiverAnswer(Reception.REJECTED, body.get("msg", ""))
 
 
 INTERFACES = {
@@ -114,11 +114,11 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
 @pytest.fixture
 async def delivery(
     ledger: Ledger, receiver: tuple[Receiver, str]
-) -> AsyncIterator[tuple[Delivery, Receiver, Clock]]:
+) -> AsyncIterator[tuple[Courier, Receiver, Clock]]:
     found, url = receiver
     transport = HttpTransport(url, timeout_s=5)
     clock = Clock()
-    engine = Delivery(
+    engine = Courier(
         ledger,
         {"drg": Adapter("drg", transport, INTERFACES)},
         RetryPolicy(first_delay_s=10, max_delay_s=60, max_attempts=4),
@@ -133,7 +133,7 @@ def front_page(key: str, diagnosis: str = "J18.900") -> Json:
 
 
 async def test_send_and_the_same_content_is_not_sent_again(
-    delivery: tuple[Delivery, Receiver, Clock],
+    delivery: tuple[Courier, Receiver, Clock],
 ) -> None:
     engine, found, _ = delivery
     first = await engine.submit("drg", "upload", "BA001-1", front_page("BA001-1"))
@@ -147,7 +147,7 @@ async def test_send_and_the_same_content_is_not_sent_again(
 
 
 async def test_a_transient_failure_is_resent_after_the_backoff(
-    delivery: tuple[Delivery, Receiver, Clock],
+    delivery: tuple[Courier, Receiver, Clock],
 ) -> None:
     engine, found, clock = delivery
     found.fail_next = 1
@@ -164,7 +164,7 @@ async def test_a_transient_failure_is_resent_after_the_backoff(
     assert [a.outcome for a in done.attempts] == ["failed", "accepted"]
 
 
-async def test_a_rejection_waits_for_a_person(delivery: tuple[Delivery, Receiver, Clock]) -> None:
+async def test_a_rejection_waits_for_a_person(delivery: tuple[Courier, Receiver, Clock]) -> None:
     engine, found, clock = delivery
     refused = await engine.submit("drg", "upload", "BA003-1", front_page("BA003-1", ""))
     assert refused.status == REJECTED
@@ -177,7 +177,7 @@ async def test_a_rejection_waits_for_a_person(delivery: tuple[Delivery, Receiver
 
 
 async def test_changed_content_cancels_then_uploads_again(
-    delivery: tuple[Delivery, Receiver, Clock],
+    delivery: tuple[Courier, Receiver, Clock],
 ) -> None:
     engine, found, _ = delivery
     first = await engine.submit("drg", "upload", "BA004-1", front_page("BA004-1"))
@@ -194,7 +194,7 @@ async def test_changed_content_cancels_then_uploads_again(
 
 
 async def test_the_reupload_waits_while_the_cancellation_fails(
-    delivery: tuple[Delivery, Receiver, Clock],
+    delivery: tuple[Courier, Receiver, Clock],
 ) -> None:
     engine, found, clock = delivery
     await engine.submit("drg", "upload", "BA005-1", front_page("BA005-1"))
@@ -212,7 +212,7 @@ async def test_the_reupload_waits_while_the_cancellation_fails(
 
 
 async def test_an_outage_delivers_everything_exactly_once(
-    delivery: tuple[Delivery, Receiver, Clock],
+    delivery: tuple[Courier, Receiver, Clock],
 ) -> None:
     engine, found, clock = delivery
     found.down = True
@@ -233,7 +233,7 @@ async def test_an_outage_delivers_everything_exactly_once(
 
 
 async def test_too_many_failures_is_dead_until_redriven(
-    delivery: tuple[Delivery, Receiver, Clock],
+    delivery: tuple[Courier, Receiver, Clock],
 ) -> None:
     engine, found, clock = delivery
     found.down = True
@@ -251,7 +251,7 @@ async def test_too_many_failures_is_dead_until_redriven(
 
 
 async def test_an_operator_cancels_an_accepted_upload(
-    delivery: tuple[Delivery, Receiver, Clock],
+    delivery: tuple[Courier, Receiver, Clock],
 ) -> None:
     engine, found, _ = delivery
     upload = await engine.submit("drg", "upload", "BA007-1", front_page("BA007-1"))

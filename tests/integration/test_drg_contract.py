@@ -20,8 +20,8 @@ from adapters.drg.config import DrgConfig
 from adapters.drg.interfaces import build_adapter, business_key, classify, query
 from adapters.drg.simulator import PLATFORM, Faults, Platform, StayKey, create_app
 from adapters.drg.simulator_rules import check_fee_details, check_front_page
-from adapters.framework.delivery import Delivery, RetryPolicy
-from adapters.framework.interface import Answer, Outcome, Response
+from adapters.framework.delivery import Courier, RetryPolicy
+from adapters.framework.interface import ReceiverAnswer, Reception, Response
 from adapters.framework.transport import HttpTransport
 from hub.base.json import Json
 from store.ledger import ACCEPTED, CANCELLED, FAILED, PENDING, REJECTED
@@ -40,7 +40,7 @@ class Clock:
 
 @dataclass
 class Rig:
-    engine: Delivery
+    engine: Courier
     platform: Platform
     faults: Faults
     clock: Clock
@@ -61,7 +61,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     await store.open()
     adapter = build_adapter(DrgConfig(base_url=url, app_id=APP_ID, org_code=ORG_CODE, timeout_s=5))
     clock = Clock()
-    engine = Delivery(
+    engine = Courier(
         store.ledger,
         {drg.ADAPTER: adapter},
         RetryPolicy(first_delay_s=10, max_delay_s=60, max_attempts=6),
@@ -307,19 +307,19 @@ async def test_the_platform_refuses_a_second_upload_and_an_unknown_reversal(
 ) -> None:
     adapter = registered.engine.adapters[drg.ADAPTER]
 
-    async def send(interface: str, payload: Json) -> Answer:
+    async def send(interface: str, payload: Json) -> ReceiverAnswer:
         """Straight to the platform, past the ledger that would prevent these mistakes."""
         target = adapter.interface(interface)
         return target.classify(await adapter.transport.send(target.request(payload)))
 
     stay = dict(zip(("YBLSH", "ZYCS", "BAH"), STAY, strict=True))
     nothing = await send(drg.FRONT_PAGE_REVERSAL, stay)
-    assert nothing.outcome is Outcome.REJECTED
+    assert nothing.outcome is Reception.REJECTED
     assert "未找到" in nothing.detail
     first = await send(drg.FRONT_PAGE, front_page())
     second = await send(drg.FRONT_PAGE, front_page())
-    assert first.outcome is Outcome.ACCEPTED
-    assert second.outcome is Outcome.REJECTED
+    assert first.outcome is Reception.ACCEPTED
+    assert second.outcome is Reception.REJECTED
     assert "冲销" in second.detail
 
 
@@ -349,7 +349,7 @@ async def test_a_wrong_app_id_is_rejected(registered: Rig) -> None:
     wrong = build_adapter(
         DrgConfig(base_url=registered.url, app_id="WRONG", org_code=ORG_CODE, timeout_s=5)
     )
-    engine = Delivery(registered.engine.ledger, {drg.ADAPTER: wrong}, clock=registered.clock)
+    engine = Courier(registered.engine.ledger, {drg.ADAPTER: wrong}, clock=registered.clock)
     refused = await engine.submit(drg.ADAPTER, drg.FRONT_PAGE, "0012345-1", front_page())
     await wrong.transport.close()
     assert refused.status == REJECTED
@@ -407,28 +407,28 @@ async def test_faults_are_switched_through_the_admin_endpoint(rig: Rig) -> None:
 @pytest.mark.parametrize(
     ("status", "body", "outcome", "detail"),
     [
-        (200, b'{"CODE":200,"MESSAGE":"ok","DATA":{"ID":"R7"}}', Outcome.ACCEPTED, ""),
-        (200, b'{"CODE":"200","DATA":{"ROWS":[]}}', Outcome.ACCEPTED, ""),
+        (200, b'{"CODE":200,"MESSAGE":"ok","DATA":{"ID":"R7"}}', Reception.ACCEPTED, ""),
+        (200, b'{"CODE":"200","DATA":{"ROWS":[]}}', Reception.ACCEPTED, ""),
         (
             200,
             '{"CODE":300,"FAILDATA":{"MEMO":"XB","MSG":"性别不能为空"}}'.encode(),
-            Outcome.REJECTED,
+            Reception.REJECTED,
             "300 XB: 性别不能为空",
         ),
         (
             200,
             b'{"CODE":101,"FAILDATA":[{"MEMO":"APP_ID","MSG":"bad"}]}',
-            Outcome.REJECTED,
+            Reception.REJECTED,
             "101 APP_ID: bad",
         ),
-        (200, b'{"CODE":555,"MESSAGE":"odd"}', Outcome.REJECTED, "unknown CODE 555: odd"),
-        (503, b"Service Unavailable", Outcome.FAILED, "HTTP 503"),
-        (200, b"<html>gateway</html>", Outcome.FAILED, "unreadable answer: <html>gateway</html>"),
-        (200, b"[]", Outcome.FAILED, "unreadable answer: []"),
-        (404, b"not found", Outcome.REJECTED, "HTTP 404: not found"),
+        (200, b'{"CODE":555,"MESSAGE":"odd"}', Reception.REJECTED, "unknown CODE 555: odd"),
+        (503, b"Service Unavailable", Reception.FAILED, "HTTP 503"),
+        (200, b"<html>gateway</html>", Reception.FAILED, "unreadable answer: <html>gateway</html>"),
+        (200, b"[]", Reception.FAILED, "unreadable answer: []"),
+        (404, b"not found", Reception.REJECTED, "HTTP 404: not found"),
     ],
 )
-def test_classifier(status: int, body: bytes, outcome: Outcome, detail: str) -> None:
+def test_classifier(status: int, body: bytes, outcome: Reception, detail: str) -> None:
     answer = classify(Response(status, body))
     assert answer.outcome is outcome
     assert answer.detail == detail

@@ -14,14 +14,14 @@ from adapters.drg.config import DrgConfig
 from adapters.drg.feedback import StandardDepartments, ask_feedback, match_departments
 from adapters.drg.interfaces import build_adapter, business_key
 from adapters.drg.simulator import PLATFORM, create_app
-from adapters.framework.delivery import Adapter, Delivery
+from adapters.framework.delivery import Adapter, Courier
 from store.ledger import ACCEPTED
 from store.sqlite import SqliteStore
 from tests.integration.test_drg_contract import front_page
 
 
 @pytest.fixture
-async def platform(tmp_path: Path) -> AsyncIterator[tuple[Delivery, Adapter, object]]:
+async def platform(tmp_path: Path) -> AsyncIterator[tuple[Courier, Adapter, object]]:
     app = create_app(app_id="A1", org_code="O1")
     server = TestServer(app)
     await server.start_server()
@@ -29,7 +29,7 @@ async def platform(tmp_path: Path) -> AsyncIterator[tuple[Delivery, Adapter, obj
     adapter = build_adapter(config)
     store = SqliteStore(tmp_path / "jianhu.sqlite3")
     await store.open()
-    delivery = Delivery(store.ledger, {"drg": adapter})
+    delivery = Courier(store.ledger, {"drg": adapter})
     assert (await delivery.submit("drg", drg.ORG_REGIST, "O1", {"ORG_NAME": "某院"})).status == (
         ACCEPTED
     )
@@ -40,7 +40,7 @@ async def platform(tmp_path: Path) -> AsyncIterator[tuple[Delivery, Adapter, obj
 
 
 async def test_standard_departments_are_cached_and_fill_the_matching(
-    platform: tuple[Delivery, Adapter, object],
+    platform: tuple[Courier, Adapter, object],
 ) -> None:
     delivery, adapter, _ = platform
     now = [0.0]
@@ -74,7 +74,7 @@ async def test_standard_departments_are_cached_and_fill_the_matching(
 
 
 async def test_feedback_of_a_day_is_recorded_in_the_ledger(
-    platform: tuple[Delivery, Adapter, object],
+    platform: tuple[Courier, Adapter, object],
 ) -> None:
     delivery, _, _ = platform
     page = front_page("0099001", 1)

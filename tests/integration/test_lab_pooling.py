@@ -9,18 +9,18 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hub.base.hospital_time import HOSPITAL
 
 from fhir_profiles.identifiers import RESIDENT_ID_CARD
 from fhir_profiles.validation import validate
+from hub.base.hospital_time import HOSPITAL
 from hub.lab.labels import label_for, render_label
 from hub.lab.pool_tube import (
     AlreadyInTubeError,
     EmptyTubeError,
     IdCardError,
     MemberState,
-    Outcome,
     Person,
+    PoolFinding,
     ResultConflictError,
     TubeClosedError,
     TubeFullError,
@@ -184,7 +184,7 @@ async def test_a_positive_tube_recalls_exactly_its_people(
     recall = await service.record_result("HJ0005", positive=True)
 
     tube = recall.tube
-    assert tube.outcome is Outcome.POSITIVE
+    assert tube.outcome is PoolFinding.POSITIVE
     assert sorted(task["for"]["reference"] for task in recall.tasks) == sorted(tube.patients())
     assert len(recall.tasks) == 10
     stored = await all_of(store, "Task")
@@ -214,7 +214,7 @@ async def test_a_negative_tube_releases_everyone(
     await fill(service, "HJ0007", range(4))
     recall = await service.record_result("HJ0007", positive=False)
     assert recall.tasks == []
-    assert recall.tube.outcome is Outcome.NEGATIVE
+    assert recall.tube.outcome is PoolFinding.NEGATIVE
     assert recall.tube.closed_at is not None
     assert {member.state for member in recall.tube.members} == {MemberState.RELEASED}
     assert await all_of(store, "Task") == []
