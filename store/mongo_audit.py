@@ -6,15 +6,15 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.base.envelope import new_id
-from hub.base.errors import ResourceNotFoundError, SearchError
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
+from hub.base.envelope import new_id
+from hub.base.errors import ResourceNotFoundError, SearchError
+from store.audit_columns import columns_of
 from store.index import instant
 from store.resources import AuditFilter, Resource, SearchPage, StoredVersion
-from store.sqlite_audit import columns_of
 
 Doc = dict[str, Any]
 _FIELDS = ("_id", "recorded", "agent", "entity", "subtype", "action", "outcome", "body")

@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from hub.base.envelope import new_id
-from hub.base.errors import ResourceGoneError, ResourceNotFoundError
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hub.base.envelope import new_id
+from hub.base.errors import ResourceGoneError, ResourceNotFoundError
+from store.cursors import decode_cursor, encode_cursor
 from store.index import IndexRows, extract, instant, with_last_updated
 from store.mongo_audit import MongoAuditLog
 from store.mongo_search import (
@@ -46,7 +47,6 @@ from store.plan import (
 )
 from store.query import SearchQuery
 from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion
-from store.sqlite_resources import decode_cursor, encode_cursor
 
 T = TypeVar("T")
 Doc = dict[str, Any]

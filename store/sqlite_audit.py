@@ -9,13 +9,11 @@ FHIR API as AuditEvent by ``_id``, ``date``, ``agent-name``, ``entity``, ``subty
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 from hub.base.envelope import new_id
 from hub.base.errors import ResourceNotFoundError, SearchError
-
-from store.index import date_range, instant
+from store.audit_columns import columns_of
+from store.index import instant
 from store.resources import AuditFilter, Resource, SearchPage, StoredVersion
 from store.sqlite_file import SqliteFile
 
@@ -44,28 +42,6 @@ def _condition(item: AuditFilter) -> str:
     if item.param not in _COLUMNS or item.op not in _OPS:
         raise SearchError(f"the audit log cannot be searched by {item.param} {item.op}")
     return f"{_COLUMNS[item.param]} {item.op} ?"
-
-
-def columns_of(event: Resource) -> tuple[Any, ...]:
-    agents = event.get("agent") or [{}]
-    entities = event.get("entity") or [{}]
-    subtypes = event.get("subtype") or [{}]
-    what = (entities[0].get("what") or {}).get("reference")
-    recorded_text = event.get("recorded", "")
-    if len(recorded_text) == 24 and recorded_text.endswith("Z"):  # already a UTC instant
-        recorded: tuple[str, ...] = (recorded_text,)
-    else:
-        recorded = date_range(recorded_text) or (instant(datetime.now(UTC)),)
-    return (
-        event["id"],
-        recorded[0],  # UTC with milliseconds, so instants compare as text
-        agents[0].get("name"),
-        what,
-        subtypes[0].get("code"),
-        event.get("action"),
-        event.get("outcome"),
-        orjson.dumps(event),
-    )
 
 
 class SqliteAuditLog:

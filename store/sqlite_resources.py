@@ -7,8 +7,6 @@ numbered in commit order (one writer at a time holds the file), so nothing is wr
 have an event, and an unchanged write, which makes no version, makes no event either."""
 
 import asyncio
-import base64
-import binascii
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -17,10 +15,11 @@ from functools import cache
 from typing import Any
 
 import orjson
-from hub.base.errors import ResourceGoneError, ResourceNotFoundError, SearchError
-from hub.base.logs import log_event
 
 from fhir_profiles.search_params import SUPPORTED_TYPES
+from hub.base.errors import ResourceGoneError, ResourceNotFoundError, SearchError
+from hub.base.logs import log_event
+from store.cursors import decode_cursor, encode_cursor
 from store.index import IndexRows, extract, instant, stored_params, with_last_updated
 from store.plan import (
     LEFT,
@@ -378,20 +377,6 @@ def _topic(type_: str, version: int, body: Any) -> str:
 
 def _bytes(value: Any) -> bytes | None:
     return bytes(value) if value is not None else None
-
-
-def encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, length: int) -> list[Any]:
-    try:
-        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise SearchError("_cursor: not a cursor this server gave out") from exc
-    if not isinstance(values, list) or len(values) != length:
-        raise SearchError("_cursor: it belongs to a search with another sort order")
-    return values
 
 
 def _history_filter(
