@@ -1,7 +1,6 @@
 """FHIR writes become events through the outbox, and rest-hook Subscriptions deliver them, on
 the embedded bus and on the real RabbitMQ. Endpoints are real HTTP servers on loopback."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -205,8 +204,10 @@ async def test_the_outbox_survives_a_crash_between_commit_and_publish(
     created = await store.resources.create(new_patient())
     await store.resources.delete("Patient", created.id)
     await store.close()
-    await asyncio.sleep(0.5)
-    assert events == []  # nothing relays while the relay is down
+    # nothing was relayed while the relay was down: both writes are still waiting for it
+    waiting = await hub.runtime.resources.pending_events(10)
+    assert [(e.type, e.id) for e in waiting] == [("Patient", created.id)] * 2
+    assert events == []
 
     hub.runtime.relay.start()  # the restart
     await wait_until(lambda: len(events) == 2)

@@ -2,7 +2,6 @@
 only takes MLLP, archives and publishes, and a worker process on the same data directory and
 the same RabbitMQ that normalizes. Here the two are two runtimes in one test process."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -60,8 +59,13 @@ async def test_the_intake_acknowledges_and_the_worker_normalizes(
         return found[0].status if found else ""
 
     await wait_until_async(lambda: _is(status, "published"), 10)
-    await asyncio.sleep(0.5)
-    assert await status() == "published"  # nobody normalizes in the intake process
+
+    async def waiting_in_queue() -> bool:  # nobody takes it in the intake process
+        depths = {d.queue: d.ready for d in await intake.bus.depths()}
+        return depths.get("hl7v2.normalizer") == 1
+
+    await wait_until_async(waiting_in_queue, 10)
+    assert await status() == "published"
 
     worker = Runtime(settings(tmp_path, broker.url, "hl7v2.normalizer"))
     await worker.start()
