@@ -1,13 +1,36 @@
-"""The outbound adapters this hub is configured for, built from the settings. An adapter
-without configuration (no base URL) is not built: its submissions wait in the ledger."""
+"""The outbound adapters of this hub: one line each in ``PLUGINS``. An adapter without
+configuration (no ``JIANHU_<NAME>__BASE_URL``) is not built: its submissions wait in the
+ledger, and its scheduled work does not run."""
 
-from adapters.drg.interfaces import build_adapter as drg_adapter
+from adapters.drg.plugin import PLUGIN as DRG
 from adapters.framework.delivery import Adapter
+from adapters.framework.plugin import AdapterJob, AdapterPlugin
 from hub.settings import Settings
+
+PLUGINS: tuple[AdapterPlugin, ...] = (DRG,)
+
+
+def plugin(name: str) -> AdapterPlugin:
+    for found in PLUGINS:
+        if found.name == name:
+            return found
+    raise KeyError(f"no adapter named {name!r}")
 
 
 def configured_adapters(settings: Settings) -> dict[str, Adapter]:
-    adapters: dict[str, Adapter] = {}
-    if settings.drg is not None:
-        adapters["drg"] = drg_adapter(settings.drg)
-    return adapters
+    built: dict[str, Adapter] = {}
+    for item in PLUGINS:
+        config = getattr(settings, item.name, None)
+        if config is not None:
+            built[item.name] = item.build(config)
+    return built
+
+
+def configured_jobs(settings: Settings) -> list[AdapterJob]:
+    """The scheduled work of every configured adapter."""
+    return [
+        job
+        for item in PLUGINS
+        if getattr(settings, item.name, None) is not None
+        for job in item.jobs
+    ]

@@ -7,17 +7,15 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import aiohttp
 
-from adapters.drg.discharges import report_changed
-from adapters.drg.feedback import ask_feedback
 from adapters.framework.delivery import Courier
-from adapters.registry import configured_adapters
+from adapters.registry import configured_adapters, configured_jobs
 from fhir_profiles.validation import preload
 from hub.base import site_files
 from hub.base.errors import BusError, ConfigurationError
-from hub.base.hospital_time import HOSPITAL
 from hub.base.logs import log_event
 from hub.base.metrics import HubMetrics
 from hub.base.tasks import cancel
@@ -37,7 +35,7 @@ from hub.hl7v2.server import MllpListener
 from hub.lab import feed as lab_feed
 from hub.lab.rebuild import rebuild as rebuild_lab
 from hub.lab.service import PROBE_EVERY_S, LabService
-from hub.schedule import Every, parse_schedule
+from hub.schedule import Every
 from hub.scheduler import Job, Scheduler
 from hub.settings import Settings
 from routes.table import RoutingTable, default_table
@@ -48,9 +46,6 @@ from store.resources import ResourceStore
 
 DELIVERY_INTERVAL = timedelta(seconds=10)  # how soon a failed submission's due retry goes out
 DELIVERY_BATCH = 100
-DRG_JOB = "drg-discharges"
-DRG_INTERVAL = timedelta(minutes=5)
-DRG_FIRST_LOOKBACK = timedelta(days=7)  # a new deployment reports the last week's stays
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +76,7 @@ class Runtime:
     retention: Retention | None = field(init=False, default=None)
     _http: aiohttp.ClientSession | None = field(init=False, default=None)
     _mllp: dict[tuple[str, int, str], MllpClient] = field(init=False, default_factory=dict)
-    delivery: Courier = field(init=False)
+    courier: Courier = field(init=False)
     scheduler: Scheduler | None = field(init=False, default=None)
     lab: LabService | None = field(init=False, default=None)  # where the lab queues are consumed
     _lab_probe: asyncio.Task[None] | None = field(init=False, default=None)
@@ -150,14 +145,14 @@ class Runtime:
             self.listeners.append(listener)
         self.retention = Retention(self.store.archive, self.settings.hl7.retention_days)
         self.retention.start()
-        self.delivery = Courier(self.store.ledger, configured_adapters(self.settings))
+        self.courier = Courier(self.store.ledger, configured_adapters(self.settings))
         if consume and not self.settings.intake_only:
             # every worker process runs the scheduler; the lease lets one run each due time
             jobs = [Job("deliveries", Every(DELIVERY_INTERVAL), self._deliver_due)]
-            if "drg" in self.delivery.adapters:
-                jobs.append(Job(DRG_JOB, Every(DRG_INTERVAL), self._report_drg, catch_up=True))
-                feedback = Job("drg-feedback", parse_schedule("0 6 * * *"), self._ask_drg_feedback)
-                jobs.append(feedback)
+            jobs += [
+                Job(job.name, job.schedule, partial(job.run, self), catch_up=job.catch_up)
+                for job in configured_jobs(self.settings)
+            ]
             self.scheduler = Scheduler(self.store.jobs, jobs)
             self.scheduler.start()
         await self._start_lab(consume, audit)
@@ -203,18 +198,11 @@ class Runtime:
         await rebuild_lab(self.lab, self.store.resources, self.store.archive, since)
 
     async def _deliver_due(self) -> None:
-        while await self.delivery.run_due() == DELIVERY_BATCH:
+        while await self.courier.run_due() == DELIVERY_BATCH:
             pass  # a backlog (after an outage): keep going until it is worked off
 
-    async def _report_drg(self) -> None:
-        """Finished inpatient stays that changed since the last run go to the DRG platform."""
-        now = datetime.now(UTC)
-        since = await self.store.jobs.last_run(DRG_JOB) or now - DRG_FIRST_LOOKBACK
-        await report_changed(self.store.resources, self.delivery, since, now)
-
-    async def _ask_drg_feedback(self) -> None:
-        """Each morning: what the platform found in yesterday's discharges."""
-        await ask_feedback(self.delivery, datetime.now(HOSPITAL).date() - timedelta(days=1))
+    async def last_run(self, job: str) -> datetime | None:
+        return await self.store.jobs.last_run(job)
 
     def _check_consume(self) -> None:
         if self.settings.consumed != {"all"} and self.settings.uses_embedded_bus:

@@ -23,12 +23,11 @@ import orjson
 import uvloop
 from aiohttp import web
 
-from adapters.drg.simulator import create_app as drg_simulator
 from adapters.framework.delivery import Courier
 from adapters.framework.views import detail as ledger_detail
 from adapters.framework.views import ledger_query
 from adapters.framework.views import summary as ledger_summary
-from adapters.registry import configured_adapters
+from adapters.registry import PLUGINS, configured_adapters, plugin
 from hub.base.errors import ConfigurationError, JianhuError
 from hub.base.hospital_time import given
 from hub.base.logs import configure_logging
@@ -488,16 +487,17 @@ def ledger_redrive(adapter: str) -> None:
 
 
 @main.command()
-@click.argument("system", type=click.Choice(["drg"]))
+@click.argument("system", type=click.Choice([p.name for p in PLUGINS if p.simulator]))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=9100, show_default=True)
 @click.option("--app-id", default="SIM-APP-ID", show_default=True)
 @click.option("--org-code", default="SIM-ORG-CODE", show_default=True)
 def simulate(system: str, host: str, port: int, app_id: str, org_code: str) -> None:
     """Run the simulator of an external system, for dry runs (faults: POST /_faults)."""
-    app = drg_simulator(app_id=app_id, org_code=org_code)
+    factory = plugin(system).simulator
+    assert factory is not None  # the choice lists only adapters with a simulator
     click.echo(f"{system} simulator on http://{host}:{port}; faults at /_faults, state at /_state")
-    web.run_app(app, host=host, port=port, print=None)
+    web.run_app(factory(app_id, org_code), host=host, port=port, print=None)
 
 
 if __name__ == "__main__":

@@ -48,12 +48,12 @@ async def show_submission(request: web.Request) -> web.Response:
 
 @allow(Role.OPS)
 async def retry(request: web.Request) -> web.Response:
-    return await _act(request, request.app[RUNTIME].delivery.retry_now)
+    return await _act(request, request.app[RUNTIME].courier.retry_now)
 
 
 @allow(Role.OPS)
 async def cancel(request: web.Request) -> web.Response:
-    return await _act(request, request.app[RUNTIME].delivery.cancel)
+    return await _act(request, request.app[RUNTIME].courier.cancel)
 
 
 async def _act(
@@ -77,4 +77,4 @@ async def redrive(request: web.Request) -> web.Response:
             raise ValueError('give {"adapter": "<name>"}')
     except (ValueError, orjson.JSONDecodeError) as exc:
         return problem(400, "invalid", str(exc))
-    return web.json_response({"redriven": await request.app[RUNTIME].delivery.redrive(adapter)})
+    return web.json_response({"redriven": await request.app[RUNTIME].courier.redrive(adapter)})

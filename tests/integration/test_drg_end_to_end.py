@@ -56,14 +56,14 @@ async def send(hub: Client, *messages: str) -> None:
 async def report(hub: Client) -> None:
     runtime = hub.app[RUNTIME]
     later = datetime.now(UTC) + QUIET + timedelta(minutes=1)  # the stay has been quiet
-    await report_changed(runtime.resources, runtime.delivery, later - timedelta(hours=1), later)
+    await report_changed(runtime.resources, runtime.courier, later - timedelta(hours=1), later)
 
 
 async def test_a_stay_reaches_the_platform_and_a_correction_is_reversed(
     rig: tuple[Client, Any],
 ) -> None:
     hub, platform = rig
-    delivery = hub.app[RUNTIME].delivery
+    delivery = hub.app[RUNTIME].courier
     scheduler = hub.app[RUNTIME].scheduler
     assert scheduler is not None
     assert "drg-discharges" in {job.name for job in scheduler.jobs}  # the hub reports by itself
@@ -118,7 +118,7 @@ async def test_a_stay_that_fails_the_checks_is_recorded_not_sent(
     rig: tuple[Client, Any],
 ) -> None:
     hub, platform = rig
-    delivery = hub.app[RUNTIME].delivery
+    delivery = hub.app[RUNTIME].courier
     await delivery.submit("drg", drg.ORG_REGIST, "O1", {"ORG_NAME": "绍兴某医院"})
     # discharged to another hospital (离院方式 2) without naming it (拟接收医疗机构)
     transfer = discharge_message().replace("1^医嘱离院^CV06.00.226", "2^医嘱转院^CV06.00.226")

@@ -77,7 +77,7 @@ async def hub(tmp_path: Path, simulator: str) -> AsyncIterator[Client]:
 
 
 async def test_a_front_page_through_the_hub_and_an_operators_cancel(hub: Client) -> None:
-    delivery = hub.app[RUNTIME].delivery
+    delivery = hub.app[RUNTIME].courier
     assert "drg" in delivery.adapters
     registered = await delivery.submit(
         "drg", drg.ORG_REGIST, "O1", {"ORG_NAME": "绍兴市某人民医院"}

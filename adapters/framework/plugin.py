@@ -1,0 +1,45 @@
+"""What an outbound adapter declares about itself, in one place of its own package: its name
+(its ledger rows and its settings ``JIANHU_<NAME>__*`` carry it), how it is built from its
+settings, the scheduled work it needs, and its simulator. ``adapters/registry.py`` lists the
+adapters; the runtime and the CLI take everything from there, so adding an adapter touches its
+package and that one line."""
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from adapters.framework.delivery import Adapter, Courier
+from hub.schedule import Schedule
+from store.resources import ResourceStore
+
+
+class AdapterServices(Protocol):
+    """What an adapter's scheduled work may use of the running hub."""
+
+    @property
+    def resources(self) -> ResourceStore: ...
+
+    @property
+    def courier(self) -> Courier: ...
+
+    async def last_run(self, job: str) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class AdapterJob:
+    name: str  # unique in the hub: prefixed by the adapter's name
+    schedule: Schedule
+    run: Callable[[AdapterServices], Awaitable[None]]
+    catch_up: bool = False  # after downtime, run once for the missed due times
+
+
+@dataclass(frozen=True)
+class AdapterPlugin:
+    name: str
+    build: Callable[[Any], Adapter]  # from its settings (``Settings.<name>``)
+    jobs: Sequence[AdapterJob] = ()
+    # ``jianhu simulate <name>``: the app, given the identity it expects of the hub
+    simulator: Callable[[str, str], web.Application] | None = None
