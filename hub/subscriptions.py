@@ -8,13 +8,13 @@ Two queues, so one slow or failing endpoint never holds back matching or other e
   letters. Nothing is dropped: a dead delivery waits for ``jianhu dlq redrive``.
 """
 
-import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import aiohttp
 import orjson
+from aiocache import SimpleMemoryCache
 
 from hub.base.errors import PermanentError, ResourceGoneError, ResourceNotFoundError, RetryableError
 from hub.bus.base import Bus, Delivery, Handler
@@ -25,6 +25,7 @@ from store.resources import ResourceStore
 
 DELIVER_KEY = "hub.subscription.deliver"
 CACHE_S = 5.0
+ACTIVE = "active-rest-hooks"  # the cache key of the active rest-hook Subscriptions
 TIMEOUT_S = 10.0
 
 
@@ -63,26 +64,26 @@ def matcher(services: Services) -> Handler:
     # The active subscriptions, read again after a Subscription changes (when this process
     # sees the event) and at least every CACHE_S (when another hub process consumed it),
     # instead of once per event.
-    cache: dict[str, list[dict[str, Any]]] = {}
-    read_at = [0.0]
+    cache = SimpleMemoryCache()
 
     async def handle(delivery: Delivery) -> None:
         envelope = delivery.envelope
         changes = read_change_set(envelope, delivery.routing_key)
         type_ = envelope.headers.get("resource-type", "")
-        now = time.monotonic()
-        if type_ == "Subscription" or now - read_at[0] > CACHE_S:
-            cache.clear()
+        if type_ == "Subscription":
+            await cache.delete(ACTIVE)
         changes = [c for c in changes if c.change != "deleted"]  # a deletion matches no search
         if type_ == "Subscription":
             for change in changes:
                 await _activate(services.resources, change.id)
         if not changes:
             return
-        if "active" not in cache:
-            cache["active"], read_at[0] = await active_rest_hooks(services.resources), now
+        active: list[dict[str, Any]] | None = await cache.get(ACTIVE)
+        if active is None:
+            active = await active_rest_hooks(services.resources)
+            await cache.set(ACTIVE, active, ttl=CACHE_S)
         ids = list(dict.fromkeys(change.id for change in changes))
-        for subscription in cache["active"]:
+        for subscription in active:
             criteria = subscription.get("criteria", "")
             matched = await matching(services.resources, criteria, type_, ids)
             jobs = [
