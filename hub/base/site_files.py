@@ -28,8 +28,8 @@ def site_dir() -> Path | None:
     return Path(folder) if folder else None
 
 
-def site_path(package: str, relative: str) -> Path | None:
-    """The site's copy of a shipped file, when there is one."""
+def site_path(relative: str) -> Path | None:
+    """The site's copy of a shipped file (found by its name), when there is one."""
     folder = site_dir()
     if folder is None:
         return None
@@ -40,7 +40,7 @@ def site_path(package: str, relative: str) -> Path | None:
 def read_json(package: str, relative: str) -> Any:
     """The site's copy when ``JIANHU_CONFIG_DIR`` has one, else the file shipped in
     ``package`` at ``relative``."""
-    override = site_path(package, relative)
+    override = site_path(relative)
     if override is not None:
         return json.loads(override.read_text(encoding="utf-8"))
     return json.loads((resources.files(package) / relative).read_text(encoding="utf-8"))
