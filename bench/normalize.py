@@ -22,10 +22,9 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.mllp import oru, percentile
 from hub.base.envelope import HL7V2_ER7, Envelope, new_id
 from hub.base.metrics import HubMetrics
-
-from bench.mllp import oru, percentile
 from hub.bus.base import Bus, Delivery
 from hub.bus.embedded import EmbeddedBus
 from hub.hl7v2.message import Message

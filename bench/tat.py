@@ -24,7 +24,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hub.base.hospital_time import HOSPITAL
-
 from hub.lab.lifecycle import LifecycleEvent, Priority, Source, Stage, TrackDetails
 from hub.lab.tat import AlertChange, AlertEngine
 

@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh dev
 bash scripts/browser.sh
 
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
+# No cache: whether an import is first-party depends on folders, not on the file ruff caches by,
+# so a cached result can pass here and fail on a fresh clone.
+.venv/bin/ruff check --no-cache .
+.venv/bin/ruff format --no-cache --check .
 .venv/bin/mypy
 
 if [ -z "${JIANHU_TEST_AMQP_URL:-}" ]; then

@@ -1,11 +1,11 @@
 """The production store on MongoDB, through PyMongo's async client (write concern majority;
 multi-document transactions need a replica set, even a one-node one)."""
 
-from hub.base.errors import StoreError
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
 
+from hub.base.errors import StoreError
 from store.mongo_archive import MongoArchive
 from store.mongo_jobs import MongoJobs
 from store.mongo_ledger import MongoLedger

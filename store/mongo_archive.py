@@ -7,11 +7,11 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.base.errors import StoreError
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from hub.base.errors import StoreError
 from store.archive import (
     RECEIVED,
     REJECTED,

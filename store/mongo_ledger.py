@@ -6,10 +6,10 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.base.errors import StoreError
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
+from hub.base.errors import StoreError
 from store.ledger import FAILED, PENDING, SENDING, Attempt, LedgerQuery, Submission
 
 Doc = dict[str, Any]

@@ -13,9 +13,9 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+
 from hub.base.envelope import new_id
 from hub.base.errors import VersionConflictError
-
 from store.index import IndexRows
 from store.versions import Resource, StoredVersion, WriteResult
 

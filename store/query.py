@@ -9,9 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
-from hub.base.errors import SearchError
-
 from fhir_profiles.search_params import SearchParam, params_for
+from hub.base.errors import SearchError
 from store.index import date_range, normalise
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")

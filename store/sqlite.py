@@ -4,7 +4,6 @@ named file and the HL7 message archive next to it (``<name>-archive.sqlite3``)."
 from pathlib import Path
 
 from hub.base.errors import StoreError
-
 from store.sqlite_archive import SqliteArchive
 from store.sqlite_file import SqliteFile
 from store.sqlite_jobs import SqliteJobs

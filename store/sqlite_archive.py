@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from hub.base.errors import StoreError
 
+from hub.base.errors import StoreError
 from store.archive import ArchivedMessage, ArchiveQuery, Claim, ClaimKind, filed_claim
 from store.index import instant
 from store.sqlite_file import SqliteFile

@@ -14,7 +14,6 @@ from typing import TypeVar
 
 from hub.base.errors import StoreError
 from hub.base.sqlite_writer import Job, SqliteReaders, SqliteWriter, connect_reader, detached
-
 from store.sqlite_checkpoint import Checkpointer
 
 T = TypeVar("T")

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from hub.base.logs import log_event
-
 from store.index import IndexRows
 
 log = logging.getLogger(__name__)

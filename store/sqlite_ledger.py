@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.base.errors import StoreError
-
 from store.index import instant
 from store.ledger import SENDING, Attempt, LedgerQuery, Submission
 from store.sqlite_file import SqliteFile

@@ -5,7 +5,6 @@ from datetime import datetime
 from typing import Any
 
 from hub.base.hospital_time import given, parse_given, shown
-
 from store.ledger import LedgerQuery, Submission
 from store.listing import listing_limit
 

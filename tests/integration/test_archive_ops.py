@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 import pytest
 from click.testing import CliRunner
-from hub.base.hospital_time import HOSPITAL
 
+from hub.base.hospital_time import HOSPITAL
 from hub.cli.main import main
 from hub.hl7v2.retention import apply_retention
 from hub.web.keys import RUNTIME

@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner
-from hub.base.envelope import new_id
 
+from hub.base.envelope import new_id
 from hub.cli.main import main
 from hub.web.keys import RUNTIME
 from store.ledger import DEAD, FAILED, PENDING, Attempt, Submission

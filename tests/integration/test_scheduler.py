@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub.base.hospital_time import HOSPITAL
 
+from hub.base.hospital_time import HOSPITAL
 from hub.schedule import parse_schedule
 from hub.scheduler import Job, Scheduler
 from store.leases import FAILED, HISTORY, OK, JobStore

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hub.base.errors import VersionConflictError
 
+from hub.base.errors import VersionConflictError
 from store.query import parse_search
 from store.sqlite import SqliteStore
 from tests.fixtures.examples import ID_CARD, PATIENT

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
-from hub.base.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
 
+from hub.base.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
 from store.plan import Write, WriteMode
 from store.resources import ResourceStore
 from tests.stores import BACKENDS, open_store

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub.base.errors import SearchError, VersionConflictError
 
+from hub.base.errors import SearchError, VersionConflictError
 from store.plan import Write, WriteMode
 from store.query import parse_search
 from store.resources import ResourceStore

@@ -3,9 +3,9 @@
 
 import orjson
 import pytest
+
 from hub.base.envelope import Envelope
 from hub.base.errors import PermanentError
-
 from hub.events import SET_BYTES, SET_ENTRIES, change_set_envelope, change_sets, read_change_set
 from store.resources import OutboxEvent
 

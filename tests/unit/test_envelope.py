@@ -1,6 +1,7 @@
 import pytest
-from hub.base.envelope import Envelope
 from pydantic import ValidationError
+
+from hub.base.envelope import Envelope
 
 PATIENT = "PID|||330602199001011234||张三"
 

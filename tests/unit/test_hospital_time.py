@@ -4,6 +4,7 @@
 from datetime import UTC, datetime
 
 import pytest
+
 from hub.base.hospital_time import HOSPITAL, given, parse_given, shown
 
 

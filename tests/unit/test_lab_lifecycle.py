@@ -4,8 +4,8 @@ hand-made LIS status messages, out of order, and corrected."""
 from datetime import datetime, timedelta
 
 import pytest
-from hub.base.hospital_time import HOSPITAL
 
+from hub.base.hospital_time import HOSPITAL
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.mapping.common import stable_id
 from hub.hl7v2.message import Message

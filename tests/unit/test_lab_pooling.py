@@ -4,10 +4,10 @@ the admission rules and the label contents."""
 from datetime import UTC, date, datetime
 
 import pytest
-from hub.base.hospital_time import HOSPITAL
 
 from fhir_profiles.identifiers import RESIDENT_ID_CARD
 from fhir_profiles.validation import validate
+from hub.base.hospital_time import HOSPITAL
 from hub.lab.labels import label_for
 from hub.lab.pool_tube import (
     AlreadyInTubeError,

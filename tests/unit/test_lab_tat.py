@@ -5,8 +5,8 @@ import asyncio
 from datetime import datetime, timedelta
 
 import pytest
-from hub.base.hospital_time import HOSPITAL
 
+from hub.base.hospital_time import HOSPITAL
 from hub.lab.lifecycle import LifecycleEvent, Priority, Source, SpecimenTrack, Stage, TrackDetails
 from hub.lab.tat import AlertChange, AlertEngine, AlertError, ChangeKind
 from hub.lab.tat_rules import TatRules, tat_rules

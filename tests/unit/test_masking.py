@@ -2,9 +2,9 @@ import logging
 import sys
 
 import orjson
+
 from hub.base.logs import JsonFormatter, log_event
 from hub.base.masking import mask_fields, mask_id_card, mask_name, mask_phone, mask_text
-
 from hub.hl7v2.message import Message
 from hub.hl7v2.privacy import mask_personal
 

@@ -4,8 +4,8 @@ due after its last run, downtime and failures."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hub.base.hospital_time import HOSPITAL
 
+from hub.base.hospital_time import HOSPITAL
 from hub.schedule import Cron, Every, parse_schedule
 from hub.scheduler import Job, next_due
 

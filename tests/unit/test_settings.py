@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import pytest
-from hub.base.errors import ConfigurationError
 
+from hub.base.errors import ConfigurationError
 from hub.settings import Role, load_settings
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hub.base.errors import StoreError
 from hub.base.sqlite_writer import SqliteReaders, SqliteWriter, connect_reader
 

@@ -1,6 +1,6 @@
 import pytest
-from hub.base.errors import PermanentError, RetryableError
 
+from hub.base.errors import PermanentError, RetryableError
 from hub.bus.outcome import Verdict, decide
 from hub.bus.topology import requeue_binding, requeue_key, retry_tier, topic_matches
 
