@@ -7,11 +7,15 @@ the publish and before the mark sends them again, so consumers see at-least-once
 tell duplicates apart by the version each entry carries.
 
 A change set is one bus message for a run of consecutive writes that share a routing key
-``fhir.<Type>.<created|updated|deleted>``: the ten Observations of an ORU^R01 are one message,
-not ten, and the 50,000 of a big one are 500. Its body is a FHIR Bundle of type ``history``
-(the resource, ``request`` saying what was done, ``response.etag`` the version written).
+``fhir.<Type>.<created|updated|deleted>`` and a correlation id: the ten Observations of an
+ORU^R01 are one message, not ten, and the 50,000 of a big one are 500. Its body is a FHIR
+Bundle of type ``history`` (the resource, ``request`` saying what was done, ``response.etag``
+the version written).
 Consecutive runs only: the order of the versions across keys is the order they were written,
-so a resource's creation is never seen after its update.
+so a resource's creation is never seen after its update. The set's envelope carries the
+correlation id of the message or request that wrote it, so what its consumers do in turn
+(a lab alert, a Subscription's notification, a write) is traced to that message too; one
+message's writes are one transaction, so keeping sets to one correlation splits almost none.
 """
 
 import asyncio
@@ -57,13 +61,17 @@ class Change:
 
 
 def change_sets(events: Sequence[OutboxEvent]) -> Iterator[list[OutboxEvent]]:
-    """Consecutive events of one routing key, at most SET_ENTRIES and about SET_BYTES each."""
+    """Consecutive events of one routing key and correlation, at most SET_ENTRIES and about
+    SET_BYTES each."""
     run: list[OutboxEvent] = []
     size = 0
     for event in events:
         weight = len(event.body or b"")
         if run and (
-            event.topic != run[0].topic or len(run) >= SET_ENTRIES or size + weight > SET_BYTES
+            event.topic != run[0].topic
+            or event.correlation != run[0].correlation
+            or len(run) >= SET_ENTRIES
+            or size + weight > SET_BYTES
         ):
             yield run
             run, size = [], 0
@@ -92,6 +100,7 @@ def change_set_envelope(events: Sequence[OutboxEvent]) -> Envelope:
         source="fhir-store",
         content_type=FHIR_JSON,
         body=orjson.dumps({"resourceType": "Bundle", "type": "history", "entry": entries}),
+        correlation_id=events[0].correlation,
         headers={"resource-type": events[0].type, "entries": str(len(events))},
     )
 

@@ -55,6 +55,9 @@ class Submission:
     external_id: str = ""  # the receiver's id of the accepted upload, when it gives one
     cancels: str = ""  # for a cancellation: the upload it withdraws
     replaces: str = ""  # for a re-upload: the upload it supersedes
+    # the correlation ids of the versions it was built from: the messages and requests that
+    # led to it (``jianhu trace`` follows a message to its submissions by these)
+    correlations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class LedgerQuery:
     statuses: Sequence[str] = field(default_factory=tuple)
     created_from: datetime | None = None
     created_to: datetime | None = None
+    correlation: str | None = None  # built from a version this message or request wrote
     limit: int = 100
 
 

@@ -24,6 +24,7 @@ class MongoLedger:
             ["adapter", "interface", "business_key", "kind", "created_at"],
             ["status", "next_attempt_at"],
             ["created_at"],
+            ["correlations", "created_at"],
         ):
             await self._submissions.create_index([(key, ASCENDING) for key in keys])
 
@@ -60,6 +61,8 @@ class MongoLedger:
         }
         if query.statuses:
             filter_["status"] = {"$in": list(query.statuses)}
+        if query.correlation is not None:
+            filter_["correlations"] = query.correlation
         created: Doc = {}
         if query.created_from:
             created["$gte"] = query.created_from
@@ -144,6 +147,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 def _submission(doc: Doc) -> Submission:
     fields = {k: v for k, v in doc.items() if k not in ("_id", "attempts")}
+    fields["correlations"] = tuple(fields.get("correlations") or ())
     for key in ("created_at", "updated_at", "next_attempt_at"):
         fields[key] = _utc(fields.get(key))
     attempts = tuple(

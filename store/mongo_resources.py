@@ -20,6 +20,8 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hub.base import correlation
+from hub.base.correlation import Origin
 from hub.base.envelope import new_id
 from hub.base.errors import ResourceGoneError, ResourceNotFoundError
 from store.cursors import decode_cursor, encode_cursor
@@ -69,6 +71,7 @@ INDEXES: dict[str, list[list[tuple[str, int]]]] = {
         [("seq", DESCENDING)],
         [("type", ASCENDING), ("seq", DESCENDING)],
         [("type", ASCENDING), ("id", ASCENDING), ("seq", DESCENDING)],
+        [("correlation", ASCENDING), ("seq", ASCENDING)],
     ],
 }
 
@@ -104,9 +107,11 @@ class MongoResources(WriteShortcuts):
 
     # --- writes: plans ---
     async def apply(self, writes: Sequence[Write]) -> list[Written]:
+        origin = correlation.current()
+
         async def work(session: AsyncClientSession) -> list[Written]:
             # ``with_transaction`` may run this again: every attempt starts from the store
-            plan = _PlanState(instant(datetime.now(UTC)))
+            plan = _PlanState(instant(datetime.now(UTC)), origin)
             keys = list(dict.fromkeys(write.key for write in writes))
             async for doc in self._resources.find(
                 {"_id": {"$in": keys}}, {"ix": 0, "srt": 0}, session=session
@@ -226,10 +231,20 @@ class MongoResources(WriteShortcuts):
         }
         return [
             OutboxEvent(
-                e["_id"], e["topic"], e["type"], e["id"], e["version"], _bytes(bodies.get(k))
+                e["_id"],
+                e["topic"],
+                e["type"],
+                e["id"],
+                e["version"],
+                _bytes(bodies.get(k)),
+                e.get("correlation"),
             )
             for e, k in zip(events, keys, strict=True)
         ]
+
+    async def traced(self, correlation: str, limit: int) -> Sequence[StoredVersion]:
+        found = self._versions.find({"correlation": correlation}).sort("seq", ASCENDING)
+        return [_version(doc) async for doc in found.limit(limit)]
 
     async def events_published(self, events: Sequence[OutboxEvent]) -> None:
         await self._outbox.delete_many({"_id": {"$in": [e.seq for e in events]}})
@@ -265,8 +280,10 @@ class _PlanState:
     """One attempt at a plan: what the store held, and what the plan writes, in memory until
     the bulk writes; each write sees the ones before it."""
 
-    def __init__(self, now: str) -> None:
-        self.now = now
+    def __init__(self, now: str, origin: Origin | None) -> None:
+        self.now, self.origin = now, origin
+        self.source = origin.source if origin is not None else None
+        self.correlation = origin.correlation if origin is not None else None
         self.state: dict[str, Current] = {}
         self.latest: dict[str, StoredVersion] = {}
         self.versions: list[Doc] = []
@@ -292,11 +309,14 @@ class _PlanState:
 
     def _record(self, write: Write, decision: NewVersion) -> StoredVersion:
         type_, id_, version, now = write.type, write.id, decision.version, self.now
-        content = stamped(decision.resource, version, now) if decision.resource else None
+        content = (
+            stamped(decision.resource, version, now, self.source) if decision.resource else None
+        )
         raw = orjson.dumps(content) if content is not None else None
         seq = new_id()
         common = {"type": type_, "id": id_, "version": version, "last_updated": now, "seq": seq}
-        self.versions.append({"_id": f"{write.key}/{version}", **common, "body": raw})
+        traced = {"correlation": self.correlation}
+        self.versions.append({"_id": f"{write.key}/{version}", **common, "body": raw, **traced})
         current: Doc = {
             **common,
             "deleted": content is None,
@@ -310,7 +330,14 @@ class _PlanState:
         change = "deleted" if content is None else "created" if version == 1 else "updated"
         topic = f"fhir.{type_}.{change}"
         self.events.append(
-            {"_id": seq, "topic": topic, "type": type_, "id": id_, "version": version}
+            {
+                "_id": seq,
+                "topic": topic,
+                "type": type_,
+                "id": id_,
+                "version": version,
+                "correlation": self.correlation,
+            }
         )
         self.state[write.key] = Current(version, content is None, decision.digest, content)
         stored = StoredVersion(type_, id_, version, _moment(now), raw)

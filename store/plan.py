@@ -101,7 +101,7 @@ class Left:
 UNCHANGED, LEFT = Unchanged(), Left()
 Decision = NewVersion | Unchanged | Left
 
-_VOLATILE_META = ("versionId", "lastUpdated")
+_VOLATILE_META = ("versionId", "lastUpdated", "source")
 
 
 def content_digest(resource: Resource) -> str:
@@ -151,11 +151,16 @@ def _without_store_meta(body: Resource) -> Resource:
     return found
 
 
-def stamped(resource: Resource, version: int, last_updated: str) -> Resource:
-    """The stored form of a version: meta.versionId and meta.lastUpdated set by the store."""
+def stamped(
+    resource: Resource, version: int, last_updated: str, source: str | None = None
+) -> Resource:
+    """The stored form of a version: meta.versionId and meta.lastUpdated set by the store, and
+    meta.source when the write has an origin (``hub.base.correlation``)."""
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(version)
     meta["lastUpdated"] = last_updated
+    if source is not None:
+        meta["source"] = source
     return {**resource, "meta": meta}
 
 

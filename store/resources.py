@@ -31,6 +31,7 @@ class OutboxEvent:
     id: str
     version: int
     body: bytes | None  # the version written; None for a deletion
+    correlation: str | None = None  # of the message or request that wrote it
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ class AuditLog(Protocol):
 class ResourceStore(Protocol):
     async def apply(self, writes: Sequence[Write]) -> list[Written]:
         """Every write of the plan in one transaction, in order, each seeing those before it:
-        all or nothing (``VersionConflictError`` names the write whose condition failed)."""
+        all or nothing (``VersionConflictError`` names the write whose condition failed).
+        The versions written carry the origin the caller runs under
+        (``hub.base.correlation.current()``): in ``meta.source`` and beside the version."""
 
     async def create(self, resource: Resource, id: str | None = None) -> StoredVersion:
         """A one-write plan: a new resource under a server-assigned (or the given) id."""
@@ -103,6 +106,10 @@ class ResourceStore(Protocol):
         query's sort order (then by id); ``cursor`` continues after an earlier page."""
 
     async def count(self, query: SearchQuery) -> int: ...
+
+    async def traced(self, correlation: str, limit: int) -> Sequence[StoredVersion]:
+        """The versions written under this correlation id, in the order they were written
+        (superseded and deleted ones included)."""
 
     async def pending_events(self, limit: int) -> Sequence[OutboxEvent]:
         """The oldest events of the outbox (written in the same transaction as their write)."""

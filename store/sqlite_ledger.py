@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS ledger_submission (
     error TEXT NOT NULL DEFAULT '',
     external_id TEXT NOT NULL DEFAULT '',
     cancels TEXT NOT NULL DEFAULT '',
-    replaces TEXT NOT NULL DEFAULT ''
+    replaces TEXT NOT NULL DEFAULT '',
+    correlations TEXT NOT NULL DEFAULT ''        -- space-separated; looked up through the next
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ledger_by_key
     ON ledger_submission (adapter, interface, business_key, kind, created_at);
@@ -43,11 +44,23 @@ CREATE TABLE IF NOT EXISTS ledger_attempt (
     error TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (submission_id, number)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_correlation (
+    correlation TEXT NOT NULL,
+    submission_id TEXT NOT NULL,
+    PRIMARY KEY (correlation, submission_id)
+) WITHOUT ROWID;
 """
 _COLUMNS = (
     "id, adapter, interface, business_key, kind, payload, content_hash, status, created_at, "
-    "updated_at, next_attempt_at, error, external_id, cancels, replaces"
+    "updated_at, next_attempt_at, error, external_id, cancels, replaces, correlations"
 )
+
+
+def _add_correlations(db: sqlite3.Connection) -> None:
+    """Ledgers made before submissions kept their correlation ids get the column (empty)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(ledger_submission)")}
+    if "correlations" not in columns:
+        db.execute("ALTER TABLE ledger_submission ADD COLUMN correlations TEXT NOT NULL DEFAULT ''")
 
 
 class SqliteLedger:
@@ -58,6 +71,7 @@ class SqliteLedger:
 
     async def setup(self) -> None:
         await self._file.schema(SCHEMA)
+        await self._file.write(_add_correlations)
 
     async def add(self, submission: Submission) -> None:
         s = submission
@@ -78,8 +92,14 @@ class SqliteLedger:
             s.cancels,
             s.replaces,
         )
-        sql = f"INSERT INTO ledger_submission ({_COLUMNS}) VALUES ({', '.join('?' * 15)})"
-        await self._file.write(lambda db: db.execute(sql, row))
+        sql = f"INSERT INTO ledger_submission ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+        links = [(correlation, s.id) for correlation in s.correlations]
+
+        def add(db: sqlite3.Connection) -> None:
+            db.execute(sql, (*row, " ".join(s.correlations)))
+            db.executemany("INSERT OR IGNORE INTO ledger_correlation VALUES (?, ?)", links)
+
+        await self._file.write(add)
 
     async def get(self, id: str) -> Submission:
         found = _select(self._file.read, "WHERE id = ?", [id], 1)
@@ -114,6 +134,11 @@ class SqliteLedger:
         if query.statuses:
             clauses.append(f"status IN ({', '.join('?' * len(query.statuses))})")
             args.extend(query.statuses)
+        if query.correlation is not None:
+            clauses.append(
+                "id IN (SELECT submission_id FROM ledger_correlation WHERE correlation = ?)"
+            )
+            args.append(query.correlation)
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
         tail = f"{where}ORDER BY created_at DESC"
         return await self._file.scan(lambda db: _select(db, tail, args, query.limit))
@@ -228,5 +253,6 @@ def _submission(row: Sequence[Any], attempts: tuple[Attempt, ...]) -> Submission
         external_id=row[12],
         cancels=row[13],
         replaces=row[14],
+        correlations=tuple(row[15].split()),
         attempts=attempts,
     )

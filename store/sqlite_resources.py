@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 
 from fhir_profiles.search_params import SUPPORTED_TYPES
+from hub.base import correlation
+from hub.base.correlation import Origin
 from hub.base.errors import ResourceGoneError, ResourceNotFoundError, SearchError
 from hub.base.logs import log_event
 from store.cursors import decode_cursor, encode_cursor
@@ -49,6 +51,7 @@ CREATE TABLE IF NOT EXISTS resource_version (
     version INTEGER NOT NULL,
     last_updated TEXT NOT NULL,
     body BLOB,                                  -- NULL: this version is a deletion
+    correlation TEXT,                           -- of the message or request that wrote it
     UNIQUE (type, id, version)
 );
 CREATE INDEX IF NOT EXISTS ix_resource_version_type ON resource_version (type, seq);
@@ -66,6 +69,11 @@ CREATE TABLE IF NOT EXISTS relay_mark (
     seq INTEGER NOT NULL                         -- versions up to this one are published
 ) WITHOUT ROWID;
 """
+# Partial: versions written without an origin (seeds, older files) take no room in it.
+CORRELATION_INDEX = (
+    "CREATE INDEX IF NOT EXISTS ix_resource_version_correlation "
+    "ON resource_version (correlation) WHERE correlation IS NOT NULL"
+)
 EVENTS_MARK = "events"
 log = logging.getLogger(__name__)
 
@@ -79,6 +87,7 @@ def _prepare(db: sqlite3.Connection) -> None:
     """The schema, on a new file or one made before rid-keyed index rows (moved over once)."""
     if not is_first_schema(db):
         db.executescript(SCHEMA + schema())
+        _add_correlation(db)
         return
     columns = {row[1] for row in db.execute("PRAGMA table_info(resource_current)")}
     if "digest" not in columns:
@@ -86,6 +95,16 @@ def _prepare(db: sqlite3.Connection) -> None:
     log_event(log, "index_rekeying", file=str(db.execute("PRAGMA database_list").fetchone()[2]))
     stored = [(t, p.code) for t in SUPPORTED_TYPES for p in stored_params(t)]
     rekey(db, stored, SCHEMA + schema())
+    _add_correlation(db)
+
+
+def _add_correlation(db: sqlite3.Connection) -> None:
+    """Files made before versions kept their correlation id get the column (empty for the
+    versions already there)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(resource_version)")}
+    if "correlation" not in columns:
+        db.execute("ALTER TABLE resource_version ADD COLUMN correlation TEXT")
+    db.execute(CORRELATION_INDEX)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -125,8 +144,8 @@ class SqliteResources(WriteShortcuts):
     # --- writes: plans, run by the writer thread ---
     async def apply(self, writes: Sequence[Write]) -> list[Written]:
         now = instant(datetime.now(UTC))
-        pids = self._pids
-        return await self._file.write(lambda db: [_apply(db, w, now, pids) for w in writes])
+        pids, origin = self._pids, correlation.current()
+        return await self._file.write(lambda db: [_apply(db, w, now, pids, origin) for w in writes])
 
     @property
     def audit(self) -> SqliteAuditLog:
@@ -249,18 +268,28 @@ class SqliteResources(WriteShortcuts):
         next_cursor = str(page[-1][0]) if len(rows) > count else None
         return SearchPage([_row(*rest) for _, *rest in page], next_cursor)
 
+    async def traced(self, correlation: str, limit: int) -> Sequence[StoredVersion]:
+        sql = (
+            "SELECT type, id, version, last_updated, body FROM resource_version "
+            "WHERE correlation = ? ORDER BY seq LIMIT ?"
+        )
+        rows = await self._file.scan(lambda db: db.execute(sql, (correlation, limit)).fetchall())
+        return [_row(*row) for row in rows]
+
     # --- events: the version log from the relay's high-water mark ---
     async def pending_events(self, limit: int) -> Sequence[OutboxEvent]:
         def scan(db: sqlite3.Connection) -> list[Any]:
             return db.execute(
-                "SELECT seq, type, id, version, body FROM resource_version WHERE seq > "
-                "(SELECT seq FROM relay_mark WHERE name = ?) ORDER BY seq LIMIT ?",
+                "SELECT seq, type, id, version, body, correlation FROM resource_version "
+                "WHERE seq > (SELECT seq FROM relay_mark WHERE name = ?) ORDER BY seq LIMIT ?",
                 (EVENTS_MARK, limit),
             ).fetchall()
 
         return [
-            OutboxEvent(seq, _topic(type_, version, body), type_, id_, version, _bytes(body))
-            for seq, type_, id_, version, body in await self._file.scan(scan)
+            OutboxEvent(
+                seq, _topic(type_, version, body), type_, id_, version, _bytes(body), correlation
+            )
+            for seq, type_, id_, version, body, correlation in await self._file.scan(scan)
         ]
 
     async def events_published(self, events: Sequence[OutboxEvent]) -> None:
@@ -278,7 +307,9 @@ class SqliteResources(WriteShortcuts):
 
 
 # --- the writer thread's side of a plan ---
-def _apply(db: sqlite3.Connection, write: Write, now: str, pids: ParamIds) -> Written:
+def _apply(
+    db: sqlite3.Connection, write: Write, now: str, pids: ParamIds, origin: Origin | None
+) -> Written:
     current = _current(db, write)
     decision = decide(write, current)
     if decision is LEFT:
@@ -292,7 +323,7 @@ def _apply(db: sqlite3.Connection, write: Write, now: str, pids: ParamIds) -> Wr
         return Written(_row(write.type, write.id, *row))
     assert isinstance(decision, NewVersion)
     had_index = current.version > 0 and not current.deleted
-    stored = _write_version(db, write, decision, now, had_index, pids)
+    stored = _write_version(db, write, decision, now, had_index, pids, origin)
     return Written(stored, created=decision.created, changed=True)
 
 
@@ -316,14 +347,18 @@ def _write_version(
     now: str,
     had_index: bool,
     pids: ParamIds,
+    origin: Origin | None,
 ) -> StoredVersion:
     type_, id_, version = write.type, write.id, decision.version
-    stored = stamped(decision.resource, version, now) if decision.resource is not None else None
+    source = origin.source if origin is not None else None
+    stored = (
+        stamped(decision.resource, version, now, source) if decision.resource is not None else None
+    )
     raw = orjson.dumps(stored) if stored is not None else None
     seq = db.execute(
-        "INSERT INTO resource_version (type, id, version, last_updated, body) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (type_, id_, version, now, raw),
+        "INSERT INTO resource_version (type, id, version, last_updated, body, correlation) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (type_, id_, version, now, raw, origin.correlation if origin is not None else None),
     ).lastrowid
     (rid,) = db.execute(
         "INSERT INTO resource_current (type, id, version, seq, digest) VALUES (?, ?, ?, ?, ?) "

@@ -96,14 +96,15 @@ async def report(delivery: Courier, stay: Stay) -> Reported:
         (drg.FEE_DETAILS, prepared.fee_details),
     )
     statuses = {}
+    sources = stay.correlations()
     if not prepared.sendable:
         problems = "; ".join(f"{p.field}: {p.message}" for p in prepared.problems)
         for interface, payload in documents:
-            refused = await delivery.refuse(drg.ADAPTER, interface, key, payload, problems)
+            refused = await delivery.refuse(drg.ADAPTER, interface, key, payload, problems, sources)
             statuses[interface] = refused.status
     else:
         for interface, payload in documents:
-            submitted = await delivery.submit(drg.ADAPTER, interface, key, payload)
+            submitted = await delivery.submit(drg.ADAPTER, interface, key, payload, sources)
             statuses[interface] = submitted.status
     outcome = " ".join(f"{interface}={status}" for interface, status in statuses.items())
     log_event(log, "drg-stay-reported", encounter=stay.encounter["id"], statuses=outcome)

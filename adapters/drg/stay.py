@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fhir_profiles.identifiers import INPATIENT_NUMBER, MEDICAL_RECORD_NUMBER
+from hub.base import correlation
 from hub.base.json import Json
 
 LOCAL = ZoneInfo("Asia/Shanghai")  # the platform reads every time as Shaoxing wall-clock time
@@ -44,6 +45,13 @@ class Stay:
     charge_items: list[Json] = field(default_factory=list)
     coverage: Json | None = None
     claim: Json | None = None
+
+    def correlations(self) -> tuple[str, ...]:
+        """The messages and requests that wrote what the stay's documents are built from."""
+        parts = [self.patient, self.encounter, *self.conditions, *self.procedures]
+        parts += [*self.charge_items, *(r for r in (self.coverage, self.claim) if r)]
+        found = (correlation.of_resource(resource) for resource in parts)
+        return tuple(dict.fromkeys(c for c in found if c))
 
 
 @dataclass(frozen=True)

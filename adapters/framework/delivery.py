@@ -11,7 +11,7 @@ to a limit, then the submission is dead until a person redrives it."""
 import hashlib
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +19,7 @@ import orjson
 
 from adapters.framework.interface import Interface, ReceiverAnswer, Reception
 from adapters.framework.transport import HttpTransport, TransportError
+from hub.base import correlation
 from hub.base.envelope import new_id
 from hub.base.json import Json
 from hub.base.logs import log_event
@@ -79,8 +80,16 @@ class Courier:
     rng: random.Random = field(default_factory=random.Random)
 
     async def submit(
-        self, adapter: str, interface: str, business_key: str, payload: Json
+        self,
+        adapter: str,
+        interface: str,
+        business_key: str,
+        payload: Json,
+        correlations: Sequence[str] = (),
     ) -> Submission:
+        """Send ``payload`` unless the same content was sent already. ``correlations``: those
+        of the resource versions it was built from, so the messages that led to it are traced
+        to it (``hub.base.correlation.of_resource``)."""
         target = self.adapters[adapter].interface(interface)
         digest = content_hash(payload)
         latest = await self.ledger.latest(adapter, interface, business_key)
@@ -88,7 +97,7 @@ class Courier:
             return latest  # the same content: sent already, or on its way
         replaces = ""
         if latest is not None and latest.status == ACCEPTED and target.cancel is not None:
-            await self._cancel_accepted(latest)
+            await self._cancel_accepted(latest, correlations)
             replaces = latest.id
         elif latest is not None and latest.status in OPEN:
             # never accepted: the new content takes its place (one in flight may still land;
@@ -96,11 +105,17 @@ class Courier:
             await self.ledger.set_status(latest.id, CANCELLED, "superseded by newer content")
             replaces = latest.id
         upload = self._new(adapter, interface, business_key, "upload", payload, replaces=replaces)
-        await self.ledger.add(upload)
+        await self.ledger.add(replace(upload, correlations=tuple(correlations)))
         return await self.attempt(upload.id)
 
     async def refuse(
-        self, adapter: str, interface: str, business_key: str, payload: Json, problems: str
+        self,
+        adapter: str,
+        interface: str,
+        business_key: str,
+        payload: Json,
+        problems: str,
+        correlations: Sequence[str] = (),
     ) -> Submission:
         """Record a submission that is not sent because our own checks found it would be
         refused (a missing field, a code outside its value domain): rejected, with the
@@ -111,7 +126,13 @@ class Courier:
             return latest
         refused = self._new(adapter, interface, business_key, "upload", payload)
         now = self.clock()
-        refused = replace(refused, status=REJECTED, error=f"not sent: {problems}", updated_at=now)
+        refused = replace(
+            refused,
+            status=REJECTED,
+            error=f"not sent: {problems}",
+            updated_at=now,
+            correlations=tuple(correlations),
+        )
         await self.ledger.add(refused)
         return refused
 
@@ -151,7 +172,10 @@ class Courier:
         yet accepted is simply not sent."""
         submission = await self.ledger.get(id)
         if submission.status == ACCEPTED:
-            return await self._cancel_accepted(submission)
+            origin = correlation.current()  # the operator's request: its trace shows this
+            return await self._cancel_accepted(
+                submission, (origin.correlation,) if origin is not None else ()
+            )
         if submission.status in (*OPEN, DEAD, REJECTED):
             return await self.ledger.set_status(id, CANCELLED, "cancelled by an operator")
         raise ValueError(f"a {submission.status} submission cannot be cancelled")
@@ -174,7 +198,7 @@ class Courier:
             await self.ledger.set_status(submission.id, PENDING)
         return len(dead)
 
-    async def _cancel_accepted(self, upload: Submission) -> Submission:
+    async def _cancel_accepted(self, upload: Submission, correlations: Sequence[str]) -> Submission:
         target = self.adapters[upload.adapter].interface(upload.interface)
         if target.cancel is None or target.cancel_payload is None:
             raise ValueError(f"{upload.adapter}/{upload.interface} has no cancellation")
@@ -182,7 +206,7 @@ class Courier:
         cancellation = self._new(
             upload.adapter, target.cancel, upload.business_key, "cancel", payload, cancels=upload.id
         )
-        await self.ledger.add(cancellation)
+        await self.ledger.add(replace(cancellation, correlations=tuple(correlations)))
         return await self.attempt(cancellation.id)
 
     async def _waits_for_cancellation(self, submission: Submission) -> bool:

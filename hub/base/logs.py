@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from hub.base.correlation import current
 from hub.base.masking import mask_fields, mask_text
 
 # Attributes every LogRecord has; anything else on a record came from ``extra`` fields.
@@ -52,6 +53,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": mask_text(bounded(record.getMessage(), MAX_FIELD_CHARS)),
         }
+        origin = current()  # the message or request this line was written for
+        if origin is not None and "correlation_id" not in fields:
+            line["correlation_id"] = origin.correlation
         for key, value in mask_fields(fields).items():
             line[key] = bounded(value, MAX_FIELD_CHARS) if isinstance(value, str) else value
         if record.exc_info:

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from prometheus_client import Counter, Histogram
 
+from hub.base.correlation import Origin, within
 from hub.base.envelope import Envelope
 from hub.base.errors import DeadLetterNotFoundError, JianhuError
 from hub.base.logs import log_event
@@ -185,14 +186,12 @@ class Bus(ABC):
         self.specs[spec.name] = spec
         self._publish_counters.clear()
 
-    async def _run_handler(self, handler: Handler, delivery: Delivery) -> Disposition:
-        started = time.perf_counter()
+    async def _handled(self, handler: Handler, delivery: Delivery) -> Disposition:
         try:
             async with asyncio.timeout(self.settings.handler_timeout_s):  # no extra task
                 await handler(delivery)
-            outcome = ACKED
+            return ACKED
         except Exception as exc:  # every failure is classified, none escapes the bus
-            outcome = decide(exc, delivery.attempt, self.settings.retry_delays_s)
             if not isinstance(exc, JianhuError):  # not raised on purpose: a bug, its traceback
                 log_event(
                     log,
@@ -202,6 +201,15 @@ class Bus(ABC):
                     queue=delivery.queue,
                     message_id=delivery.envelope.id,
                 )
+            return decide(exc, delivery.attempt, self.settings.retry_delays_s)
+
+    async def _run_handler(self, handler: Handler, delivery: Delivery) -> Disposition:
+        started = time.perf_counter()
+        envelope = delivery.envelope
+        # what the handler writes and logs is traced to the message that started it
+        origin = Origin(envelope.correlation_id or envelope.id, envelope.source)
+        with within(origin):
+            outcome = await self._handled(handler, delivery)
         consumed, latency = self._queue_metrics(delivery.queue)
         latency.observe(time.perf_counter() - started)
         if outcome.verdict is Verdict.ACK:

@@ -28,6 +28,7 @@ class AckReply:
     ack: str | None  # None: say nothing (MSH-15 NE) or, with ``close``, fail the connection
     close: bool = False
     charset: str = "utf-8"  # the ACK goes back in the character set the message came in
+    archive_id: str = ""  # of the accepted message (or of the first copy, for a resend)
 
 
 class Ingest:
@@ -155,7 +156,7 @@ class Ingest:
             )
         if not await self.publisher.publish(claim.message):
             return AckReply(None, close=True)
-        return answer
+        return replace(answer, archive_id=claim.message.id)
 
     async def _resend(self, earlier: ArchivedMessage) -> AckReply:
         log_event(log, "duplicate", archive_id=earlier.id, message_type=earlier.message_type)
@@ -163,7 +164,7 @@ class Ingest:
             return AckReply(None, close=True)
         if not earlier.ack and earlier.claimed_by == "":  # in flight elsewhere: read its ACK
             earlier = await self.archive.get(earlier.id)
-        return AckReply(earlier.ack or None, charset=earlier.charset)
+        return AckReply(earlier.ack or None, charset=earlier.charset, archive_id=earlier.id)
 
     def _refuses_reuse(self, message: Message) -> bool:
         strict = self.settings.refuse_reused_control_id

@@ -15,6 +15,8 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from hub.base import correlation
+from hub.base.correlation import Origin, within
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
 from hub.hl7v2.persist import persist
@@ -37,7 +39,8 @@ class BigMessages:
                 1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1
             )
         loop = asyncio.get_running_loop()
-        args = (self._mongo_url, str(self._data_dir), text, charset)
+        # a process of its own does not inherit the context: the origin goes along by hand
+        args = (self._mongo_url, str(self._data_dir), text, charset, correlation.current())
         return await loop.run_in_executor(self._pool, _normalize_and_store, *args)
 
     async def close(self) -> None:
@@ -46,9 +49,12 @@ class BigMessages:
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
 
 
-def _normalize_and_store(mongo_url: str, data_dir: str, text: str, charset: str) -> list[str]:
+def _normalize_and_store(
+    mongo_url: str, data_dir: str, text: str, charset: str, origin: Origin | None
+) -> list[str]:
     """In the worker process."""
-    return asyncio.run(_work(mongo_url, Path(data_dir), text, charset))
+    with within(origin):
+        return asyncio.run(_work(mongo_url, Path(data_dir), text, charset))
 
 
 async def _work(mongo_url: str, data_dir: Path, text: str, charset: str) -> list[str]:

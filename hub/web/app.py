@@ -7,6 +7,7 @@ from aiohttp import web
 from hub.runtime import Runtime
 from hub.web import fhir, health, hl7, lab, ledger, messages, ops, pooling
 from hub.web.auth import auth_middleware
+from hub.web.correlation import correlation_middleware
 from hub.web.errors import answer_unreadable_requests_in_json, error_middleware
 from hub.web.keys import RUNTIME
 
@@ -14,7 +15,7 @@ from hub.web.keys import RUNTIME
 def make_app(runtime: Runtime, consume: bool = True) -> web.Application:
     answer_unreadable_requests_in_json()
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[correlation_middleware, error_middleware, auth_middleware],
         client_max_size=32 * 1024 * 1024,
         # a long search URL reaches the FHIR layer, which answers 414 with an OperationOutcome
         # past JIANHU_FHIR__MAX_QUERY_BYTES, instead of the HTTP parser's plain-text 400

@@ -10,7 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.base.correlation import within
 from hub.settings import Role
+from hub.web.correlation import as_caller
 from hub.web.errors import problem
 from hub.web.keys import PRINCIPAL, ROLE, RUNTIME
 from hub.web.tokens import TokenError, principal_for
@@ -48,4 +50,5 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
         return problem(403, "forbidden", f"role {role} may not do this")
     request[ROLE] = role
     request[PRINCIPAL] = principal
-    return await handler(request)  # type: ignore[no-any-return]
+    with within(as_caller(principal.subject)):
+        return await handler(request)  # type: ignore[no-any-return]

@@ -8,6 +8,7 @@ from aiohttp import web
 from hub.hl7v2.ingest import Ingest
 from hub.settings import Role
 from hub.web.auth import allow
+from hub.web.correlation import HEADER as CORRELATION_HEADER
 from hub.web.errors import problem
 from hub.web.keys import RUNTIME
 
@@ -37,12 +38,15 @@ async def intake(request: web.Request) -> web.StreamResponse:
         runtime.publisher, runtime.archive, listener, runtime.settings.hl7.message_types
     )
     answer = await ingest.handle(raw, request.remote or "")
+    # the archive id is the message's correlation id: what ``jianhu trace`` takes
+    traced = {CORRELATION_HEADER: answer.archive_id} if answer.archive_id else None
     if answer.ack is None:
         if answer.close:  # archive or bus unavailable: nothing was acknowledged
             return problem(503, "transient", "the message was not accepted; send it again")
-        return web.Response(status=204)  # enhanced mode, MSH-15 NE: no accept ACK wanted
+        return web.Response(status=204, headers=traced)  # MSH-15 NE: no accept ACK wanted
     return web.Response(
         body=answer.ack.encode(answer.charset, errors="replace"),
         content_type=ER7,
         charset=answer.charset,
+        headers=traced,
     )
