@@ -1,12 +1,15 @@
 """How operations see the ledger: lists carry no payload (it holds patient data), one
 submission shown in full carries its payload and every attempt."""
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from hub.base.hospital_time import given, parse_given, shown
-from store.ledger import LedgerQuery, Submission
-from store.listing import listing_limit
+from hub.base.json import Json
+from hub.trace import Traced
+from store.ledger import Ledger, LedgerQuery, Submission
+from store.listing import MAX_LISTED, listing_limit
 
 
 def summary(submission: Submission) -> dict[str, Any]:
@@ -70,3 +73,32 @@ def ledger_query(values: dict[str, Any]) -> LedgerQuery:
         created_to=moments.get("until"),
         limit=listing_limit(values.get("limit")),
     )
+
+
+# The regulator's answer as the trace shows it: enough for its code and message.
+ANSWER_CHARS = 300
+
+
+def submission_tracer(ledger: Ledger) -> Callable[[Traced], Awaitable[list[Json]]]:
+    """The ledger's part of ``jianhu trace``: the submissions built from versions the message
+    or request wrote, oldest first, each with its last answer."""
+
+    async def submissions(traced: Traced) -> list[Json]:
+        found = await ledger.search(LedgerQuery(correlation=traced.correlation, limit=MAX_LISTED))
+        return [_traced(s) for s in reversed(found)]
+
+    return submissions
+
+
+def _traced(submission: Submission) -> Json:
+    last = submission.attempts[-1] if submission.attempts else None
+    answer = last.response[:ANSWER_CHARS] if last is not None else ""
+    attempts = f"{len(submission.attempts)} attempt(s)"
+    said = f", answer {answer}" if answer else ""
+    return summary(submission) | {
+        "answer": answer,
+        "line": (
+            f"{submission.adapter}/{submission.interface} {submission.kind} "
+            f"{submission.business_key} {submission.status}, {attempts}{said} ({submission.id})"
+        ),
+    }

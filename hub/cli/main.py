@@ -22,7 +22,7 @@ from adapters.registry import PLUGINS, plugin
 from hub.base.errors import JianhuError
 from hub.base.logs import configure_logging
 from hub.cli.common import settings_or_exit
-from hub.cli.operations import dlq, ledger, messages, queues
+from hub.cli.operations import dlq, ledger, messages, queues, trace
 from hub.settings import Settings
 from hub.site_config import overrides, problems
 from routes.table import default_table, render
@@ -188,7 +188,7 @@ def simulate(system: str, host: str, port: int, app_id: str, org_code: str) -> N
     web.run_app(factory(app_id, org_code), host=host, port=port, print=None)
 
 
-for command in (queues, dlq, messages, ledger):
+for command in (queues, dlq, messages, ledger, trace):
     main.add_command(command)
 
 

@@ -1,6 +1,8 @@
 """The operations commands: queues, dead letters (``jianhu dlq``), the HL7 v2 archive
-(``jianhu messages``) and the delivery ledger (``jianhu ledger``)."""
+(``jianhu messages``), the delivery ledger (``jianhu ledger``) and the path of one message
+(``jianhu trace``)."""
 
+import getpass
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -12,11 +14,14 @@ from adapters.framework.views import detail as ledger_detail
 from adapters.framework.views import ledger_query
 from adapters.framework.views import summary as ledger_summary
 from adapters.registry import configured_adapters
+from hub.base.correlation import usable
 from hub.base.hospital_time import given
 from hub.cli.common import open_bus, open_store, print_json, run_async, settings_or_exit
 from hub.hl7v2.publishing import Publisher
 from hub.hl7v2.replay import archive_query, detail, replay, summary
+from hub.trace import lines as trace_lines
 from hub.web.ops import dead_letter_detail, dead_letter_summary
+from hub.web.trace import access, trace_of
 from store.listing import MAX_LISTED
 
 
@@ -260,3 +265,32 @@ def ledger_redrive(adapter: str) -> None:
             return await Courier(store.ledger, {}).redrive(adapter)
 
     click.echo(f"redriven: {run_async(work)}")
+
+
+@click.command()
+@click.argument("id")
+@click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
+def trace(id: str, as_json: bool) -> None:
+    """Show the whole path of one message or request: received, archived, the resource
+    versions it wrote, their events, the alerts and submissions they led to.
+
+    ID is a correlation id (a message's archive id, or a request's X-Correlation-ID) or the
+    MSH-10 control id of a message."""
+    settings = settings_or_exit()
+    wanted = usable(id)
+    if wanted is None:
+        raise click.UsageError("not an id: letters, digits, . _ : - (at most 64)")
+
+    async def work() -> bool:
+        async with open_store(settings) as store:
+            found = await trace_of(store, wanted)
+            caller = f"cli:{getpass.getuser()}"
+            await store.resources.append_audit([access(caller, "ops", found)])
+        if as_json:
+            print_json(found.as_json())
+        else:
+            click.echo("\n".join(trace_lines(found)))
+        return found.found
+
+    if not run_async(work):
+        raise SystemExit(1)

@@ -99,6 +99,8 @@ def audit_event(
         {"type": "alert", "valueString": alert.id},
         {"type": "level", "valueString": str(alert.level)},
     ]
+    if alert.version:  # which version of the result raised it: ``jianhu trace`` matches it
+        details.append({"type": "version", "valueString": alert.version})
     if detail:
         details.append({"type": "detail", "valueString": detail})
     entities: list[Json] = [

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from hub.runtime import Runtime
-from hub.web import fhir, health, hl7, lab, ledger, messages, ops, pooling
+from hub.web import fhir, health, hl7, lab, ledger, messages, ops, pooling, trace
 from hub.web.auth import auth_middleware
 from hub.web.correlation import correlation_middleware
 from hub.web.errors import answer_unreadable_requests_in_json, error_middleware
@@ -37,4 +37,5 @@ def make_app(runtime: Runtime, consume: bool = True) -> web.Application:
     ledger.add_routes(app)
     pooling.add_routes(app)
     lab.add_routes(app)
+    trace.add_routes(app)
     return app

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -19,6 +20,7 @@ from hub.cli.main import main
 from tests.integration.test_run_process import free_port
 
 JIANHU = Path(sys.executable).with_name("jianhu")
+ROOT = Path(__file__).parents[2]
 
 
 def environment(tmp_path: Path, **more: str) -> dict[str, str]:
@@ -143,3 +145,38 @@ def _version() -> str:
     from importlib.metadata import version
 
     return version("jianhu")
+
+
+def test_the_readme_walk_follows_a_message_end_to_end(tmp_path: Path) -> None:
+    """Steps 1, 3 and 4 of "Five minutes with the hub", as a new user types them: the hub
+    started with example keys, the example result sent over HTTP, the id from the answer's
+    header, ``jianhu messages list`` and ``jianhu trace`` from the same folder."""
+    env = environment(tmp_path, JIANHU_API_KEYS="lis-key:system,ops-key:ops")
+    hub = subprocess.Popen([JIANHU, "run"], env=env, stderr=subprocess.PIPE, text=True)
+    assert hub.stderr is not None
+    try:
+        while " listening: " not in (line := hub.stderr.readline()):
+            assert line, "the hub ended before it listened"
+        sent = urllib.request.Request(
+            f"http://127.0.0.1:{env['JIANHU_HTTP_PORT']}/hl7v2",
+            data=(ROOT / "docs" / "examples" / "oru-r01-cbc.hl7").read_bytes(),
+            headers={"Authorization": "Bearer lis-key", "Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(sent, timeout=10) as answer:
+            message_id = answer.headers["X-Correlation-ID"]
+            assert "MSA|AA|" in answer.read().decode()
+        deadline = time.monotonic() + 20
+        while '"stored"' not in jianhu(env, "messages", "list", "--type", "ORU^R01").stdout:
+            assert time.monotonic() < deadline, "the message was not stored"
+        done = jianhu(env, "trace", message_id)
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        hub.communicate(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert f"archived   {message_id}  status stored" in done.stdout
+    assert "  created" in done.stdout
+    assert "event      fhir.Observation.created" in done.stdout
+
+
+def jianhu(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([JIANHU, *args], env=env, capture_output=True, text=True, timeout=60)

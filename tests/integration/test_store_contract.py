@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from hub.base.correlation import Origin, within
 from hub.base.errors import ResourceGoneError, ResourceNotFoundError, VersionConflictError
 from store.plan import Write, WriteMode
 from store.resources import ResourceStore
@@ -240,3 +241,26 @@ async def test_a_failing_write_fails_its_plan_only(resources: ResourceStore) -> 
         assert (await resources.read("Patient", f"ok{n}")).version == 1
     with pytest.raises(ResourceNotFoundError):
         await resources.read("Patient", "never")
+
+
+async def test_versions_carry_their_origin_and_are_found_by_its_correlation_id(
+    resources: ResourceStore,
+) -> None:
+    with within(Origin("msg-1", "LIS")):
+        first = await resources.create(patient())
+        await resources.update({**body(first), "gender": "female"})
+        await resources.update({**body(first), "gender": "female"})  # unchanged: no version
+    with within(Origin("req-2", "api-key:clinician")):
+        again = await resources.update({**body(first), "gender": "female"})  # the same content
+        await resources.delete("Patient", first.id)
+    await resources.create(patient("李四"))  # no origin: nothing traced, meta.source as given
+
+    assert body(first)["meta"]["source"] == "urn:jianhu:system:LIS#msg-1"
+    assert not again.changed
+    traced = [(v.version, v.deleted) for v in await resources.traced("msg-1", 10)]
+    assert traced == [(1, False), (2, False)]
+    assert [(v.version, v.deleted) for v in await resources.traced("req-2", 10)] == [(3, True)]
+    assert len(await resources.traced("msg-1", 1)) == 1
+    assert await resources.traced("nobody", 10) == []
+    events = [e for e in await resources.pending_events(100) if e.id == first.id]
+    assert [e.correlation for e in events] == ["msg-1", "msg-1", "req-2"]

@@ -1,6 +1,8 @@
 """The relay's change sets: consecutive events of one routing key become one Bundle of type
 ``history`` that the consumers read back entry by entry, in the order they were written."""
 
+from dataclasses import replace
+
 import orjson
 import pytest
 
@@ -44,6 +46,17 @@ def test_a_message_of_ten_results_is_one_set_and_order_is_kept() -> None:
     assert [(t, i, v) for t, i, v, _, _ in read] == [(e.type, e.id, e.version) for e in events]
     assert read[-1] == ("Observation", "o1", 3, "deleted", None)
     assert read[2] == ("Observation", "o0", 1, "created", 3)
+
+
+def test_a_set_holds_one_correlation_and_its_envelope_carries_it() -> None:
+    """Two messages' results written one after the other are two sets: what the consumers do
+    because of each is traced to its own message."""
+    first = [replace(event(n, "Observation", f"a{n}", 1), correlation="m1") for n in range(3)]
+    second = [replace(event(n, "Observation", f"b{n}", 1), correlation="m2") for n in range(3, 5)]
+    runs = list(change_sets(first + second))
+    assert [len(run) for run in runs] == [3, 2]
+    envelopes = [Envelope.from_json(change_set_envelope(run).to_json()) for run in runs]
+    assert [e.correlation_id for e in envelopes] == ["m1", "m2"]
 
 
 def test_sets_are_bounded_by_entries_and_bytes() -> None:

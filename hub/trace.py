@@ -1,0 +1,186 @@
+"""The path of one message or request through the hub, by its correlation id
+(``hub.base.correlation``): received and archived, normalized into which resource versions, the
+events those versions were published as, and what the features and adapters did because of
+them (lab alerts, ledger submissions with their answers).
+
+The hub's own stages are read here; the rest come from *tracers* that the composition root
+hands in, one per feature or adapter framework, so this module knows none of them. Nothing
+shown carries message or resource content: references, codes, statuses and times.
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from hub.base.errors import StoreError
+from hub.base.hospital_time import shown
+from hub.base.json import Json
+from hub.hl7v2.replay import summary
+from store.archive import ArchivedMessage, ArchiveQuery, MessageArchive
+from store.resources import ResourceStore, StoredVersion
+
+# More versions than this from one message are shown as a count beyond it (a 50,000-OBX result).
+MAX_VERSIONS = 1000
+# A control id sent by several senders, or reused: at most this many messages are offered.
+MAX_CANDIDATES = 20
+AUDIT_TYPE = "urn:jianhu:codesystem:audit-event-type"
+
+
+@dataclass(frozen=True)
+class Traced:
+    """What the hub's own stages found, for the tracers to follow further."""
+
+    correlation: str
+    versions: Sequence[StoredVersion]
+
+
+# A tracer names its section ("alerts", "submissions") and lists what it found, oldest first,
+# each item with a ``line`` for the terminal.
+Tracer = tuple[str, Callable[[Traced], Awaitable[list[Json]]]]
+
+
+@dataclass
+class Trace:
+    correlation: str
+    message: Json | None = None  # the archived HL7 v2 message, when it was one
+    versions: list[Json] = field(default_factory=list)
+    more_versions: bool = False  # more than MAX_VERSIONS: the first ones are listed
+    events: list[Json] = field(default_factory=list)
+    sections: dict[str, list[Json]] = field(default_factory=dict)
+    candidates: list[Json] = field(default_factory=list)  # the id was a control id of several
+
+    @property
+    def found(self) -> bool:
+        return bool(self.message or self.versions or self.candidates) or any(self.sections.values())
+
+    def as_json(self) -> Json:
+        return {
+            "correlation_id": self.correlation,
+            "message": self.message,
+            "versions": self.versions,
+            "more_versions": self.more_versions,
+            "events": self.events,
+            **self.sections,
+            **({"candidates": self.candidates} if self.candidates else {}),
+        }
+
+
+async def trace(
+    id: str,
+    archive: MessageArchive,
+    resources: ResourceStore,
+    tracers: Sequence[Tracer] = (),
+) -> Trace:
+    """The trace of a correlation id, an archive id (the same thing for an HL7 v2 message) or
+    an MSH-10 control id that names one message."""
+    message = await _archived(archive, id)
+    if message is None:
+        sent = await archive.search(ArchiveQuery(control_id=id, limit=MAX_CANDIDATES + 1))
+        if len(sent) > 1:
+            return Trace(id, candidates=[summary(m) for m in sent[:MAX_CANDIDATES]])
+        message = sent[0] if sent else None
+    correlation = message.id if message is not None else id
+    versions = await resources.traced(correlation, MAX_VERSIONS + 1)
+    found = Trace(
+        correlation,
+        message=_message(message) if message is not None else None,
+        versions=[_version(v) for v in versions[:MAX_VERSIONS]],
+        more_versions=len(versions) > MAX_VERSIONS,
+        events=_events(versions[:MAX_VERSIONS]),
+    )
+    traced = Traced(correlation, versions[:MAX_VERSIONS])
+    for section, tracer in tracers:
+        found.sections[section] = await tracer(traced)
+    return found
+
+
+async def _archived(archive: MessageArchive, id: str) -> ArchivedMessage | None:
+    try:
+        return await archive.get(id)
+    except StoreError:
+        return None
+
+
+def _message(message: ArchivedMessage) -> Json:
+    return summary(message) | {"acknowledged": _ack_code(message.ack)}
+
+
+def _ack_code(ack: str) -> str:
+    """MSA-1 of the ACK the sender got (AA, AE, AR, CA...), "" when none was sent."""
+    for segment in ack.replace("\n", "\r").split("\r"):
+        if segment.startswith("MSA"):
+            return segment.split(segment[3:4] or "|")[1] if len(segment) > 4 else ""
+    return ""
+
+
+def change(version: StoredVersion) -> str:
+    if version.deleted:
+        return "deleted"
+    return "created" if version.version == 1 else "updated"
+
+
+def _version(version: StoredVersion) -> Json:
+    return {
+        "reference": f"{version.type}/{version.id}/_history/{version.version}",
+        "change": change(version),
+        "at": shown(version.last_updated),
+    }
+
+
+def _events(versions: Sequence[StoredVersion]) -> list[Json]:
+    """The routing keys the versions were published under, with how many of each (a version
+    is published once it is committed, by the event relay; a deletion as ``deleted``)."""
+    counts: dict[str, int] = {}
+    for version in versions:
+        key = f"fhir.{version.type}.{change(version)}"
+        counts[key] = counts.get(key, 0) + 1
+    return [{"routing_key": key, "versions": n} for key, n in counts.items()]
+
+
+def lines(found: Trace) -> list[str]:
+    """The trace for a person at a terminal."""
+    if found.candidates:
+        out = [f"{len(found.candidates)} messages have control id {found.correlation}:"]
+        for c in found.candidates:
+            out.append(f"  {c['id']}  {c['received_at']}  {c['sender']}  {c['type']}")
+        return [*out, "trace one of them by its id"]
+    out = [f"correlation id {found.correlation}"]
+    if (m := found.message) is not None:
+        out.append(
+            f"received   {m['received_at']}  {m['type']} from {m['sender']} ({m['peer']}), "
+            f"control id {m['control_id']}, ACK {m['acknowledged'] or 'none'}"
+        )
+        error = f": {m['error']}" if m["error"] else ""
+        out.append(f"archived   {m['id']}  status {m['status']}{error}, attempts {m['attempts']}")
+    for v in found.versions:
+        out.append(f"version    {v['at']}  {v['reference']}  {v['change']}")
+    if found.more_versions:
+        out.append(f"version    ... more than {MAX_VERSIONS}, the first ones shown")
+    for e in found.events:
+        out.append(f"event      {e['routing_key']}  ({e['versions']})")
+    for section, items in found.sections.items():
+        for item in items:
+            out.append(f"{section[:-1] if section.endswith('s') else section:<10} {item['line']}")
+    if not found.found:
+        out.append("nothing found: no message, version, alert or submission has this id")
+    return out
+
+
+def access_event(caller: str, role: str, found: Trace, recorded: str) -> Json:
+    """The AuditEvent of looking at a trace: it names the patients' resources it showed (first,
+    so the trail's search by entity finds it under them) and the correlation id."""
+    references = (v["reference"].partition("/_history/")[0] for v in found.versions)
+    patients = list(dict.fromkeys(r for r in references if r.startswith("Patient/")))
+    entities: list[Json] = [{"what": {"reference": ref}} for ref in patients]
+    entities.append({"what": {"identifier": {"value": found.correlation}}, "name": "correlation"})
+    return {
+        "resourceType": "AuditEvent",
+        "type": {"system": AUDIT_TYPE, "code": "trace", "display": "消息追踪"},
+        "subtype": [{"system": AUDIT_TYPE, "code": "trace"}],
+        "action": "R",
+        "recorded": recorded,
+        "outcome": "0",
+        "agent": [{"who": {"identifier": {"value": caller}}, "name": caller, "requestor": True,
+                   "role": [{"text": role}]}],
+        "source": {"observer": {"display": "Jianhu trace"}},
+        "entity": entities,
+    }  # fmt: skip

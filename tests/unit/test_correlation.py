@@ -1,0 +1,66 @@
+"""The correlation id: what a caller may give as one, what ``meta.source`` says, and that log
+lines written under an origin name it (in threads too)."""
+
+import asyncio
+import logging
+
+import orjson
+import pytest
+
+from hub.base.correlation import Origin, current, from_headers, of_resource, usable, within
+from hub.base.logs import JsonFormatter, log_event
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("emr-req-0001", "emr-req-0001"),
+        ("0193a7c2-1f2e-7d3c-9a51-23b8c2d4e5f6", "0193a7c2-1f2e-7d3c-9a51-23b8c2d4e5f6"),
+        ("has space", None),
+        ("a/b", None),
+        ("x" * 65, None),
+        ("-leading-dash", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_only_plain_short_ids_are_taken_from_a_caller(given: str | None, kept: str | None) -> None:
+    assert usable(given) == kept
+
+
+def test_the_first_usable_header_wins() -> None:
+    assert from_headers({"X-Correlation-ID": "bad id", "X-Request-ID": "req-1"}) == "req-1"
+    assert from_headers({}) is None
+
+
+def test_meta_source_names_the_system_and_the_id() -> None:
+    origin = Origin("m1", "api-key:clinician")
+    assert origin.source == "urn:jianhu:system:api-key-clinician#m1"
+    assert Origin("m2").source == "urn:jianhu:system:unknown#m2"
+    assert of_resource({"meta": {"source": origin.source}}) == "m1"
+    assert of_resource({"meta": {"source": "http://emr.example#x"}}) is None  # not ours
+    assert of_resource({}) is None
+
+
+async def test_log_lines_under_an_origin_name_it_in_tasks_and_threads() -> None:
+    formatter = JsonFormatter()
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+            record.formatted = formatter.format(record)
+
+    log = logging.getLogger("test.correlation")
+    log.addHandler(handler := Keep())
+    log.setLevel(logging.INFO)
+    try:
+        with within(Origin("m1", "LIS")):
+            await asyncio.to_thread(log_event, log, "in_thread")
+            await asyncio.create_task(asyncio.to_thread(log_event, log, "in_task"))
+        log_event(log, "outside")
+    finally:
+        log.removeHandler(handler)
+    lines = [orjson.loads(r.formatted) for r in records]  # type: ignore[attr-defined]
+    assert [line.get("correlation_id") for line in lines] == ["m1", "m1", None]
+    assert current() is None
