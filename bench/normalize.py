@@ -23,6 +23,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.mllp import oru, percentile
+from hub.base.correlation import Origin, within
 from hub.base.envelope import HL7V2_ER7, Envelope, new_id
 from hub.base.metrics import HubMetrics
 from hub.bus.base import Bus, Delivery
@@ -114,8 +115,10 @@ async def run_phase(
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: Delivery) -> None:
+        envelope = item.envelope
         async with gate:
-            await handle(item)  # type: ignore[operator]
+            with within(Origin(envelope.correlation_id or envelope.id, envelope.source)):
+                await handle(item)  # type: ignore[operator]  # under its origin, as the bus does
 
     ticker.start()
     began = time.perf_counter()
