@@ -20,7 +20,7 @@ def plugin(name: str) -> AdapterPlugin:
 def configured_adapters(settings: Settings) -> dict[str, Adapter]:
     built: dict[str, Adapter] = {}
     for item in PLUGINS:
-        config = getattr(settings, item.name, None)
+        config = settings.section(item.name)
         if config is not None:
             built[item.name] = item.build(config)
     return built
@@ -28,9 +28,4 @@ def configured_adapters(settings: Settings) -> dict[str, Adapter]:
 
 def configured_jobs(settings: Settings) -> list[AdapterJob]:
     """The scheduled work of every configured adapter."""
-    return [
-        job
-        for item in PLUGINS
-        if getattr(settings, item.name, None) is not None
-        for job in item.jobs
-    ]
+    return [job for item in PLUGINS if settings.section(item.name) is not None for job in item.jobs]

@@ -35,6 +35,7 @@ from hub.hl7v2.server import MllpListener
 from hub.lab import feed as lab_feed
 from hub.lab.rebuild import rebuild as rebuild_lab
 from hub.lab.service import PROBE_EVERY_S, LabService
+from hub.lab.settings import lab_settings
 from hub.schedule import Every
 from hub.scheduler import Job, Scheduler
 from hub.settings import Settings
@@ -194,7 +195,7 @@ class Runtime:
 
     async def _rebuild_lab(self) -> None:
         assert self.lab is not None
-        since = datetime.now(UTC) - timedelta(hours=self.settings.lab.rebuild_hours)
+        since = datetime.now(UTC) - timedelta(hours=lab_settings(self.settings).rebuild_hours)
         await rebuild_lab(self.lab, self.store.resources, self.store.archive, since)
 
     async def _deliver_due(self) -> None:

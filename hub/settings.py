@@ -7,13 +7,13 @@ Every configuration error is reported at once (pydantic collects them), as one
 
 import os
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from adapters.drg.config import DrgConfig
 from hub.base.errors import ConfigurationError
 from hub.bus.settings import BusSettings
 from hub.fhir.settings import FhirSettings
@@ -47,17 +47,6 @@ class JwtSettings(BaseModel):
     leeway_s: float = Field(30.0, ge=0)
 
 
-class LabSettings(BaseModel):
-    """The lab turnaround screen (S8)."""
-
-    # the wall display on the lab's trusted network shows the screen, its snapshot and its
-    # live stream without a token; acknowledgements always need one
-    open_screen: bool = False
-    # how far back a restart looks for tubes in flight, taken-in-charge alerts and open
-    # critical values (the longest TAT rule, with margin)
-    rebuild_hours: float = Field(48.0, gt=0, le=24 * 31)
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="JIANHU_",
@@ -84,8 +73,8 @@ class Settings(BaseSettings):
     fhir: FhirSettings = FhirSettings()
     jwt: JwtSettings = JwtSettings()
     hl7: Hl7Settings = Hl7Settings()
-    lab: LabSettings = LabSettings()
-    drg: DrgConfig | None = None  # the city DRG platform (S7); unset: its uploads wait
+    # and one group per registered feature and adapter (``JIANHU_LAB__*``, ``JIANHU_DRG__*``),
+    # added by ``load_settings`` from ``hub/registry.py``: read them with ``section``
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -130,6 +119,27 @@ class Settings(BaseSettings):
     def uses_embedded_bus(self) -> bool:
         return not self.amqp_url.get_secret_value()
 
+    def section(self, name: str) -> Any:
+        """The settings group of a feature or an adapter; None for an adapter not configured."""
+        if name not in type(self).model_fields:
+            raise KeyError(f"no settings group {name!r}: is its plugin in hub/registry.py?")
+        return getattr(self, name)
+
+
+@cache
+def settings_model() -> type[Settings]:
+    """``Settings`` with a group per registered feature (present with its defaults) and per
+    adapter (None until configured): a new one declares its model in its own package."""
+    # imported here, not at the top: the plugins name the web handlers, which read settings
+    from hub.registry import ADAPTERS, FEATURES
+
+    groups: dict[str, Any] = {
+        feature.name: (feature.settings, feature.settings()) for feature in FEATURES
+    }
+    groups |= {adapter.name: (adapter.settings | None, None) for adapter in ADAPTERS}
+    model: type[Settings] = create_model("Settings", __base__=Settings, **groups)
+    return model
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings once; report every problem together, with the variable to fix.
@@ -139,7 +149,7 @@ def load_settings(**overrides: Any) -> Settings:
     """
     secrets_dir = os.environ.get("JIANHU_SECRETS_DIR")
     try:
-        return Settings(_secrets_dir=secrets_dir, **overrides)
+        return settings_model()(_secrets_dir=secrets_dir, **overrides)
     except SettingsError as exc:  # a JSON-valued variable that is not JSON
         field = str(exc).partition('field "')[2].partition('"')[0].upper() or "?"
         named = sorted(

@@ -9,16 +9,7 @@ from typing import Any
 
 import orjson
 
-from adapters.drg.fields import parse as drg_fields
-from hub.lab.critical_rules import CriticalRules
-from hub.lab.lifecycle import LifecycleConfig
-from hub.lab.pool_results import parse_result_rules
-from hub.lab.pool_tube import pooling_rules
-from hub.lab.tat_rules import TatRules
-
-
-def _pooled_testing(raw: Any) -> object:
-    return pooling_rules(raw), parse_result_rules(raw["result"])
+from hub.registry import ADAPTERS, FEATURES
 
 
 def _v2_maps(raw: Any) -> object:
@@ -27,15 +18,11 @@ def _v2_maps(raw: Any) -> object:
     return raw
 
 
-# file name -> what reads it (raises on content it cannot use)
-SITE_FILES: dict[str, Callable[[Any], object]] = {
-    "v2-maps.json": _v2_maps,
-    "lab-critical-values.json": CriticalRules.from_json,
-    "lab-tat-rules.json": TatRules.from_json,
-    "lab-lifecycle.json": LifecycleConfig.from_json,
-    "pooled-testing.json": _pooled_testing,
-    "frontpage_fields.json": drg_fields,
-}
+# file name -> what reads it (raises on content it cannot use): the core's, and those each
+# feature and adapter declares in its plugin
+SITE_FILES: dict[str, Callable[[Any], object]] = {"v2-maps.json": _v2_maps}
+for _declared in [f.site_files for f in FEATURES] + [a.site_files for a in ADAPTERS]:
+    SITE_FILES |= _declared
 
 
 def problems(folder: Path) -> list[str]:

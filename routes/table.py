@@ -8,35 +8,16 @@ handler that processes it, by a name resolved in ``HANDLERS``. Routing keys:
 Operations read this file (or ``jianhu routes``) to know where a message goes.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from hub import subscriptions
-from hub.bus.base import Handler
+from hub.bus.routing import HandlerFactory, Route
 from hub.bus.topology import EVENTS, INBOUND, QueueSpec
 from hub.hl7v2 import application_ack
 from hub.hl7v2.application_ack import APPLICATION_ACK_KEY
 from hub.hl7v2.normalizer import normalizer
-from hub.lab import feed as lab_feed
-
-
-@dataclass(frozen=True)
-class Route:
-    queue: str
-    exchange: str
-    bindings: tuple[str, ...]
-    handler: str  # a key of the handler registry
-    description: str
-    single_active_consumer: bool = False
-
-    @property
-    def spec(self) -> QueueSpec:
-        return QueueSpec(self.queue, self.exchange, self.bindings, self.single_active_consumer)
-
-
-# A handler factory gets the running hub's services and returns the handler for one queue.
-HandlerFactory = Callable[[Any], Handler]
+from hub.registry import FEATURES
 
 
 @dataclass(frozen=True)
@@ -56,8 +37,7 @@ class RoutingTable:
         return [route.spec for route in self.routes]
 
 
-# The hub's routes. The normalizers, LIS features and outbound adapters add theirs here as they
-# are built; no placeholders until then.
+# The core's routes; each feature declares its own in its plugin (``hub/registry.py``).
 ROUTES: tuple[Route, ...] = (
     Route(
         "hl7v2.normalizer",
@@ -87,35 +67,22 @@ ROUTES: tuple[Route, ...] = (
         "subscription-sender",
         "send rest-hook notifications, with retries and dead letters",
     ),
-    Route(
-        lab_feed.FHIR_QUEUE,
-        lab_feed.FHIR_EXCHANGE,
-        lab_feed.FHIR_BINDINGS,
-        "lab-fhir",
-        "move the lab's tubes and check results for critical values (the lab service)",
-        single_active_consumer=True,
-    ),
-    Route(
-        lab_feed.HL7_QUEUE,
-        lab_feed.HL7_EXCHANGE,
-        lab_feed.HL7_BINDINGS,
-        "lab-hl7",
-        "read the LIS's status messages for the stages of its tubes (the lab service)",
-        single_active_consumer=True,
-    ),
 )
 HANDLERS: Mapping[str, HandlerFactory] = {
     "hl7v2-normalizer": normalizer,
     "hl7v2-application-ack": application_ack.sender,
     "subscription-matcher": subscriptions.matcher,
     "subscription-sender": subscriptions.sender,
-    "lab-fhir": lab_feed.fhir_events,
-    "lab-hl7": lab_feed.hl7_status,
 }
 
 
 def default_table() -> RoutingTable:
-    return RoutingTable(ROUTES, HANDLERS)
+    """The core's routes and those every registered feature declares."""
+    routes = ROUTES + tuple(route for feature in FEATURES for route in feature.routes)
+    handlers = dict(HANDLERS)
+    for feature in FEATURES:
+        handlers |= feature.handlers
+    return RoutingTable(routes, handlers)
 
 
 def render(table: RoutingTable) -> str:

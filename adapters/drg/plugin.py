@@ -4,8 +4,10 @@ strict simulator (``jianhu simulate drg``)."""
 
 from datetime import UTC, datetime, timedelta
 
+from adapters.drg.config import DrgConfig
 from adapters.drg.discharges import report_changed
 from adapters.drg.feedback import ask_feedback
+from adapters.drg.fields import parse as drg_fields
 from adapters.drg.interfaces import build_adapter
 from adapters.drg.simulator import create_app
 from adapters.framework.plugin import AdapterJob, AdapterPlugin, AdapterServices
@@ -30,10 +32,12 @@ async def ask_yesterdays_feedback(hub: AdapterServices) -> None:
 
 PLUGIN = AdapterPlugin(
     name="drg",
+    settings=DrgConfig,
     build=build_adapter,
     jobs=(
         AdapterJob(DISCHARGES_JOB, Every(timedelta(minutes=5)), report_discharges, catch_up=True),
         AdapterJob("drg-feedback", parse_schedule("0 6 * * *"), ask_yesterdays_feedback),
     ),
     simulator=lambda app_id, org_code: create_app(app_id=app_id, org_code=org_code),
+    site_files={"frontpage_fields.json": drg_fields},
 )

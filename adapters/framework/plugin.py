@@ -4,12 +4,13 @@ settings, the scheduled work it needs, and its simulator. ``adapters/registry.py
 adapters; the runtime and the CLI take everything from there, so adding an adapter touches its
 package and that one line."""
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from adapters.framework.delivery import Adapter, Courier
 from hub.schedule import Schedule
@@ -39,7 +40,10 @@ class AdapterJob:
 @dataclass(frozen=True)
 class AdapterPlugin:
     name: str
-    build: Callable[[Any], Adapter]  # from its settings (``Settings.<name>``)
+    settings: type[BaseModel]  # ``JIANHU_<NAME>__*``; the adapter is built only when set
+    build: Callable[[Any], Adapter]  # from its settings
     jobs: Sequence[AdapterJob] = ()
     # ``jianhu simulate <name>``: the app, given the identity it expects of the hub
     simulator: Callable[[str, str], web.Application] | None = None
+    # the tables a site may override in JIANHU_CONFIG_DIR: file name -> what reads (checks) it
+    site_files: Mapping[str, Callable[[Any], object]] = field(default_factory=dict)

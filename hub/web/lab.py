@@ -23,6 +23,7 @@ from aiohttp import web
 from hub.lab.critical_alerts import AlertStateError, Staff, UnknownAlertError
 from hub.lab.screen import KPI_RULE
 from hub.lab.service import LabService
+from hub.lab.settings import lab_settings
 from hub.lab.tat import AlertError
 from hub.settings import Role
 from hub.web.auth import RequestHandler, allow
@@ -36,7 +37,7 @@ STATISTICS_READERS = (Role.CLINICIAN, Role.OPS, Role.SCREEN)
 
 
 def add_routes(app: web.Application) -> None:
-    open_screen = app[RUNTIME].settings.lab.open_screen
+    open_screen = lab_settings(app[RUNTIME].settings).open_screen
 
     def reading(handler: RequestHandler) -> RequestHandler:
         return handler if open_screen else allow(*READERS)(_own(handler))

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from adapters.framework.views import submission_tracer
 from hub.base.correlation import usable
-from hub.lab.trace import alert_tracer
+from hub.registry import FEATURES
 from hub.settings import Role
 from hub.trace import Trace, Tracer, access_event, trace
 from hub.web.auth import allow
@@ -24,11 +24,9 @@ def add_routes(app: web.Application) -> None:
 
 
 def tracers(store: Store) -> list[Tracer]:
-    """What the features and adapters add to a trace (the composition root's list)."""
-    return [
-        ("alerts", alert_tracer(store.resources)),
-        ("submissions", submission_tracer(store.ledger)),
-    ]
+    """What the registered features and the adapters' ledger add to a trace."""
+    found = [feature.tracer(store) for feature in FEATURES if feature.tracer is not None]
+    return [*found, ("submissions", submission_tracer(store.ledger))]
 
 
 async def trace_of(store: Store, id: str) -> Trace:

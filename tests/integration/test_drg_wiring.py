@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from adapters.drg import interfaces as drg
+from adapters.drg.config import DrgConfig
 from adapters.drg.interfaces import business_key
 from hub.settings import load_settings
 from hub.web.keys import RUNTIME
@@ -62,7 +63,7 @@ def test_the_drg_platform_is_configured_from_the_environment(
     monkeypatch.setenv("JIANHU_DRG__APP_ID", "A1")
     monkeypatch.setenv("JIANHU_DRG__ORG_CODE", "O1")
     monkeypatch.setenv("JIANHU_DRG__PATHS", '{"baInfo/v1": "/zj/ba/upload"}')
-    config = load_settings().drg
+    config: DrgConfig | None = load_settings().section("drg")
     assert config is not None
     assert config.path("baInfo/v1") == "/zj/ba/upload"
     assert config.path("baInfo/v2") == "/drgPms/nologin/drgUpload/baInfo/v2"

@@ -20,7 +20,7 @@ import pytest
 from hub.bus.settings import BusSettings
 from hub.hl7v2.client import ACCEPTED, MllpClient
 from hub.lab.service import LabService
-from hub.settings import LabSettings
+from hub.lab.settings import LabSettings
 from hub.web.keys import RUNTIME
 from store.resources import AuditFilter
 from tests.integration.fhir_api import AUTH, Client, start_api

@@ -12,12 +12,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.base.errors import PermanentError
 from hub.bus.base import Delivery
+from hub.bus.routing import Route
 from hub.bus.settings import BusSettings
 from hub.bus.topology import INBOUND
 from hub.runtime import Runtime
 from hub.settings import load_settings
 from hub.web.app import make_app
-from routes.table import Route, RoutingTable
+from routes.table import RoutingTable
 from tests.integration.test_bus_contract import envelope, wait_until
 
 OPS = {"Authorization": "Bearer ops-key"}

@@ -11,7 +11,9 @@ Layers, lowest first; a module imports only from its own part or from parts belo
    features (``hub.lab``, ``hub.subscriptions``, the event relay, the scheduler) and
    ``adapters``;
 3. the composition root: ``hub.runtime``, ``hub.settings``, ``hub.cli``, ``hub.web``,
-   ``routes`` and ``adapters.registry``, the only modules that know everything.
+   ``routes``, the registries (``hub.registry``, ``adapters.registry``) and each feature's or
+   adapter's ``plugin`` module (``hub.lab.plugin``, ``adapters.drg.plugin``: its piece of the
+   root, naming its web handlers), the only modules that know everything.
 """
 
 import ast
@@ -39,7 +41,10 @@ ROOT_MODULES = (
     "hub.web",
     "routes",
     "adapters.registry",
+    "hub.registry",
 )
+# the modules that define what a plugin declares are ordinary modules of their layer
+PLUGIN_TYPES = ("hub.plugin", "adapters.framework.plugin")
 
 
 def part_of(module: str) -> str | None:
@@ -49,6 +54,8 @@ def part_of(module: str) -> str | None:
     if module == "hub" or module.startswith("hub.base"):
         return "base"
     if any(module == root or module.startswith(root + ".") for root in ROOT_MODULES):
+        return "root"
+    if names[-1] == "plugin" and module not in PLUGIN_TYPES:
         return "root"
     if module.startswith("hub.bus"):
         return "bus"
@@ -117,3 +124,5 @@ def test_the_rule_is_checked_at_all() -> None:
     assert part_of("hub.hl7v2.mapping.results") == "v2-model"
     assert part_of("hub.hl7v2.normalizer") == "services"
     assert part_of("adapters.registry") == "root"
+    assert part_of("hub.lab.plugin") == "root"
+    assert part_of("hub.plugin") == "services"

@@ -1,7 +1,8 @@
 import pytest
 
+from hub.bus.routing import Route
 from hub.bus.topology import INBOUND, work_queue_arguments
-from routes.table import Route, RoutingTable, default_table, render
+from routes.table import RoutingTable, default_table, render
 
 
 async def _noop(_: object) -> None:

@@ -1,0 +1,11 @@
+"""The features and the outbound adapters of this hub, one line each. Each declares itself in
+its own package (``plugin.py``); the settings, the routing table, the runtime, the web app, the
+CLI and ``jianhu trace`` take them from here."""
+
+from adapters.framework.plugin import AdapterPlugin
+from adapters.registry import PLUGINS
+from hub.lab.plugin import PLUGIN as LAB
+from hub.plugin import FeaturePlugin
+
+FEATURES: tuple[FeaturePlugin, ...] = (LAB,)
+ADAPTERS: tuple[AdapterPlugin, ...] = PLUGINS

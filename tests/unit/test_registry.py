@@ -1,0 +1,86 @@
+"""Features and adapters declare themselves in their own package (``plugin.py``); the
+registries list them, and the settings, the routing table, the web app, the runtime's jobs and
+``jianhu simulate`` take what they need from there."""
+
+import pytest
+from pydantic import BaseModel
+
+from adapters.drg.config import DrgConfig
+from adapters.registry import PLUGINS, configured_adapters, configured_jobs, plugin
+from hub.bus.routing import Route
+from hub.lab.settings import LabSettings, lab_settings
+from hub.plugin import FeaturePlugin
+from hub.registry import FEATURES
+from hub.settings import load_settings, settings_model
+from routes.table import default_table
+
+
+def test_an_unconfigured_adapter_is_neither_built_nor_scheduled() -> None:
+    settings = load_settings(drg=None)
+    assert configured_adapters(settings) == {}
+    assert configured_jobs(settings) == []
+
+
+def test_a_configured_adapter_brings_its_jobs() -> None:
+    config = DrgConfig(base_url="http://127.0.0.1:9100", app_id="A1", org_code="O1")
+    settings = load_settings(drg=config)
+    assert set(configured_adapters(settings)) == {"drg"}
+    jobs = configured_jobs(settings)
+    assert [job.name for job in jobs] == ["drg-discharges", "drg-feedback"]
+    assert jobs[0].catch_up  # missed runs of the discharge report are made up after downtime
+
+
+def test_every_adapter_has_a_unique_name_and_its_simulator_builds() -> None:
+    names = [item.name for item in PLUGINS]
+    assert len(names) == len(set(names))
+    simulator = plugin("drg").simulator
+    assert simulator is not None
+    app = simulator("A1", "O1")
+    assert any(route.method == "POST" for route in app.router.routes())
+
+
+def test_each_registered_plugin_brings_its_settings_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    fields = settings_model().model_fields
+    assert {f.name for f in FEATURES} | {a.name for a in PLUGINS} <= set(fields)
+    monkeypatch.setenv("JIANHU_LAB__OPEN_SCREEN", "true")
+    monkeypatch.setenv("JIANHU_DRG__BASE_URL", "http://127.0.0.1:9100")
+    monkeypatch.setenv("JIANHU_DRG__APP_ID", "A1")
+    monkeypatch.setenv("JIANHU_DRG__ORG_CODE", "O1")
+    settings = load_settings()
+    assert lab_settings(settings) == LabSettings(open_screen=True)
+    assert isinstance(settings.section("drg"), DrgConfig)
+    with pytest.raises(KeyError, match=r"hub/registry\.py"):
+        settings.section("epidemic")  # not registered: no group, and the message says where
+
+
+def test_the_lab_s_queues_and_web_routes_come_from_its_plugin() -> None:
+    (lab,) = FEATURES
+    table = default_table()
+    for route in lab.routes:
+        assert route in table.routes
+        assert table.handlers[route.handler] is lab.handlers[route.handler]
+    assert {r.queue for r in lab.routes} == {"lab.fhir", "lab.hl7"}
+
+
+def test_a_new_feature_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a new feature package would declare: its settings group and queue appear without
+    a change anywhere else."""
+
+    class EpidemicSettings(BaseModel):
+        enabled: bool = True
+
+    feature = FeaturePlugin(
+        name="epidemic",
+        settings=EpidemicSettings,
+        routes=(Route("epidemic.cases", "jianhu.events", ("fhir.Condition.#",), "cases", "x"),),
+        handlers={"cases": lambda services: services},
+    )
+    monkeypatch.setattr("hub.registry.FEATURES", (*FEATURES, feature))
+    monkeypatch.setattr("routes.table.FEATURES", (*FEATURES, feature))
+    settings_model.cache_clear()
+    try:
+        monkeypatch.setenv("JIANHU_EPIDEMIC__ENABLED", "false")
+        assert load_settings().section("epidemic") == EpidemicSettings(enabled=False)
+        assert "epidemic.cases" in {route.queue for route in default_table().routes}
+    finally:
+        settings_model.cache_clear()
