@@ -14,34 +14,24 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-import orjson
-
 from fhir_profiles.search_params import SUPPORTED_TYPES
 from hub.base import correlation
-from hub.base.correlation import Origin
 from hub.base.errors import ResourceGoneError, ResourceNotFoundError, SearchError
 from hub.base.logs import log_event
 from store.cursors import decode_cursor, encode_cursor
-from store.index import IndexRows, extract, instant, stored_params, with_last_updated
+from store.index import instant, stored_params
 from store.plan import (
-    LEFT,
-    UNCHANGED,
-    Current,
-    NewVersion,
     Write,
-    WriteMode,
     WriteShortcuts,
     Written,
-    decide,
-    needs_body,
-    stamped,
 )
 from store.query import SearchQuery
 from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion
 from store.sqlite_audit import SqliteAuditLog
 from store.sqlite_file import SqliteFile
-from store.sqlite_index import ParamIds, drop_index, is_first_schema, rekey, replace_index, schema
+from store.sqlite_index import ParamIds, is_first_schema, rekey, schema
 from store.sqlite_search import after_clause, compile_query, order_clause, sort_exprs
+from store.sqlite_writes import apply_write, version_row
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -76,11 +66,6 @@ CORRELATION_INDEX = (
 )
 EVENTS_MARK = "events"
 log = logging.getLogger(__name__)
-
-
-def _row(type: str, id: str, version: int, last_updated: str, body: Any) -> StoredVersion:
-    moment = datetime.fromisoformat(last_updated.replace("Z", "+00:00"))
-    return StoredVersion(type, id, version, moment, bytes(body) if body is not None else None)
 
 
 def _prepare(db: sqlite3.Connection) -> None:
@@ -145,7 +130,9 @@ class SqliteResources(WriteShortcuts):
     async def apply(self, writes: Sequence[Write]) -> list[Written]:
         now = instant(datetime.now(UTC))
         pids, origin = self._pids, correlation.current()
-        return await self._file.write(lambda db: [_apply(db, w, now, pids, origin) for w in writes])
+        return await self._file.write(
+            lambda db: [apply_write(db, w, now, pids, origin) for w in writes]
+        )
 
     @property
     def audit(self) -> SqliteAuditLog:
@@ -165,7 +152,7 @@ class SqliteResources(WriteShortcuts):
             raise ResourceNotFoundError(f"{type}/{id} does not exist")
         if row[2] is None:
             raise ResourceGoneError(f"{type}/{id} was deleted (version {row[0]})")
-        return _row(type, id, *row)
+        return version_row(type, id, *row)
 
     async def vread(self, type: str, id: str, version: int) -> StoredVersion:
         row = self._file.read.execute(
@@ -176,7 +163,7 @@ class SqliteResources(WriteShortcuts):
             raise ResourceNotFoundError(f"{type}/{id} has no version {version}")
         if row[1] is None:
             raise ResourceGoneError(f"{type}/{id} version {version} is a deletion")
-        return _row(type, id, version, *row)
+        return version_row(type, id, version, *row)
 
     async def digests(self, keys: Sequence[tuple[str, str]]) -> dict[str, str]:
         def look(db: sqlite3.Connection) -> dict[str, str]:
@@ -237,7 +224,7 @@ class SqliteResources(WriteShortcuts):
         rows = await self._file.scan(lambda db: db.execute(sql, args).fetchall())
         page = rows[:count]
         next_cursor = encode_cursor(list(page[-1][5:])) if len(rows) > count else None
-        return SearchPage([_row(*row[:5]) for row in page], next_cursor)
+        return SearchPage([version_row(*row[:5]) for row in page], next_cursor)
 
     async def count(self, query: SearchQuery) -> int:
         where, params = compile_query(query)
@@ -266,7 +253,7 @@ class SqliteResources(WriteShortcuts):
         rows = await self._file.scan(lambda db: db.execute(sql, (*params, count + 1)).fetchall())
         page = rows[:count]
         next_cursor = str(page[-1][0]) if len(rows) > count else None
-        return SearchPage([_row(*rest) for _, *rest in page], next_cursor)
+        return SearchPage([version_row(*rest) for _, *rest in page], next_cursor)
 
     async def traced(self, correlation: str, limit: int) -> Sequence[StoredVersion]:
         sql = (
@@ -274,7 +261,7 @@ class SqliteResources(WriteShortcuts):
             "WHERE correlation = ? ORDER BY seq LIMIT ?"
         )
         rows = await self._file.scan(lambda db: db.execute(sql, (correlation, limit)).fetchall())
-        return [_row(*row) for row in rows]
+        return [version_row(*row) for row in rows]
 
     # --- events: the version log from the relay's high-water mark ---
     async def pending_events(self, limit: int) -> Sequence[OutboxEvent]:
@@ -306,80 +293,6 @@ class SqliteResources(WriteShortcuts):
         return self._committed
 
 
-# --- the writer thread's side of a plan ---
-def _apply(
-    db: sqlite3.Connection, write: Write, now: str, pids: ParamIds, origin: Origin | None
-) -> Written:
-    current = _current(db, write)
-    decision = decide(write, current)
-    if decision is LEFT:
-        return Written(None)
-    if decision is UNCHANGED:
-        row = db.execute(
-            "SELECT v.version, v.last_updated, v.body FROM resource_current c "
-            "JOIN resource_version v ON v.seq = c.seq WHERE c.type=? AND c.id=?",
-            (write.type, write.id),
-        ).fetchone()
-        return Written(_row(write.type, write.id, *row))
-    assert isinstance(decision, NewVersion)
-    had_index = current.version > 0 and not current.deleted
-    stored = _write_version(db, write, decision, now, had_index, pids, origin)
-    return Written(stored, created=decision.created, changed=True)
-
-
-def _current(db: sqlite3.Connection, write: Write) -> Current:
-    body_column = "v.body" if needs_body(write) else "NULL"
-    row = db.execute(
-        f"SELECT c.version, v.body IS NULL, c.digest, {body_column} FROM resource_current c "
-        "JOIN resource_version v ON v.seq = c.seq WHERE c.type=? AND c.id=?",
-        (write.type, write.id),
-    ).fetchone()
-    if row is None:
-        return Current(0, True, None)
-    version, deleted, digest, body = row
-    return Current(version, bool(deleted), digest, orjson.loads(body) if body else None)
-
-
-def _write_version(
-    db: sqlite3.Connection,
-    write: Write,
-    decision: NewVersion,
-    now: str,
-    had_index: bool,
-    pids: ParamIds,
-    origin: Origin | None,
-) -> StoredVersion:
-    type_, id_, version = write.type, write.id, decision.version
-    source = origin.source if origin is not None else None
-    stored = (
-        stamped(decision.resource, version, now, source) if decision.resource is not None else None
-    )
-    raw = orjson.dumps(stored) if stored is not None else None
-    seq = db.execute(
-        "INSERT INTO resource_version (type, id, version, last_updated, body, correlation) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (type_, id_, version, now, raw, origin.correlation if origin is not None else None),
-    ).lastrowid
-    (rid,) = db.execute(
-        "INSERT INTO resource_current (type, id, version, seq, digest) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (type, id) DO UPDATE SET version=excluded.version, seq=excluded.seq, "
-        "digest=excluded.digest RETURNING rid",
-        (type_, id_, version, seq, decision.digest),
-    ).fetchone()
-    if stored is None:
-        drop_index(db, rid)
-    else:
-        replace_index(db, rid, type_, _index_rows(write, stored, now), had_index, pids)
-    return _row(type_, id_, version, now, raw)
-
-
-def _index_rows(write: Write, stored: Resource, now: str) -> IndexRows:
-    """The caller's rows when it could extract them (the content it gave is what is stored),
-    else extracted here; ``_lastUpdated`` is known only now."""
-    given = write.index if write.mode is not WriteMode.MERGE else None
-    return with_last_updated(given if given is not None else extract(stored), now)
-
-
 def _read_many(db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> list[StoredVersion]:
     found: list[StoredVersion] = []
     for start in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
@@ -390,7 +303,7 @@ def _read_many(db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> list[
             f"JOIN resource_version v ON v.seq = c.seq WHERE ({pairs}) AND v.body IS NOT NULL",
             [part for key in chunk for part in key],
         ).fetchall()
-        found.extend(_row(*row) for row in rows)
+        found.extend(version_row(*row) for row in rows)
     return found
 
 

@@ -11,9 +11,7 @@ from hub.base.errors import PermanentError
 from hub.base.hospital_time import HOSPITAL
 from hub.base.json import Json
 from hub.hl7v2.mapping.common import STAFF_NUMBER
-from hub.lab.critical_rules import (
-    Finding,
-)
+from hub.lab.critical_check import Finding
 
 # ---------------------------------------------------------------------------------------------
 # The desk: alerts, acknowledgement, escalation

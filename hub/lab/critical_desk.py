@@ -25,19 +25,12 @@ from hub.lab.critical_alerts import (
     Subscriber,
     UnknownAlertError,
 )
+from hub.lab.critical_check import Finding, check, code_name, shown_value
 from hub.lab.critical_records import (
     audit_event,
     notification,
 )
-from hub.lab.critical_rules import (
-    AlertPolicy,
-    CriticalRules,
-    Finding,
-    check,
-    code_name,
-    load_rules,
-    shown_value,
-)
+from hub.lab.critical_rules import AlertPolicy, CriticalRules, load_rules
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ from typing import Any
 from hub.base.json import Json
 from hub.hl7v2.datatypes import date_time
 from hub.hl7v2.mapping.common import stable_id
-from hub.hl7v2.mapping.orders import placer_order_key, service_request_id, specimen_key
+from hub.hl7v2.mapping.orders import placer_order_key, service_request_id
+from hub.hl7v2.mapping.specimens import specimen_key
 from hub.hl7v2.message import Message, Segment
 from hub.lab.lifecycle import (
     CANCELLED,

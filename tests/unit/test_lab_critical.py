@@ -23,14 +23,11 @@ from hub.lab.critical_alerts import (
     Step,
     UnknownAlertError,
 )
+from hub.lab.critical_check import FindingKind, check
 from hub.lab.critical_desk import (
     CriticalValueDesk,
 )
-from hub.lab.critical_rules import (
-    FindingKind,
-    check,
-    load_rules,
-)
+from hub.lab.critical_rules import load_rules
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 LOINC = "http://loinc.org"

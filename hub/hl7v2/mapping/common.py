@@ -28,6 +28,8 @@ from hub.hl7v2.message import Message, Segment
 
 STAFF_NUMBER = "urn:jianhu:sid:staff"  # 工号, the hospital's staff number
 
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"  # identifier types PLAC, FILL, PGN
+
 
 def stable_id(kind: str, *parts: str) -> str:
     """A FHIR id from business keys: the same keys give the same id."""

@@ -19,7 +19,8 @@ from hub.hl7v2.mapping.common import (
     reference,
     stable_id,
 )
-from hub.hl7v2.mapping.orders import Specimens, order_reference, placer_order_key
+from hub.hl7v2.mapping.orders import order_reference, placer_order_key
+from hub.hl7v2.mapping.specimens import Specimens
 from hub.hl7v2.message import Message, Segment
 
 

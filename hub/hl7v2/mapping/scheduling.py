@@ -10,6 +10,7 @@ from hub.base.errors import MappingError
 from hub.base.json import Json
 from hub.hl7v2.datatypes import codeable, date_time, table
 from hub.hl7v2.mapping.common import (
+    V2_0203,
     Mapped,
     WriteMode,
     label,
@@ -19,7 +20,7 @@ from hub.hl7v2.mapping.common import (
     stable_id,
     staff,
 )
-from hub.hl7v2.mapping.orders import V2_0203, entity_key, order_reference
+from hub.hl7v2.mapping.orders import entity_key, order_reference
 from hub.hl7v2.message import Message, Segment
 
 # Resource segment -> (start, duration, duration units) field numbers.
