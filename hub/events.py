@@ -146,6 +146,8 @@ class EventRelay:
     def __init__(self, bus: Bus, resources: ResourceStore, idle_s: float = 1.0) -> None:
         self.bus, self.resources, self.idle_s = bus, resources, idle_s
         self._task: asyncio.Task[None] | None = None
+        # one drain at a time: two would publish the same versions twice
+        self._draining = asyncio.Lock()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-relay")
@@ -158,11 +160,12 @@ class EventRelay:
     async def drain(self) -> int:
         """Publish every pending event; returns how many were published."""
         published = 0
-        while events := await self.resources.pending_events(BATCH):
-            sets = [(change_set_envelope(run), run[0].topic) for run in change_sets(events)]
-            await self.bus.publish_many(sets, EVENTS)
-            await self.resources.events_published(events)
-            published += len(events)
+        async with self._draining:
+            while events := await self.resources.pending_events(BATCH):
+                sets = [(change_set_envelope(run), run[0].topic) for run in change_sets(events)]
+                await self.bus.publish_many(sets, EVENTS)
+                await self.resources.events_published(events)
+                published += len(events)
         return published
 
     async def _run(self) -> None:

@@ -220,6 +220,22 @@ class Runtime:
                 f"JIANHU_CONSUME: the lab service needs both of its queues {lab_feed.QUEUES}"
             )
 
+    async def settle(self, timeout_s: float = 30.0) -> None:
+        """With the embedded bus: return once the hub has nothing left to do now. Every write
+        committed is relayed, every message due is handled, and what those handlers wrote is
+        relayed and handled in turn. What tests await instead of watching for a result."""
+        bus = self.bus
+        if not isinstance(bus, EmbeddedBus) or self.relay is None:
+            raise ConfigurationError("settle needs the embedded bus and the event relay")
+        async with asyncio.timeout(timeout_s):
+            while True:
+                await self.relay.drain()
+                await bus.settled()
+                if await self.resources.pending_events(1):
+                    continue  # the handlers wrote more: relay and handle that too
+                if await bus.settled_now():
+                    return  # (a relay that ran meanwhile published nothing still due)
+
     async def stop(self) -> None:
         """Stop consuming, let in-flight handlers finish within the grace time, then close."""
         log_event(log, "stopping", grace_s=self.settings.shutdown_grace_s)

@@ -11,6 +11,9 @@ shown carries message or resource content: references, codes, statuses and times
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
+from hub.base.correlation import system_of
 from hub.base.errors import StoreError
 from hub.base.hospital_time import shown
 from hub.base.json import Json
@@ -76,7 +79,9 @@ async def trace(
     if message is None:
         sent = await archive.search(ArchiveQuery(control_id=id, limit=MAX_CANDIDATES + 1))
         if len(sent) > 1:
-            return Trace(id, candidates=[summary(m) for m in sent[:MAX_CANDIDATES]])
+            candidates = [summary(m) for m in sent[:MAX_CANDIDATES]]
+            sections: dict[str, list[Json]] = {section: [] for section, _ in tracers}
+            return Trace(id, sections=sections, candidates=candidates)
         message = sent[0] if sent else None
     correlation = message.id if message is not None else id
     versions = await resources.traced(correlation, MAX_VERSIONS + 1)
@@ -101,7 +106,11 @@ async def _archived(archive: MessageArchive, id: str) -> ArchivedMessage | None:
 
 
 def _message(message: ArchivedMessage) -> Json:
-    return summary(message) | {"acknowledged": _ack_code(message.ack)}
+    return summary(message) | {
+        "acknowledged": _ack_code(message.ack),
+        # another message sent earlier under the same control id, with other content
+        "reuses_control_id_of": message.duplicate_of,
+    }
 
 
 def _ack_code(ack: str) -> str:
@@ -119,10 +128,12 @@ def change(version: StoredVersion) -> str:
 
 
 def _version(version: StoredVersion) -> Json:
+    body = orjson.loads(version.body) if version.body else {}
     return {
         "reference": f"{version.type}/{version.id}/_history/{version.version}",
         "change": change(version),
         "at": shown(version.last_updated),
+        "by": system_of(body),  # the sender or API caller (meta.source); "" for a deletion
     }
 
 
@@ -144,15 +155,11 @@ def lines(found: Trace) -> list[str]:
             out.append(f"  {c['id']}  {c['received_at']}  {c['sender']}  {c['type']}")
         return [*out, "trace one of them by its id"]
     out = [f"correlation id {found.correlation}"]
-    if (m := found.message) is not None:
-        out.append(
-            f"received   {m['received_at']}  {m['type']} from {m['sender']} ({m['peer']}), "
-            f"control id {m['control_id']}, ACK {m['acknowledged'] or 'none'}"
-        )
-        error = f": {m['error']}" if m["error"] else ""
-        out.append(f"archived   {m['id']}  status {m['status']}{error}, attempts {m['attempts']}")
+    if found.message is not None:
+        out += _message_lines(found.message)
     for v in found.versions:
-        out.append(f"version    {v['at']}  {v['reference']}  {v['change']}")
+        by = f"  by {v['by']}" if v["by"] else ""
+        out.append(f"version    {v['at']}  {v['reference']}  {v['change']}{by}")
     if found.more_versions:
         out.append(f"version    ... more than {MAX_VERSIONS}, the first ones shown")
     for e in found.events:
@@ -162,6 +169,20 @@ def lines(found: Trace) -> list[str]:
             out.append(f"{section[:-1] if section.endswith('s') else section:<10} {item['line']}")
     if not found.found:
         out.append("nothing found: no message, version, alert or submission has this id")
+    return out
+
+
+def _message_lines(m: Json) -> list[str]:
+    error = f": {m['error']}" if m["error"] else ""
+    out = [
+        f"received   {m['received_at']}  {m['type']} from {m['sender']} ({m['peer']}), "
+        f"control id {m['control_id']}, ACK {m['acknowledged'] or 'none'}",
+        f"archived   {m['id']}  status {m['status']}{error}, attempts {m['attempts']}",
+    ]
+    if m["reuses_control_id_of"]:
+        out.append(f"archived   reuses the control id of {m['reuses_control_id_of']}")
+    if m["status"] == "failed":
+        out.append("dead       see `jianhu dlq list hl7v2.normalizer` (redrive it there)")
     return out
 
 

@@ -26,6 +26,14 @@ SOURCE_PREFIX = "urn:jianhu:system:"
 HEADERS = ("X-Correlation-ID", "X-Request-ID")  # read in this order; answered as the first
 # What a caller's id may look like: it ends up in a URI fragment, a log line and a header.
 _USABLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+# The hub's own ids (archive ids, ids it makes for requests) are UUIDs: a caller may not take
+# one, or its writes would show in the trace of a message it did not send.
+_HUBS_OWN = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+# What ``jianhu trace`` looks up: a correlation id, or an MSH-10 control id (HL7 ST, so any
+# printable text), within reason.
+MAX_TRACED_CHARS = 200
 _SYSTEM_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -64,9 +72,25 @@ def usable(value: str | None) -> str | None:
     """A caller's correlation id if it can be used as one as it is, else None (a new id is
     made: an id with spaces, slashes or 500 characters would be refused nowhere but traced
     badly everywhere)."""
-    if value and _USABLE.fullmatch(value):
+    if value and _USABLE.fullmatch(value) and not _HUBS_OWN.fullmatch(value):
         return value
     return None
+
+
+def traceable(value: str) -> str | None:
+    """An id to look a trace up by, or None: not empty, not over MAX_TRACED_CHARS, no control
+    characters."""
+    if 0 < len(value) <= MAX_TRACED_CHARS and value.isprintable():
+        return value
+    return None
+
+
+def system_of(resource: Mapping[str, Any]) -> str:
+    """Who wrote a stored version, from its ``meta.source`` ("" when the hub did not stamp it)."""
+    source = (resource.get("meta") or {}).get("source")
+    if isinstance(source, str) and source.startswith(SOURCE_PREFIX):
+        return source.removeprefix(SOURCE_PREFIX).partition("#")[0]
+    return ""
 
 
 def from_headers(headers: Mapping[str, str]) -> str | None:

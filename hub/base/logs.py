@@ -34,6 +34,9 @@ def log_event(
     """One fixed-shape line: the event name plus ids and counts, never payloads.
     ``exc_info=True`` (at a supervision boundary) adds the current exception's traceback."""
     if logger.isEnabledFor(level):
+        origin = current()  # the message or request this line is written for
+        if origin is not None and "correlation_id" not in fields:
+            fields["correlation_id"] = origin.correlation
         logger.log(level, event, exc_info=exc_info, extra={"event": event, **fields})
 
 
@@ -53,7 +56,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": mask_text(bounded(record.getMessage(), MAX_FIELD_CHARS)),
         }
-        origin = current()  # the message or request this line was written for
+        origin = current()  # a line not written by log_event (a library's) gets it here
         if origin is not None and "correlation_id" not in fields:
             line["correlation_id"] = origin.correlation
         for key, value in mask_fields(fields).items():

@@ -160,14 +160,15 @@ class Bus(ABC):
             and any(topic_matches(pattern, routing_key) for pattern in spec.bindings)
         ]
 
-    def _count_published(self, exchange: str, routing_key: str, message_id: str) -> None:
+    def _count_published(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
         log_event(
             log,
             "published",
             logging.DEBUG,
             exchange=exchange,
             routing_key=routing_key,
-            message_id=message_id,
+            message_id=envelope.id,
+            correlation_id=envelope.correlation_id or envelope.id,  # the message's, not ours
         )
         counters = self._publish_counters.get((exchange, routing_key))
         if counters is None:
@@ -207,18 +208,15 @@ class Bus(ABC):
         started = time.perf_counter()
         envelope = delivery.envelope
         # what the handler writes and logs is traced to the message that started it
-        origin = Origin(envelope.correlation_id or envelope.id, envelope.source)
-        with within(origin):
+        with within(Origin(envelope.correlation_id or envelope.id, envelope.source)):
             outcome = await self._handled(handler, delivery)
-        consumed, latency = self._queue_metrics(delivery.queue)
-        latency.observe(time.perf_counter() - started)
-        if outcome.verdict is Verdict.ACK:
-            consumed.inc()
-            log_event(
-                log, "acked", logging.DEBUG, queue=delivery.queue, message_id=delivery.envelope.id
-            )
-        else:
-            self._count_failure(delivery, outcome)
+            consumed, latency = self._queue_metrics(delivery.queue)
+            latency.observe(time.perf_counter() - started)
+            if outcome.verdict is Verdict.ACK:
+                consumed.inc()
+                log_event(log, "acked", logging.DEBUG, queue=delivery.queue, message_id=envelope.id)
+            else:
+                self._count_failure(delivery, outcome)
         return outcome
 
     def _queue_metrics(self, queue: str) -> tuple[Counter, Histogram]:

@@ -6,6 +6,10 @@ thread (``hub.base.sqlite_writer``): a publish returns after its rows are commit
 for that commit (a lost ack only means one more delivery). Rows left ``inflight`` by a crash
 are delivered again at the next start, marked redelivered, and count towards the delivery limit
 exactly as RabbitMQ's quorum queues count returns.
+
+``settled`` waits, without polling, until nothing due is left to handle: what tests (and a
+one-shot command) await instead of sleeping. Its clock is injectable: a test moves it past a
+retry's delay and the retry is due at once.
 """
 
 import asyncio
@@ -71,6 +75,8 @@ class EmbeddedBus(Bus):
         self._wake: dict[str, asyncio.Event] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        # set whenever a delivery ends or a message arrives: what ``settled`` waits on
+        self._activity = asyncio.Event()
 
     # --- lifecycle ---
     async def start(self) -> None:
@@ -165,13 +171,46 @@ class EmbeddedBus(Bus):
             )
         )
         for envelope, key in items:
-            self._count_published(exchange, key, envelope.id)
+            self._count_published(exchange, key, envelope)
         for queue in {row[0] for row in rows}:
             self._wake_up(queue)
 
     def _wake_up(self, queue: str) -> None:
+        self._activity.set()
         if queue in self._wake:
             self._wake[queue].set()
+
+    # --- settling ---
+    async def settled(self, timeout_s: float = 30.0) -> None:
+        """Return once every consumed queue has nothing due and nothing in flight (what is
+        due later, a retry's next attempt, stays); ``TimeoutError`` after ``timeout_s``.
+        Each look wakes the consumers, so a message made due by a moved clock is taken."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                self._activity.clear()
+                for wake in self._wake.values():
+                    wake.set()
+                if await self._is_settled():
+                    return
+                await self._activity.wait()
+
+    async def settled_now(self) -> bool:
+        """Whether nothing is due or in flight at this moment (``settled`` without waiting)."""
+        return await self._is_settled()
+
+    async def _is_settled(self) -> bool:
+        await self.writer.run(lambda db: None)  # the queued acks are committed, so visible
+        if self._inflight.tasks:
+            return False
+        queues = list(self._wake)
+        if not queues:
+            return True
+        (due,) = self.db.execute(
+            f"SELECT COUNT(*) FROM bus_message WHERE queue IN ({','.join('?' * len(queues))}) "
+            "AND (state='inflight' OR (state='ready' AND available_at<=?))",
+            (*queues, self._clock()),
+        ).fetchone()
+        return int(due) == 0
 
     # --- consuming ---
     async def consume(self, queue: str, handler: Handler) -> None:
@@ -249,9 +288,12 @@ class EmbeddedBus(Bus):
             attempt=attempt,
             redelivered=deliveries > 0,
         )
-        outcome = await self._run_handler(handler, delivery)
-        if self._writer is not None:  # closed by an abort: leave the row in flight, like a crash
-            self._settle(seq, outcome)
+        try:
+            outcome = await self._run_handler(handler, delivery)
+            if self._writer is not None:  # closed by an abort: left in flight, like a crash
+                self._settle(seq, outcome)
+        finally:
+            self._activity.set()
 
     def _settle(self, seq: int, outcome: Disposition) -> None:
         """Queued for the writer, not awaited: a lost ack only means one more delivery."""

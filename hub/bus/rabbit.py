@@ -192,7 +192,7 @@ class RabbitBus(Bus):
     ) -> None:
         await self._exchange(exchange)  # a missing exchange fails here, not on the channel
         await _confirmed(self._channel(), exchange, routing_key, envelope)
-        self._count_published(exchange, routing_key, envelope.id)
+        self._count_published(exchange, routing_key, envelope)
 
     async def publish_many(
         self, items: Sequence[tuple[Envelope, str]], exchange: str = topo.INBOUND
@@ -205,7 +205,7 @@ class RabbitBus(Bus):
         async def one(envelope: Envelope, key: str) -> None:
             try:
                 await _confirmed(self._channel(), exchange, key, envelope)
-                self._count_published(exchange, key, envelope.id)
+                self._count_published(exchange, key, envelope)
             except PublishError as exc:
                 failures.append(exc)
             finally:

@@ -14,7 +14,7 @@ from adapters.framework.views import detail as ledger_detail
 from adapters.framework.views import ledger_query
 from adapters.framework.views import summary as ledger_summary
 from adapters.registry import configured_adapters
-from hub.base.correlation import usable
+from hub.base.correlation import MAX_TRACED_CHARS, traceable
 from hub.base.hospital_time import given
 from hub.cli.common import open_bus, open_store, print_json, run_async, settings_or_exit
 from hub.hl7v2.publishing import Publisher
@@ -277,9 +277,9 @@ def trace(id: str, as_json: bool) -> None:
     ID is a correlation id (a message's archive id, or a request's X-Correlation-ID) or the
     MSH-10 control id of a message."""
     settings = settings_or_exit()
-    wanted = usable(id)
+    wanted = traceable(id)
     if wanted is None:
-        raise click.UsageError("not an id: letters, digits, . _ : - (at most 64)")
+        raise click.UsageError(f"not an id: 1 to {MAX_TRACED_CHARS} printable characters")
 
     async def work() -> bool:
         async with open_store(settings) as store:

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from hub.base.correlation import Origin, within
 from hub.base.envelope import new_id
 from hub.base.logs import log_event
 from hub.hl7v2 import ack as acks
@@ -127,6 +128,13 @@ class Ingest:
             claimed_by=self.publisher.claimant,
             claimed_at=datetime.now(UTC),
         )
+        # from here on, logs are of this message: its archive id is its correlation id
+        with within(Origin(candidate.id, message.sender[0])):
+            return await self._file(message, candidate, answer, peer)
+
+    async def _file(
+        self, message: Message, candidate: ArchivedMessage, answer: AckReply, peer: str
+    ) -> AckReply:
         since = datetime.now(UTC) - timedelta(seconds=self.settings.duplicate_window_s)
         self.publisher.begin(candidate.id)
         try:
@@ -159,6 +167,10 @@ class Ingest:
         return replace(answer, archive_id=claim.message.id)
 
     async def _resend(self, earlier: ArchivedMessage) -> AckReply:
+        with within(Origin(earlier.id, earlier.sender_application)):  # the first copy's trace
+            return await self._answer_resend(earlier)
+
+    async def _answer_resend(self, earlier: ArchivedMessage) -> AckReply:
         log_event(log, "duplicate", archive_id=earlier.id, message_type=earlier.message_type)
         if earlier.status == RECEIVED and not await self.publisher.settle_resend(earlier):
             return AckReply(None, close=True)

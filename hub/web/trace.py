@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from adapters.framework.views import submission_tracer
-from hub.base.correlation import usable
+from hub.base.correlation import MAX_TRACED_CHARS, traceable
 from hub.registry import FEATURES
 from hub.settings import Role
 from hub.trace import Trace, Tracer, access_event, trace
@@ -20,7 +20,7 @@ from store.index import instant
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/ops/trace/{id}", show_trace)
+    app.router.add_get("/ops/trace/{id:.+}", show_trace)  # a control id may hold a slash
 
 
 def tracers(store: Store) -> list[Tracer]:
@@ -39,9 +39,9 @@ def access(caller: str, role: str, found: Trace) -> dict[str, object]:
 
 @allow(Role.OPS)
 async def show_trace(request: web.Request) -> web.Response:
-    id_ = usable(request.match_info["id"])
+    id_ = traceable(request.match_info["id"])
     if id_ is None:
-        return problem(400, "invalid", "not an id: letters, digits, . _ : - (at most 64)")
+        return problem(400, "invalid", f"not an id: 1 to {MAX_TRACED_CHARS} printable characters")
     runtime = request.app[RUNTIME]
     if runtime.audit is not None:
         await runtime.audit.flush()  # the alert steps of the last quarter second too

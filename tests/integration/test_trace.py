@@ -8,6 +8,7 @@ with the platform's answers. A FHIR API request is traced by the id its caller g
 a trace is audited; an id that matches nothing says so."""
 
 import asyncio
+import logging
 import os
 import subprocess
 from collections.abc import AsyncIterator
@@ -25,7 +26,6 @@ from hub.web.keys import RUNTIME
 from store.archive import ArchiveQuery
 from store.resources import AuditFilter
 from tests.integration.fhir_api import AUTH, Client, call, new_patient, start_api
-from tests.integration.test_bus_contract import wait_until
 from tests.integration.test_drg_end_to_end import report, rig, send  # noqa: F401 (a fixture)
 from tests.integration.test_first_hour import JIANHU
 from tests.integration.test_lab_feed import CORPUS, CRITICAL_K, SYSTEM, lab_of
@@ -53,13 +53,21 @@ async def traced(api: Client, id: str) -> dict[str, Any]:
     return found
 
 
-async def test_an_oru_is_traced_to_its_versions_events_and_critical_alert(hub: Client) -> None:
+async def test_an_oru_is_traced_to_its_versions_events_and_critical_alert(
+    hub: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="hub")
     response = await hub.post("/hl7v2", data=(CORPUS / CRITICAL_K).read_bytes(), headers=SYSTEM)
     assert response.status == 200
     archive_id = response.headers["X-Correlation-ID"]
     lab = lab_of(hub)
-    await wait_until(lambda: lab.view.overview()["critical"] != [], 10)
+    await hub.app[RUNTIME].settle()
     (alert,) = lab.view.overview()["critical"]
+    # the log lines of its work name it: the publish, each queue's ack, the events' publish
+    its_lines = [r for r in caplog.records if getattr(r, "correlation_id", None) == archive_id]
+    acked_on = {r.queue for r in its_lines if getattr(r, "event", "") == "acked"}  # type: ignore[attr-defined]
+    assert {"hl7v2.normalizer", "lab.fhir"} <= acked_on
+    assert any(getattr(r, "routing_key", "").startswith("fhir.") for r in its_lines)
     acked = await hub.post(f"/lab/critical/{alert['id']}/ack", json=ACK, headers=AUTH)
     assert acked.status == 200, await acked.text()
 
@@ -138,11 +146,15 @@ async def test_a_fhir_request_is_traced_by_the_id_its_caller_gave(hub: Client) -
     assert found["message"] is None
     assert [v["reference"] for v in found["versions"]] == [f"Patient/{body['id']}/_history/1"]
 
-    status, _, headers = await call(
-        hub, "POST", "Patient", new_patient(), **{"X-Request-ID": "not usable / as an id"}
-    )
-    assert status == 201
-    assert headers["X-Correlation-ID"] != "not usable / as an id"  # a new one instead
+    assert [v["by"] for v in found["versions"]] == ["api-key-clinician"]  # who wrote it
+
+    for unusable in ("not usable / as an id", "01a23d6b-57f4-7d3c-9a51-23b8c2d4e5f6"):
+        status, _, headers = await call(
+            hub, "POST", "Patient", new_patient(), **{"X-Request-ID": unusable}
+        )
+        assert status == 201
+        # a new id instead; the second has the hub's own form: another message's archive id
+        assert headers["X-Correlation-ID"] != unusable
 
     await hub.app[RUNTIME].audit.flush()
     audit = hub.app[RUNTIME].resources.audit
@@ -156,7 +168,9 @@ async def test_an_unknown_id_is_a_404_and_a_bad_one_a_400(hub: Client) -> None:
     response = await hub.get("/ops/trace/no-such-id", headers=OPS)
     assert response.status == 404
     assert "nothing has the id" in (await response.json())["issue"][0]["diagnostics"]
-    response = await hub.get("/ops/trace/" + "x" * 65, headers=OPS)
+    response = await hub.get("/ops/trace/LIS%202026/03%237", headers=OPS)  # a control id
+    assert response.status == 404  # looked up, not refused
+    response = await hub.get("/ops/trace/" + "x" * 201, headers=OPS)
     assert response.status == 400
     response = await hub.get("/ops/trace/no-such-id", headers=AUTH)
     assert response.status == 403  # a clinician's key is not an operator's
@@ -167,6 +181,6 @@ def test_the_cli_says_when_nothing_is_found(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["trace", "no-such-id"], env=env)
     assert result.exit_code == 1
     assert "nothing found" in result.output
-    result = CliRunner().invoke(main, ["trace", "has a space"], env=env)
+    result = CliRunner().invoke(main, ["trace", "x" * 201], env=env)
     assert result.exit_code == 2
     assert "not an id" in result.output

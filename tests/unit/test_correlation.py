@@ -7,7 +7,16 @@ import logging
 import orjson
 import pytest
 
-from hub.base.correlation import Origin, current, from_headers, of_resource, usable, within
+from hub.base.correlation import (
+    Origin,
+    current,
+    from_headers,
+    of_resource,
+    system_of,
+    traceable,
+    usable,
+    within,
+)
 from hub.base.logs import JsonFormatter, log_event
 
 
@@ -15,13 +24,13 @@ from hub.base.logs import JsonFormatter, log_event
     ("given", "kept"),
     [
         ("emr-req-0001", "emr-req-0001"),
-        ("0193a7c2-1f2e-7d3c-9a51-23b8c2d4e5f6", "0193a7c2-1f2e-7d3c-9a51-23b8c2d4e5f6"),
         ("has space", None),
         ("a/b", None),
         ("x" * 65, None),
         ("-leading-dash", None),
         ("", None),
         (None, None),
+        ("0193A7C2-1F2E-7D3C-9A51-23B8C2D4E5F6", None),  # the hub's own form: not a caller's
     ],
 )
 def test_only_plain_short_ids_are_taken_from_a_caller(given: str | None, kept: str | None) -> None:
@@ -33,6 +42,13 @@ def test_the_first_usable_header_wins() -> None:
     assert from_headers({}) is None
 
 
+def test_any_printable_id_up_to_200_characters_can_be_traced() -> None:
+    for control_id in ("LIS 2026/03#7", "_", ".", "-", "检验0001", "x" * 200):
+        assert traceable(control_id) == control_id
+    for bad in ("", "x" * 201, "a\x00b", "line\nbreak"):
+        assert traceable(bad) is None
+
+
 def test_meta_source_names_the_system_and_the_id() -> None:
     origin = Origin("m1", "api-key:clinician")
     assert origin.source == "urn:jianhu:system:api-key-clinician#m1"
@@ -40,6 +56,8 @@ def test_meta_source_names_the_system_and_the_id() -> None:
     assert of_resource({"meta": {"source": origin.source}}) == "m1"
     assert of_resource({"meta": {"source": "http://emr.example#x"}}) is None  # not ours
     assert of_resource({}) is None
+    assert system_of({"meta": {"source": origin.source}}) == "api-key-clinician"
+    assert system_of({"meta": {"source": "http://emr.example#x"}}) == ""
 
 
 async def test_log_lines_under_an_origin_name_it_in_tasks_and_threads() -> None:
