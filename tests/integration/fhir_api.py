@@ -9,6 +9,7 @@ from hub.fhir.settings import FhirSettings
 from hub.runtime import Runtime
 from hub.settings import load_settings
 from hub.web.app import make_app
+from hub.web.keys import RUNTIME
 from tests.fixtures.examples import PATIENT
 
 AUTH = {"Authorization": "Bearer emr-key"}
@@ -53,3 +54,8 @@ async def count_of(api: Client, type_: str) -> int:
     _, bundle, _ = await call(api, "GET", f"{type_}?_summary=count")
     total: int = bundle["total"]
     return total
+
+
+async def settle(api: Client) -> None:
+    """Until the hub has handled everything due, and what that caused (``Runtime.settle``)."""
+    await api.app[RUNTIME].settle()

@@ -19,7 +19,6 @@ from hub.web.keys import RUNTIME
 from store.archive import ArchiveQuery
 from store.ledger import ACCEPTED, CANCELLED, LedgerQuery
 from tests.integration.fhir_api import Client, start_api
-from tests.integration.test_bus_contract import wait_until_async
 from tests.unit.test_drg_documents import ADMISSION, CHARGES, discharge_message, text_of
 
 OPS = {"Authorization": "Bearer ops-key"}
@@ -46,11 +45,9 @@ async def send(hub: Client, *messages: str) -> None:
     finally:
         await client.close()
 
-    async def stored() -> bool:
-        found = await runtime.archive.search(ArchiveQuery(limit=100))
-        return all(m.status == "stored" for m in found)
-
-    await wait_until_async(stored, 20)
+    await runtime.settle()
+    found = await runtime.archive.search(ArchiveQuery(limit=100))
+    assert {m.status for m in found} == {"stored"}
 
 
 async def report(hub: Client) -> None:

@@ -14,7 +14,7 @@ from hub.hl7v2.message import Message
 from hub.lab.lifecycle import Stage
 from hub.lab.service import LabService
 from hub.web.keys import RUNTIME
-from tests.integration.fhir_api import AUTH, Client, call, new_patient, start_api
+from tests.integration.fhir_api import AUTH, Client, call, new_patient, settle, start_api
 from tests.integration.test_bus_contract import wait_until, wait_until_async
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
@@ -73,7 +73,8 @@ async def test_fhir_writes_move_the_tube(hub: Client) -> None:
         track = lab.engine.track(tube["id"])
         return track.stage if track is not None else None
 
-    await wait_until(lambda: stage() is Stage.COLLECTED, 10)
+    await settle(hub)
+    assert stage() is Stage.COLLECTED
     track = lab.engine.track(tube["id"])
     assert track is not None
     # what the tube's own resource does not say comes from its order, read from the store
@@ -83,7 +84,8 @@ async def test_fhir_writes_move_the_tube(hub: Client) -> None:
         hub, "PUT", f"Specimen/{tube['id']}", {**tube, "receivedTime": ago(minutes=10)}
     )
     assert status == 200
-    await wait_until(lambda: stage() is Stage.RECEIVED, 10)
+    await settle(hub)
+    assert stage() is Stage.RECEIVED
 
     on_analyser = {
         "resourceType": "Task",
@@ -94,7 +96,8 @@ async def test_fhir_writes_move_the_tube(hub: Client) -> None:
         "lastModified": ago(minutes=5),
     }
     await created(hub, on_analyser)
-    await wait_until(lambda: stage() is Stage.IN_TEST, 10)
+    await settle(hub)
+    assert stage() is Stage.IN_TEST
 
     report = {
         "resourceType": "DiagnosticReport",
@@ -105,7 +108,8 @@ async def test_fhir_writes_move_the_tube(hub: Client) -> None:
         "issued": ago(minutes=1),
     }
     await created(hub, report)
-    await wait_until(lambda: stage() is Stage.FINAL, 10)
+    await settle(hub)
+    assert stage() is Stage.FINAL
 
 
 async def test_a_critical_result_written_through_the_api_is_raised(hub: Client) -> None:
@@ -121,7 +125,8 @@ async def test_a_critical_result_written_through_the_api_is_raised(hub: Client) 
             "valueQuantity": {"value": 2.1, "unit": "mmol/L"},
         },
     )
-    await wait_until(lambda: lab.desk.for_observation(observation) is not None, 10)
+    await settle(hub)
+    assert lab.desk.for_observation(observation) is not None
     (shown,) = lab.view.overview()["critical"]
     assert shown["findings"][0]["value"] == "2.1 mmol/L"
     assert shown["patient"].endswith("*")  # masked, from the Patient the store holds
