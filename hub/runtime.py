@@ -24,6 +24,7 @@ from hub.bus.embedded import EmbeddedBus
 from hub.bus.rabbit import RabbitBus
 from hub.events import EventRelay
 from hub.fhir.audit import AuditTrail
+from hub.fhir.terminology import Terminology
 from hub.fhir.terminology_seed import ensure_code_systems
 from hub.hl7v2.client import MllpClient
 from hub.hl7v2.ingest import Ingest
@@ -70,6 +71,7 @@ class Runtime:
     store: Store = field(init=False)
     relay: EventRelay | None = field(init=False, default=None)
     audit: AuditTrail | None = field(init=False, default=None)
+    terminology: Terminology | None = field(init=False, default=None)
     listeners: list[MllpListener] = field(init=False, default_factory=list)
     publisher: Publisher = field(init=False)
     big_messages: BigMessages = field(init=False)
@@ -125,6 +127,7 @@ class Runtime:
             self.relay = EventRelay(self.bus, self.store.resources)
             self.relay.start()
         self.audit = audit = AuditTrail(self.store.resources)
+        self.terminology = Terminology(self.store.resources)
         audit.start()
         hl7 = self.settings.hl7
         self.publisher = Publisher(self.bus, self.store.archive, hl7.claim_grace_s)

@@ -14,7 +14,6 @@ from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.paths import Target
 from hub.fhir.references import references_in
 from hub.fhir.search import bundle
-from store.query import parse_search
 from store.resources import StoredVersion
 
 if TYPE_CHECKING:
@@ -100,7 +99,9 @@ class Operations:
         system, code = params.get("system"), params.get("code")
         if not system or not code:
             raise FhirError.of(400, "required", "$lookup needs system and code")
-        code_system = await self._one("CodeSystem", [("url", system)], f"CodeSystem {system}")
+        code_system = await self.service.terminology.code_system(system)
+        if code_system is None:
+            raise FhirError.of(404, "not-found", f"CodeSystem {system} is not stored here")
         concept = _find_concept(code_system.get("concept", []), code)
         if concept is None:
             raise FhirError.of(404, "not-found", f"{code!r} is not a code of {system}")
@@ -126,23 +127,13 @@ class Operations:
         criteria = [("url", params["url"])] if params.get("url") else [("source-system", system)]
         if params.get("targetsystem"):
             criteria.append(("target-system", params["targetsystem"]))
-        maps = (await self.resources.search(parse_search("ConceptMap", criteria), count=50)).items
-        matches = [
-            match
-            for stored in maps
-            for match in _translations(orjson.loads(stored.body or b"{}"), system, code, params)
-        ]
+        maps = await self.service.terminology.concept_maps(tuple(criteria))
+        matches = [match for cm in maps for match in _translations(cm, system, code, params)]
         parameters: list[dict[str, Any]] = [{"name": "result", "valueBoolean": bool(matches)}]
         if not matches:
             parameters.append({"name": "message", "valueString": f"no mapping for {code}"})
         parameters.extend({"name": "match", "part": match} for match in matches)
         return FhirResponse(200, {"resourceType": "Parameters", "parameter": parameters})
-
-    async def _one(self, type_: str, criteria: list[tuple[str, str]], what: str) -> Any:
-        found = (await self.resources.search(parse_search(type_, criteria), count=1)).items
-        if not found:
-            raise FhirError.of(404, "not-found", f"{what} is not stored here")
-        return orjson.loads(found[0].body or b"{}")
 
 
 def _parameter_resource(body: Any) -> Any:

@@ -21,6 +21,7 @@ from hub.fhir.paths import Target, parse_path
 from hub.fhir.responses import resource_response
 from hub.fhir.settings import FhirSettings
 from hub.fhir.shaping import shape, shaping
+from hub.fhir.terminology import Terminology
 from hub.fhir.writes import PreparedWrite
 from store.query import parse_search
 from store.resources import Resource, ResourceStore, StoredVersion
@@ -47,8 +48,11 @@ class FhirService:
         resources: ResourceStore,
         settings: FhirSettings | None = None,
         auditor: Auditor | None = None,
+        terminology: Terminology | None = None,
     ) -> None:
         self.resources = resources
+        # the hub's one cache of look-ups (the runtime's); a service alone gets its own
+        self.terminology = terminology or Terminology(resources)
         self.settings = settings or FhirSettings()
         self.validate_input = self.settings.validate_input
         self.auditor = auditor

@@ -169,6 +169,7 @@ class BundleProcessor:
             failed = next(e for e, ready in planned if ready.write and ready.write.key == exc.key)
             with _at(failed):
                 raise conflict(exc, writes) from exc
+        await self.service.terminology.written(write.type for write in writes)
         outcomes = {entry.position: done for (entry, _), done in zip(planned, written, strict=True)}
         return {
             entry.position: ready.answer(outcomes.get(entry.position)) for entry, ready in prepared

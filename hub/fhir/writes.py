@@ -69,6 +69,7 @@ class Writes:
             (written,) = await self.resources.apply([prepared.write])
         except VersionConflictError as exc:
             raise conflict(exc, [prepared.write]) from exc
+        await self.service.terminology.written([prepared.write.type])
         return prepared.answer(written)
 
     # --- create ---

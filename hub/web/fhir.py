@@ -48,7 +48,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
         fhir_request = await _fhir_request(request)
     except FhirError as exc:
         return _error(exc)
-    service = FhirService(runtime.resources, runtime.settings.fhir, _auditor(request))
+    service = FhirService(
+        runtime.resources, runtime.settings.fhir, _auditor(request), runtime.terminology
+    )
     try:
         response = await service.dispatch(fhir_request)
     except FhirError as exc:

@@ -5,6 +5,7 @@ from typing import Any
 from aiohttp import FormData
 
 from hub.fhir.terminology_seed import code_systems
+from hub.web.keys import RUNTIME
 from tests.fixtures.examples import ID_CARD, OBSERVATION, PATIENT
 from tests.integration.fhir_api import AUTH, Client, call, count_of, new_patient
 
@@ -241,6 +242,36 @@ async def test_everything_validate_lookup_translate(api: Client) -> None:
         "name": "concept",
         "valueCoding": {"system": "http://hl7.org/fhir/administrative-gender", "code": "female"},
     } in match
+
+
+async def test_terminology_is_cached_and_a_write_through_the_api_is_seen_at_once(
+    api: Client,
+) -> None:
+    sex = next(c for c in code_systems() if c["id"] == "gb-t-2261-1-sex")
+    lookup = f"CodeSystem/$lookup?system={sex['url']}&code=2"
+    assert {"name": "display", "valueString": "女性"} in (await call(api, "GET", lookup))[1][
+        "parameter"
+    ]
+    # written behind the API's back (as another process would): the cache still answers
+    resources = api.app[RUNTIME].resources
+    renamed = [{**c, "display": "女"} if c["code"] == "2" else c for c in sex["concept"]]
+    await resources.update({**sex, "concept": renamed})
+    assert {"name": "display", "valueString": "女性"} in (await call(api, "GET", lookup))[1][
+        "parameter"
+    ]
+    # written through the API: seen by the next look-up
+    _, current, _ = await call(api, "GET", f"CodeSystem/{sex['id']}")
+    renamed = [{**c, "display": "女(性)"} if c["code"] == "2" else c for c in sex["concept"]]
+    status, _, _ = await call(
+        api, "PUT", f"CodeSystem/{sex['id']}", {**current, "concept": renamed}
+    )
+    assert status == 200
+    assert {"name": "display", "valueString": "女(性)"} in (await call(api, "GET", lookup))[1][
+        "parameter"
+    ]
+    # the cache never answers a caller the operation is not for
+    status, _, _ = await call(api, "GET", lookup, Authorization="Bearer wall-key")
+    assert status == 403
 
 
 async def test_history_type_and_system_with_paging(api: Client) -> None:
