@@ -112,14 +112,18 @@ async def report(delivery: Courier, stay: Stay) -> Reported:
 
 
 async def report_changed(
-    resources: ResourceStore, delivery: Courier, since: datetime, now: datetime
+    resources: ResourceStore,
+    delivery: Courier,
+    since: datetime,
+    now: datetime,
+    quiet: timedelta = QUIET,
 ) -> list[Reported]:
     """One run of the job: the stays that changed since ``since`` and have been quiet for
-    ``QUIET`` (a younger change is seen again by the next run)."""
+    ``quiet`` (a younger change is seen again by the next run)."""
     done = []
-    for encounter_id in await changed_stays(resources, since - QUIET, now):
+    for encounter_id in await changed_stays(resources, since - quiet, now):
         stay = await load_stay(resources, encounter_id)
-        if stay is None or await _changed_after(resources, stay, now - QUIET):
+        if stay is None or await _changed_after(resources, stay, now - quiet):
             continue
         done.append(await report(delivery, stay))
     return done

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import click
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -47,3 +48,5 @@ class AdapterPlugin:
     simulator: Callable[[str, str], web.Application] | None = None
     # the tables a site may override in JIANHU_CONFIG_DIR: file name -> what reads (checks) it
     site_files: Mapping[str, Callable[[Any], object]] = field(default_factory=dict)
+    # ``jianhu <name> ...``: the adapter's own commands, as a click group
+    commands: click.Group | None = None

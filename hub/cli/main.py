@@ -190,6 +190,9 @@ def simulate(system: str, host: str, port: int, app_id: str, org_code: str) -> N
 
 for command in (queues, dlq, messages, ledger, trace):
     main.add_command(command)
+for adapter in PLUGINS:  # each adapter's own commands: ``jianhu drg report``
+    if adapter.commands is not None:
+        main.add_command(adapter.commands)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@ the hub normalizes them into the FHIR store, and the stay's front page, settleme
 fee details are built, checked and accepted by the platform simulator; then a corrected main
 diagnosis reverses the front page and uploads it again; all of it in the ledger."""
 
+import asyncio
+import os
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +22,7 @@ from hub.web.keys import RUNTIME
 from store.archive import ArchiveQuery
 from store.ledger import ACCEPTED, CANCELLED, LedgerQuery
 from tests.integration.fhir_api import Client, start_api
+from tests.integration.test_first_hour import JIANHU
 from tests.unit.test_drg_documents import ADMISSION, CHARGES, discharge_message, text_of
 
 OPS = {"Authorization": "Bearer ops-key"}
@@ -130,3 +134,39 @@ async def test_a_stay_that_fails_the_checks_is_recorded_not_sent(
     assert "YZZY_YLJG" in front.error  # the field a person must fill in at the source
     assert front.attempts == ()
     assert not platform.front_pages  # nothing reached the platform
+
+
+async def test_an_operator_reports_the_stays_from_the_command_line(
+    rig: tuple[Client, Any],
+) -> None:
+    """``jianhu drg report``: the adapter's own command, declared in its plugin."""
+    hub, platform = rig
+    runtime = hub.app[RUNTIME]
+    await runtime.courier.submit("drg", drg.ORG_REGIST, "O1", {"ORG_NAME": "绍兴某医院"})
+    await send(hub, text_of(ADMISSION), text_of(CHARGES), discharge_message())
+    config = runtime.settings.section("drg")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JIANHU_")} | {
+        "JIANHU_DATA_DIR": str(runtime.settings.data_dir),
+        "JIANHU_DRG__BASE_URL": config.base_url,
+        "JIANHU_DRG__APP_ID": "A1",
+        "JIANHU_DRG__ORG_CODE": "O1",
+    }
+
+    def jianhu(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(JIANHU), "drg", "report", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    still_recording = await asyncio.to_thread(jianhu)  # discharged a moment ago: too fresh
+    assert still_recording.returncode == 0, still_recording.stderr
+    assert still_recording.stdout.strip() == "no finished stay to report"
+    done = await asyncio.to_thread(jianhu, "--quiet-minutes", "0")
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.strip().splitlines()
+    assert line.startswith("Encounter/")
+    assert f"{drg.FRONT_PAGE}=accepted" in line
+    assert platform.front_pages  # it reached the platform
+    for name in ("JIANHU_DRG__BASE_URL", "JIANHU_DRG__APP_ID", "JIANHU_DRG__ORG_CODE"):
+        env.pop(name)
+    unconfigured = await asyncio.to_thread(jianhu)
+    assert unconfigured.returncode == 2
+    assert "not configured" in unconfigured.stderr
