@@ -118,9 +118,11 @@ class Upload:
 
     def __init__(self, pause_s: float = 0.0, failures: int = 0) -> None:
         self.pause_s, self.failures, self.calls = pause_s, failures, 0
+        self.started = asyncio.Event()
 
     async def __call__(self) -> None:
         self.calls += 1
+        self.started.set()
         if self.pause_s:
             await asyncio.sleep(self.pause_s)
         if self.failures:
@@ -216,18 +218,18 @@ async def test_a_failed_run_is_recorded_and_retried_at_the_next_due_time(
     scheduler.start()  # the background loop this time
     try:
         clock.at("2024-05-01 10:15")
-        scheduler.wake()
-        runs = await recorded(stores[1], 1)
+        await scheduler.look_now()
+        runs = await stores[1].runs(JOB)
         assert (runs[0].outcome, runs[0].holder) == (FAILED, "hub-a")
         # the class and message, the ID-card number masked
         assert runs[0].error == "ConnectionError: the CDC platform refused 330602********1234"
         clock.at("2024-05-01 10:20")
-        scheduler.wake()
-        await asyncio.sleep(0.05)
+        await scheduler.look_now()
         assert work.calls == 1  # not retried in a loop
         clock.at("2024-05-01 10:30")
-        scheduler.wake()
-        runs = await recorded(stores[1], 2)
+        await scheduler.look_now()
+        runs = await stores[1].runs(JOB)
+        assert len(runs) == 2
         assert runs[0].outcome == OK
         assert runs[0].started == local("2024-05-01 10:30")
     finally:
@@ -301,17 +303,8 @@ async def test_stop_cancels_a_run_without_recording_it(stores: tuple[JobStore, J
     scheduler = Scheduler(stores[0], [upload_job(work)], holder="hub-a", now=clock)
     clock.at("2024-05-01 10:15")
     await scheduler.tick()
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(work.started.wait(), 5)  # the run is under way
     assert work.calls == 1
     await scheduler.stop()
     assert await stores[1].runs(JOB) == []  # its due time is still open to another process
     assert await stores[1].try_lease(JOB, "hub-b", clock(), timedelta(seconds=30))
-
-
-async def recorded(store: JobStore, count: int) -> list[Any]:
-    for _ in range(200):
-        runs = await store.runs(JOB)
-        if len(runs) >= count:
-            return list(runs)
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{count} runs expected, {len(runs)} recorded")
