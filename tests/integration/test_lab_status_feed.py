@@ -13,7 +13,6 @@ from hub.lab.lifecycle import Stage
 from hub.web.keys import RUNTIME
 from store.archive import ArchiveQuery
 from tests.integration.fhir_api import Client, start_api
-from tests.integration.test_bus_contract import wait_until_async
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 SYSTEM = {"Authorization": "Bearer his-key", "Content-Type": "text/plain"}
@@ -38,11 +37,9 @@ async def test_an_ssu_moves_the_ordered_tube(hub: Client) -> None:
     assert "MSA|AA|SSU0001" in await status.text()
     runtime = hub.app[RUNTIME]
 
-    async def settled() -> bool:
-        found = await runtime.archive.search(ArchiveQuery(limit=10))
-        return {m.status for m in found} == {"stored", "unmapped"}
-
-    await wait_until_async(settled, 10)
+    await runtime.settle()
+    found = await runtime.archive.search(ArchiveQuery(limit=10))
+    assert {m.status for m in found} == {"stored", "unmapped"}
     assert runtime.lab is not None
     (tube,) = [
         r for r in normalize(Message(order.decode())).resources if r["resourceType"] == "Specimen"

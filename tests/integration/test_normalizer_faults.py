@@ -14,7 +14,7 @@ from hub.bus.settings import BusSettings
 from hub.hl7v2 import normalizer as normalizer_module
 from hub.hl7v2.mapping import normalize as mapping_normalize
 from hub.web.keys import RUNTIME
-from tests.integration.fhir_api import Client, start_api
+from tests.integration.fhir_api import Client, settle, start_api
 from tests.integration.test_bus_contract import wait_until_async
 
 EXAMPLES = Path(__file__).parents[2] / "docs" / "examples"
@@ -38,13 +38,8 @@ async def dead_letters(hub: Client) -> list[Any]:
 async def test_a_message_the_mapping_cannot_read_is_dead_at_once(hub: Client) -> None:
     body = (EXAMPLES / "dft-p03-without-ft1.hl7").read_bytes()
     assert (await hub.post("/hl7v2", data=body, headers=SYSTEM)).status == 200
-    dead: list[Any] = []
-
-    async def dead_lettered() -> bool:
-        dead[:] = await dead_letters(hub)
-        return bool(dead)
-
-    await wait_until_async(dead_lettered)
+    await settle(hub)
+    dead = await dead_letters(hub)
     assert dead[0].attempts == 1  # not retried: the sender must correct it
     assert dead[0].error_class.endswith("PermanentError")
     assert "the DFT message has no FT1 segment" in dead[0].error

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from hub.lab.pool_tube import load_rules, pool_id
-from tests.integration.fhir_api import Client, call, start_api
-from tests.integration.test_bus_contract import wait_until_async
+from tests.integration.fhir_api import Client, call, settle, start_api
 from tests.unit.test_lab_pooling import card
 
 DESK = {"Authorization": "Bearer emr-key"}
@@ -124,12 +123,9 @@ async def test_an_oru_on_the_pool_barcode_results_the_tube(tmp_path: Path) -> No
             tube = await (await api.get(f"/lab/pools/{barcode}", headers=DESK)).json()
             return set(tube["states"])
 
-        async def resulted() -> bool:
-            return await state(positive) == {"retest-single-tube"} and await state(negative) == {
-                "released"
-            }
-
-        await wait_until_async(resulted, 15)
+        await settle(api)
+        assert await state(positive) == {"retest-single-tube"}
+        assert await state(negative) == {"released"}
         tube = f"Specimen/{pool_id(positive, load_rules())}"
         _, recall, _ = await call(api, "GET", f"Task?focus={tube}")
         assert recall["total"] == 3  # one re-test Task per person of that tube
@@ -159,11 +155,13 @@ async def test_the_lis_receives_and_registers_a_pool_tube_over_hl7(tmp_path: Pat
 
         sent = await api.post("/hl7v2", data=pool_ssu(barcode, "SSU01", "REC"), headers=hl7)
         assert "|AA|" in await sent.text()
-        await wait_until_async(lambda: _has(tube, "received_at"), 15)
+        await settle(api)
+        assert await _has(tube, "received_at")
         assert (await tube())["accession"] is None
         registered = pool_ssu(barcode, "SSU02", "REG", accession="HJ2611260042^LIS")
         assert "|AA|" in await (await api.post("/hl7v2", data=registered, headers=hl7)).text()
-        await wait_until_async(lambda: _has(tube, "accession"), 15)
+        await settle(api)
+        assert await _has(tube, "accession")
         assert (await tube())["accession"] == "HJ2611260042"
     finally:
         await api.close()
