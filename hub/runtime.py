@@ -5,6 +5,8 @@ import asyncio
 import logging
 import os
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -52,9 +54,13 @@ DELIVERY_BATCH = 100
 log = logging.getLogger(__name__)
 
 
-def make_bus(settings: Settings, metrics: HubMetrics) -> Bus:
+def make_bus(
+    settings: Settings, metrics: HubMetrics, clock: Callable[[], float] = time.time
+) -> Bus:
+    """``clock``: when the embedded bus's retries come due (a test moves it by hand)."""
     if settings.uses_embedded_bus:
-        return EmbeddedBus(settings.data_dir / "bus.sqlite3", settings.bus, metrics.bus)
+        path = settings.data_dir / "bus.sqlite3"
+        return EmbeddedBus(path, settings.bus, metrics.bus, clock=clock)
     return RabbitBus(settings.amqp_url.get_secret_value(), settings.bus, metrics.bus)
 
 
@@ -67,6 +73,7 @@ class Runtime:
     settings: Settings
     table: RoutingTable = field(default_factory=default_table)
     metrics: HubMetrics = field(default_factory=HubMetrics)
+    bus_clock: Callable[[], float] = time.time  # the embedded bus's, for its retry delays
     bus: Bus = field(init=False)
     store: Store = field(init=False)
     relay: EventRelay | None = field(init=False, default=None)
@@ -87,7 +94,7 @@ class Runtime:
     def __post_init__(self) -> None:
         if self.settings.config_dir is not None:
             site_files.use(self.settings.config_dir)
-        self.bus = make_bus(self.settings, self.metrics)
+        self.bus = make_bus(self.settings, self.metrics, self.bus_clock)
         self.store = make_store(self.settings)
 
     @property

@@ -1,5 +1,7 @@
 """Helpers for the FHIR API tests: a hub on a loopback port and a small JSON caller."""
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,12 @@ FHIR_JSON = "application/fhir+json"
 Client = TestClient[Any, Any]
 
 
-async def start_api(tmp_path: Path, consume: bool = False, **overrides: Any) -> Client:
+async def start_api(
+    tmp_path: Path,
+    consume: bool = False,
+    bus_clock: Callable[[], float] = time.time,
+    **overrides: Any,
+) -> Client:
     settings = load_settings(
         **{
             "data_dir": tmp_path,
@@ -27,7 +34,8 @@ async def start_api(tmp_path: Path, consume: bool = False, **overrides: Any) -> 
             **overrides,
         }
     )
-    client = TestClient(TestServer(make_app(Runtime(settings), consume=consume)))
+    runtime = Runtime(settings, bus_clock=bus_clock)
+    client = TestClient(TestServer(make_app(runtime, consume=consume)))
     await client.start_server()
     return client
 

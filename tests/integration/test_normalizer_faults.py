@@ -14,19 +14,26 @@ from hub.bus.settings import BusSettings
 from hub.hl7v2 import normalizer as normalizer_module
 from hub.hl7v2.mapping import normalize as mapping_normalize
 from hub.web.keys import RUNTIME
+from tests.clock import ManualClock
 from tests.integration.fhir_api import Client, settle, start_api
-from tests.integration.test_bus_contract import wait_until_async
 
 EXAMPLES = Path(__file__).parents[2] / "docs" / "examples"
 SYSTEM = {"Authorization": "Bearer his-key", "Content-Type": "text/plain"}
 QUEUE = "hl7v2.normalizer"
 
 
+RETRY_S = 60.0  # the first retry's delay: a minute, as production would, and no test waits it
+
+
 @pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Client]:
-    client = await start_api(
-        tmp_path, consume=True, bus=BusSettings(retry_delays_s=(0.2, 0.2, 30.0))
-    )
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Client]:
+    delays = BusSettings(retry_delays_s=(RETRY_S, RETRY_S, 600.0))
+    client = await start_api(tmp_path, consume=True, bus_clock=clock, bus=delays)
     yield client
     await client.close()
 
@@ -46,7 +53,10 @@ async def test_a_message_the_mapping_cannot_read_is_dead_at_once(hub: Client) ->
 
 
 async def test_a_failure_of_the_hub_is_retried_with_its_traceback_logged(
-    hub: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    hub: Client,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     calls: list[int] = []
     real = mapping_normalize
@@ -62,13 +72,21 @@ async def test_a_failure_of_the_hub_is_retried_with_its_traceback_logged(
     body = (EXAMPLES / "oru-r01-cbc.hl7").read_bytes()
     assert (await hub.post("/hl7v2", data=body, headers=SYSTEM)).status == 200
 
-    async def stored() -> bool:
+    async def status() -> str:
         listed = await (
             await hub.get("/ops/messages", headers={"Authorization": "Bearer ops-key"})
         ).json()
-        return bool(listed) and listed[0]["status"] == "stored"
+        return str(listed[0]["status"])
 
-    await wait_until_async(stored)
+    await settle(hub)
+    assert len(calls) == 1  # failed, and waits for its retry
+    assert await status() == "published"
+    clock.advance(RETRY_S - 1)
+    await settle(hub)
+    assert len(calls) == 1  # not due yet
+    clock.advance(1)
+    await settle(hub)
+    assert await status() == "stored"
     assert len(calls) == 2  # failed once, then succeeded on the retry
     assert await dead_letters(hub) == []
     failed = [r for r in caplog.records if getattr(r, "event", "") == "normalize_failed"]
