@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from hub.base.logs import log_event
 from hub.base.masking import mask_text
-from hub.base.tasks import cancel, wait_event
+from hub.base.tasks import Passes, cancel, wait_event
 from hub.schedule import Schedule
 from store.leases import FAILED, OK, JobStore
 
@@ -101,9 +101,7 @@ class Scheduler:
         self._started: dict[str, datetime] = {}  # this process's latest start of each job
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # passes of the background loop begun and ended: what ``look_now`` waits on
-        self._passes_begun = self._passes_ended = 0
-        self._pass_ended = asyncio.Condition()
+        self._passes = Passes()  # of the background loop: what ``look_now`` waits on
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="scheduler")
@@ -139,10 +137,9 @@ class Scheduler:
         """Wake the background loop and return once it has looked at the clock and the store
         (a pass begun after this call) and the runs it started have ended: after a test moves
         the clock, what is due has run and what is not has not."""
-        mark = self._passes_begun
+        mark = self._passes.begun
         self.wake()
-        async with self._pass_ended:
-            await self._pass_ended.wait_for(lambda: self._passes_ended > mark)
+        await self._passes.after(mark)
         await self.idle()
 
     async def idle(self) -> None:
@@ -153,15 +150,13 @@ class Scheduler:
     async def _loop(self) -> None:
         while True:
             self._wake.clear()  # before the tick: a wake during it is not lost
-            self._passes_begun += 1
+            self._passes.begin()
             try:
                 wake_at = await self.tick()
             except Exception as exc:  # the store is failing now: look again soon
                 log_event(log, "scheduler_failed", level=logging.ERROR, error=type(exc).__name__)
                 wake_at = self._now() + STORE_RETRY
-            async with self._pass_ended:
-                self._passes_ended += 1
-                self._pass_ended.notify_all()
+            await self._passes.end()
             delay = (wake_at - self._now()).total_seconds()
             await wait_event(self._wake, min(max(delay, 0.0), MAX_SLEEP_S))
 

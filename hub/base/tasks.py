@@ -37,3 +37,26 @@ class Turns:
         if time.perf_counter() - self._since >= self.slice_s:
             await asyncio.sleep(0)
             self._since = time.perf_counter()
+
+
+class Passes:
+    """The passes of a background loop, counted so a caller can wait for one that began after
+    it asked: after a test moves a clock, the loop has looked at it. The loop calls ``begin``
+    and ``end`` around each pass; ``after(mark)`` returns once a pass begun after ``mark`` (the
+    ``begun`` count read before waking the loop) has ended."""
+
+    def __init__(self) -> None:
+        self.begun = self.ended = 0
+        self._ended = asyncio.Condition()
+
+    def begin(self) -> None:
+        self.begun += 1
+
+    async def end(self) -> None:
+        async with self._ended:
+            self.ended += 1
+            self._ended.notify_all()
+
+    async def after(self, mark: int) -> None:
+        async with self._ended:
+            await self._ended.wait_for(lambda: self.ended > mark)

@@ -22,7 +22,7 @@ import orjson
 from hub.base.hospital_time import HOSPITAL
 from hub.base.json import Json
 from hub.base.logs import log_event
-from hub.base.tasks import cancel, wait_event
+from hub.base.tasks import Passes, cancel, wait_event
 from hub.hl7v2.message import Message
 from hub.lab.critical_alerts import AlertEvent, CriticalAlert, Staff, Step, local_time
 from hub.lab.critical_desk import CriticalValueDesk
@@ -74,6 +74,7 @@ class LabService:
         self._screens: list[asyncio.Queue[bytes | None]] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._passes = Passes()
         self._stages_dirty = False
         self._last_kpi = 0.0
         self._refresh: Refresh | None = None
@@ -147,12 +148,22 @@ class LabService:
         for queue in list(self._screens):
             _offer(queue, None)
 
+    async def look_now(self) -> None:
+        """Wake the background task and return once a step begun after this call has ended:
+        after a test moves the clock, what was due (an escalation, a notification to write
+        again) is done."""
+        mark = self._passes.begun
+        self._wake.set()
+        await self._passes.after(mark)
+
     async def _run(self) -> None:
         while True:
+            self._passes.begin()
             try:
                 await self._step()
             except Exception as exc:  # keep ticking: a broken step must not stop the alerts
                 log_event(log, "lab_tick_failed", logging.ERROR, error=type(exc).__name__)
+            await self._passes.end()
             due = self.desk.next_due()
             wait = TICK_S
             if due is not None:
