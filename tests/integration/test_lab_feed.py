@@ -15,7 +15,6 @@ from hub.lab.lifecycle import Stage
 from hub.lab.service import LabService
 from hub.web.keys import RUNTIME
 from tests.integration.fhir_api import AUTH, Client, call, new_patient, settle, start_api
-from tests.integration.test_bus_contract import wait_until, wait_until_async
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 SYSTEM = {"Authorization": "Bearer his-key", "Content-Type": "text/plain"}
@@ -144,7 +143,9 @@ async def test_a_restart_rebuilds_tubes_alerts_and_critical_values(tmp_path: Pat
         lab = lab_of(first)
         await post_hl7(first, CHEM_ORDER)
         await post_hl7(first, CRITICAL_K)
-        await wait_until(lambda: bool(lab.engine.alerts()) and bool(lab.desk.open_alerts()), 15)
+        await settle(first)
+        assert lab.engine.alerts()
+        assert lab.desk.open_alerts()
         overdue = lab.engine.alerts()[0]
         response = await first.post(
             f"/lab/alerts/{overdue.id}/ack",
@@ -187,7 +188,8 @@ async def test_a_restart_keeps_what_only_the_lis_hl7_said(tmp_path: Path) -> Non
         lab = lab_of(first)
         await post_hl7(first, "17-his-oml-o21-flu-order.hl7")
         await post_hl7(first, "25-lis-oru-r01-flu-spm.hl7")
-        await wait_until(lambda: len(lab.engine.completed) == 1, 15)
+        await settle(first)
+        assert len(lab.engine.completed) == 1
         (tube,) = lab.engine.completed
         assert lab.engine.in_flight() == 0
     finally:
@@ -222,19 +224,16 @@ async def test_a_restart_replays_in_the_order_things_came(tmp_path: Path) -> Non
         tube = next(r for r in resources if r["resourceType"] == "Specimen")
         sent = await first.post("/hl7v2", data=received.encode(), headers=SYSTEM)
         assert "|AA|" in await sent.text()
-        await wait_until(lambda: _stage(lab, tube["id"]) is Stage.RECEIVED, 15)
-
-        async def normalized() -> bool:  # the lab heard the LIS's HL7; the store may lag
-            status, _, _ = await call(first, "GET", f"ServiceRequest/{order['id']}")
-            return status == 200
-
-        await wait_until_async(normalized, 15)
-        _, stored, _ = await call(first, "GET", f"ServiceRequest/{order['id']}")
+        await settle(first)
+        assert _stage(lab, tube["id"]) is Stage.RECEIVED
+        status, stored, _ = await call(first, "GET", f"ServiceRequest/{order['id']}")
+        assert status == 200
         status, _, _ = await call(
             first, "PUT", f"ServiceRequest/{order['id']}", {**stored, "status": "revoked"}
         )
         assert status == 200
-        await wait_until(lambda: lab.engine.track(tube["id"]) is None, 15)
+        await settle(first)
+        assert lab.engine.track(tube["id"]) is None
     finally:
         await first.close()
     second = await start_api(tmp_path, consume=True)
