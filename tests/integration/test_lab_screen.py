@@ -23,8 +23,8 @@ from hub.lab.service import LabService
 from hub.lab.settings import LabSettings
 from hub.web.keys import RUNTIME
 from store.resources import AuditFilter
-from tests.integration.fhir_api import AUTH, Client, start_api
-from tests.integration.test_bus_contract import wait_until, wait_until_async
+from tests.integration.fhir_api import AUTH, Client, settle, start_api
+from tests.integration.test_bus_contract import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -253,10 +253,7 @@ async def test_a_lab_worker_acknowledges_a_critical_value_in_the_page(wall: Clie
     assert communication["recipient"][0]["display"] == "王芳"
     assert communication["payload"][1]["contentString"] == f"复述：{READ_BACK}"
 
-    async def audited() -> bool:
-        return len(await acknowledged_audits(wall)) == 1
-
-    await wait_until_async(audited)
+    await flushed(wall)
     (audit,) = await acknowledged_audits(wall)
     people = {staff_of(agent) for agent in audit["agent"] if "display" in agent["who"]}
     assert people == {("0499", "梁思远"), ("2107", "王芳")}
@@ -380,7 +377,9 @@ async def next_event(response: Any, kind: str) -> Any:
 async def test_acknowledgements_are_named_and_audited(wall: Client) -> None:
     runtime, service = wall.app[RUNTIME], lab_of(wall)
     await send(wall, CHEM_ORDER, CRITICAL_K)
-    await wait_until(lambda: len(service.engine.alerts()) == 1 and len(service.desk.open_alerts()))
+    await settle(wall)
+    assert len(service.engine.alerts()) == 1
+    assert service.desk.open_alerts()
     snapshot = await overview(wall)
     (tat,) = snapshot["alerts"]
     (critical,) = snapshot["critical"]
@@ -411,10 +410,8 @@ async def test_acknowledgements_are_named_and_audited(wall: Client) -> None:
         )
         return list(found.items)
 
-    async def both() -> bool:
-        return len(await audited()) == 2
-
-    await wait_until_async(both)
+    await flushed(wall)
+    assert len(await audited()) == 2
     agents = [orjson.loads(event.body or b"{}")["agent"] for event in await audited()]
     names = {agent.get("name") for found in agents for agent in found}
     # the named people, and the caller whose token acknowledged
@@ -425,7 +422,8 @@ async def test_a_personal_view_asks_for_its_token_in_the_page(guarded: Client) -
     """Without the open wall display the page asks for a token, refuses one without the
     right, and with a good one shows the live screen."""
     await send(guarded, CRITICAL_K)
-    await wait_until_async(lambda: _critical_open(guarded), 15)
+    await settle(guarded)
+    assert await _critical_open(guarded)
     async with screen_of(guarded, live=False) as page:
         login = page.locator("#login")
         await expect(login).to_be_visible(timeout=WAIT_MS)
@@ -438,6 +436,13 @@ async def test_a_personal_view_asks_for_its_token_in_the_page(guarded: Client) -
         await page.locator("#login-ok").click()
         await expect(page.locator("#live")).to_have_class("on", timeout=WAIT_MS)
         await expect(page.locator(".crit")).to_contain_text("杨*", timeout=WAIT_MS)
+
+
+async def flushed(api: Client) -> None:
+    """The audit trail is written in batches: what is buffered, written now."""
+    audit = api.app[RUNTIME].audit
+    assert audit is not None
+    await audit.flush()
 
 
 async def _critical_open(api: Client) -> bool:
