@@ -19,12 +19,13 @@ from hub.base.hospital_time import shown
 from hub.base.json import Json
 from hub.hl7v2.replay import summary
 from store.archive import ArchivedMessage, ArchiveQuery, MessageArchive
-from store.resources import ResourceStore, StoredVersion
+from store.resources import AuditFilter, ResourceStore, StoredVersion
 
 # More versions than this from one message are shown as a count beyond it (a 50,000-OBX result).
 MAX_VERSIONS = 1000
 # A control id sent by several senders, or reused: at most this many messages are offered.
 MAX_CANDIDATES = 20
+MAX_REQUESTS = 200  # API calls listed for one id (a batch is one per entry)
 AUDIT_TYPE = "urn:jianhu:codesystem:audit-event-type"
 
 
@@ -45,6 +46,7 @@ Tracer = tuple[str, Callable[[Traced], Awaitable[list[Json]]]]
 class Trace:
     correlation: str
     message: Json | None = None  # the archived HL7 v2 message, when it was one
+    requests: list[Json] = field(default_factory=list)  # the API calls made under the id
     versions: list[Json] = field(default_factory=list)
     more_versions: bool = False  # more than MAX_VERSIONS: the first ones are listed
     events: list[Json] = field(default_factory=list)
@@ -53,12 +55,14 @@ class Trace:
 
     @property
     def found(self) -> bool:
-        return bool(self.message or self.versions or self.candidates) or any(self.sections.values())
+        seen = (self.message, self.requests, self.versions, self.candidates)
+        return any(seen) or any(self.sections.values())
 
     def as_json(self) -> Json:
         return {
             "correlation_id": self.correlation,
             "message": self.message,
+            "requests": self.requests,
             "versions": self.versions,
             "more_versions": self.more_versions,
             "events": self.events,
@@ -88,6 +92,7 @@ async def trace(
     found = Trace(
         correlation,
         message=_message(message) if message is not None else None,
+        requests=await _requests(resources, correlation),
         versions=[_version(v) for v in versions[:MAX_VERSIONS]],
         more_versions=len(versions) > MAX_VERSIONS,
         events=_events(versions[:MAX_VERSIONS]),
@@ -110,6 +115,25 @@ def _message(message: ArchivedMessage) -> Json:
         "acknowledged": _ack_code(message.ack),
         # another message sent earlier under the same control id, with other content
         "reuses_control_id_of": message.duplicate_of,
+    }
+
+
+async def _requests(resources: ResourceStore, correlation: str) -> list[Json]:
+    """The FHIR API calls made under this id, from their AuditEvents, oldest first."""
+    filters = [AuditFilter("correlation", "=", correlation)]
+    page = await resources.audit.search(filters, MAX_REQUESTS, None, newest_first=False)
+    return [_request(orjson.loads(stored.body or b"{}")) for stored in page.items]
+
+
+def _request(event: Json) -> Json:
+    what = ((event.get("entity") or [{}])[0].get("what") or {}).get("reference", "")
+    return {
+        "at": event.get("recorded", ""),
+        "by": ((event.get("agent") or [{}])[0]).get("name", ""),
+        "interaction": ((event.get("subtype") or [{}])[0]).get("code", ""),
+        "action": event.get("action", ""),
+        "what": what,
+        "outcome": event.get("outcome", ""),  # 0 success, 4 refused, 8 failed
     }
 
 
@@ -150,13 +174,13 @@ def _events(versions: Sequence[StoredVersion]) -> list[Json]:
 def lines(found: Trace) -> list[str]:
     """The trace for a person at a terminal."""
     if found.candidates:
-        out = [f"{len(found.candidates)} messages have control id {found.correlation}:"]
-        for c in found.candidates:
-            out.append(f"  {c['id']}  {c['received_at']}  {c['sender']}  {c['type']}")
-        return [*out, "trace one of them by its id"]
+        return _candidate_lines(found)
     out = [f"correlation id {found.correlation}"]
     if found.message is not None:
         out += _message_lines(found.message)
+    for r in found.requests:
+        outcome = {"0": "ok", "4": "refused", "8": "failed"}.get(r["outcome"], r["outcome"])
+        out.append(f"request    {r['at']}  {r['interaction']} {r['what']} by {r['by']}: {outcome}")
     for v in found.versions:
         by = f"  by {v['by']}" if v["by"] else ""
         out.append(f"version    {v['at']}  {v['reference']}  {v['change']}{by}")
@@ -170,6 +194,13 @@ def lines(found: Trace) -> list[str]:
     if not found.found:
         out.append("nothing found: no message, version, alert or submission has this id")
     return out
+
+
+def _candidate_lines(found: Trace) -> list[str]:
+    out = [f"{len(found.candidates)} messages have control id {found.correlation}:"]
+    for c in found.candidates:
+        out.append(f"  {c['id']}  {c['received_at']}  {c['sender']}  {c['type']}")
+    return [*out, "trace one of them by its id"]
 
 
 def _message_lines(m: Json) -> list[str]:

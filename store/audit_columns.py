@@ -9,6 +9,26 @@ import orjson
 from store.index import date_range, instant
 from store.resources import Resource
 
+# IHE Basic Audit Log Patterns: the entity that carries the request's id (X-Request-Id), here
+# the correlation id the request ran under
+REQUEST_ID_TYPE = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
+REQUEST_ID_CODE = "XrequestId"
+
+
+def request_id_entity(correlation: str) -> Resource:
+    return {
+        "what": {"identifier": {"value": correlation}},
+        "type": {"system": REQUEST_ID_TYPE, "code": REQUEST_ID_CODE},
+    }
+
+
+def correlation_of(event: Resource) -> str | None:
+    for entity in event.get("entity") or []:
+        if (entity.get("type") or {}).get("code") == REQUEST_ID_CODE:
+            value = ((entity.get("what") or {}).get("identifier") or {}).get("value")
+            return str(value) if value else None
+    return None
+
 
 def columns_of(event: Resource) -> tuple[Any, ...]:
     agents = event.get("agent") or [{}]
@@ -28,5 +48,6 @@ def columns_of(event: Resource) -> tuple[Any, ...]:
         subtypes[0].get("code"),
         event.get("action"),
         event.get("outcome"),
+        correlation_of(event),
         orjson.dumps(event),
     )

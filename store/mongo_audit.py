@@ -17,9 +17,11 @@ from store.index import instant
 from store.resources import AuditFilter, Resource, SearchPage, StoredVersion
 
 Doc = dict[str, Any]
-_FIELDS = ("_id", "recorded", "agent", "entity", "subtype", "action", "outcome", "body")
+_FIELDS: tuple[str, ...] = ("_id", "recorded", "agent", "entity", "subtype", "action")
+_FIELDS += ("outcome", "correlation", "body")
 _PARAMS = {"_id": "_id", "date": "recorded", "agent-name": "agent", "entity": "entity"}
 _PARAMS |= {"subtype": "subtype", "action": "action", "outcome": "outcome"}
+_PARAMS |= {"correlation": "correlation"}  # for ``jianhu trace``; not a FHIR search parameter
 _OPS = {"=": "$eq", ">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt"}
 
 
@@ -42,7 +44,13 @@ class MongoAuditLog:
         self._session = session
 
     async def create_indexes(self) -> None:
-        for keys in (["recorded"], ["agent", "recorded"], ["entity", "recorded"], ["seq"]):
+        for keys in (
+            ["recorded"],
+            ["agent", "recorded"],
+            ["entity", "recorded"],
+            ["correlation", "recorded"],
+            ["seq"],
+        ):
             await self._events.create_index([(key, ASCENDING) for key in keys])
 
     async def insert(self, events: Sequence[Resource]) -> list[Resource]:

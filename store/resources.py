@@ -38,7 +38,7 @@ class OutboxEvent:
 class AuditFilter:
     """One condition on the audit log: ``date >= 2026-11-01T00:00:00.000Z``."""
 
-    param: str  # _id, date, agent-name, entity, subtype, action, outcome
+    param: str  # _id, date, agent-name, entity, subtype, action, outcome, correlation
     op: str  # = >= <= > <
     value: str
 

@@ -9,6 +9,7 @@ FHIR API as AuditEvent by ``_id``, ``date``, ``agent-name``, ``entity``, ``subty
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from hub.base.envelope import new_id
 from hub.base.errors import ResourceNotFoundError, SearchError
@@ -27,13 +28,15 @@ CREATE TABLE IF NOT EXISTS audit_event (
     subtype TEXT,
     action TEXT,
     outcome TEXT,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    correlation TEXT                -- the request's correlation id (its X-Request-Id entity)
 );
 CREATE INDEX IF NOT EXISTS audit_event_recorded ON audit_event (recorded);
 CREATE INDEX IF NOT EXISTS audit_event_agent ON audit_event (agent, recorded);
 CREATE INDEX IF NOT EXISTS audit_event_entity ON audit_event (entity, recorded);
 """
 _COLUMNS = {"_id": "id", "date": "recorded", "agent-name": "agent", "entity": "entity"}
+_COLUMNS |= {"correlation": "correlation"}  # for ``jianhu trace``; not a FHIR search parameter
 _COLUMNS |= {"subtype": "subtype", "action": "action", "outcome": "outcome"}
 _OPS = {"=", ">=", "<=", ">", "<"}
 
@@ -44,12 +47,24 @@ def _condition(item: AuditFilter) -> str:
     return f"{_COLUMNS[item.param]} {item.op} ?"
 
 
+def _add_correlation(db: Any) -> None:
+    """Logs made before events kept their request's correlation id get the column (empty)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(audit_event)")}
+    if "correlation" not in columns:
+        db.execute("ALTER TABLE audit_event ADD COLUMN correlation TEXT")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS audit_event_correlation ON audit_event (correlation) "
+        "WHERE correlation IS NOT NULL"
+    )
+
+
 class SqliteAuditLog:
     def __init__(self, file: SqliteFile) -> None:
         self._file = file
 
     async def setup(self) -> None:
         await self._file.schema(SCHEMA)
+        await self._file.write(_add_correlation)
 
     async def append(self, events: Sequence[Resource]) -> list[Resource]:
         """One write of the writer thread; returns the events with their ids and meta."""
@@ -62,8 +77,8 @@ class SqliteAuditLog:
         await self._file.write(
             lambda db: db.executemany(
                 "INSERT INTO audit_event "
-                "(id, recorded, agent, entity, subtype, action, outcome, body) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "(id, recorded, agent, entity, subtype, action, outcome, correlation, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         )

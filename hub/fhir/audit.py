@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from hub.base.correlation import current
 from hub.base.logs import log_event
 from hub.base.tasks import cancel, wait_event
 from hub.fhir.interaction import FhirRequest
 from hub.fhir.outcome import FhirError
 from hub.fhir.paths import Target, parse_path
+from store.audit_columns import request_id_entity
 from store.index import instant
 from store.resources import Resource, ResourceStore
 
@@ -104,8 +106,12 @@ def audit_event(
         entity["what"] = {"display": target.type}
     if request.query and code in ("search-type", "history-type", "operation"):
         entity["query"] = base64.b64encode(urlencode(request.query).encode()).decode()
-    if entity:
-        event["entity"] = [entity]
+    entities = [entity] if entity else []
+    origin = current()
+    if origin is not None:  # the request's id, so ``jianhu trace`` finds the request itself
+        entities.append(request_id_entity(origin.correlation))
+    if entities:
+        event["entity"] = entities
     return event
 
 

@@ -147,6 +147,16 @@ async def test_a_fhir_request_is_traced_by_the_id_its_caller_gave(hub: Client) -
     assert [v["reference"] for v in found["versions"]] == [f"Patient/{body['id']}/_history/1"]
 
     assert [v["by"] for v in found["versions"]] == ["api-key-clinician"]  # who wrote it
+    (created,) = found["requests"]  # the call itself, from its AuditEvent
+    assert (created["interaction"], created["by"], created["outcome"]) == (
+        "create",
+        "api-key:clinician",
+        "0",
+    )
+    # a read writes nothing, and is traced all the same
+    await call(hub, "GET", f"Patient/{body['id']}", **{"X-Request-ID": "emr-read-1"})
+    (read,) = (await traced(hub, "emr-read-1"))["requests"]
+    assert (read["interaction"], read["what"]) == ("read", f"Patient/{body['id']}")
 
     for unusable in ("not usable / as an id", "01a23d6b-57f4-7d3c-9a51-23b8c2d4e5f6"):
         status, _, headers = await call(
@@ -158,8 +168,9 @@ async def test_a_fhir_request_is_traced_by_the_id_its_caller_gave(hub: Client) -
 
     await hub.app[RUNTIME].audit.flush()
     audit = hub.app[RUNTIME].resources.audit
-    looked = await audit.search([AuditFilter("subtype", "=", "trace")], 10, None, True)
-    (event,) = [orjson.loads(v.body or b"{}") for v in looked.items]
+    looked = await audit.search([AuditFilter("subtype", "=", "trace")], 10, None, False)
+    first, second = [orjson.loads(v.body or b"{}") for v in looked.items]  # two traces looked at
+    event = first
     assert event["agent"][0]["name"] == "api-key:ops"
     assert event["entity"][0]["what"]["reference"] == f"Patient/{body['id']}"
 
