@@ -169,8 +169,7 @@ async def test_a_fhir_request_is_traced_by_the_id_its_caller_gave(hub: Client) -
     await hub.app[RUNTIME].audit.flush()
     audit = hub.app[RUNTIME].resources.audit
     looked = await audit.search([AuditFilter("subtype", "=", "trace")], 10, None, False)
-    first, second = [orjson.loads(v.body or b"{}") for v in looked.items]  # two traces looked at
-    event = first
+    event, _ = [orjson.loads(v.body or b"{}") for v in looked.items]  # two traces looked at
     assert event["agent"][0]["name"] == "api-key:ops"
     assert event["entity"][0]["what"]["reference"] == f"Patient/{body['id']}"
 
