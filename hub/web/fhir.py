@@ -17,6 +17,7 @@ from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.service import FhirService
 from hub.settings import Role
 from hub.web.auth import allow
+from hub.web.bodies import read_body
 from hub.web.keys import PRINCIPAL, RUNTIME
 
 CONTENT_TYPE = f"{JSON_TYPE}; charset=utf-8"
@@ -100,16 +101,10 @@ async def _fhir_request(request: web.Request) -> FhirRequest:
 
 async def _read_body(request: web.Request) -> bytes:
     limit = request.app[RUNTIME].settings.fhir.max_body_bytes
-    too_big = FhirError.of(413, "too-costly", f"the body is over the limit of {limit} bytes")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_big
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
-    return b"".join(chunks)
+    raw = await read_body(request, limit)
+    if raw is None:
+        raise FhirError.of(413, "too-costly", f"the body is over the limit of {limit} bytes")
+    return raw
 
 
 def _check_query_size(size: int, limit: int) -> None:

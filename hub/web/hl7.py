@@ -8,6 +8,7 @@ from aiohttp import web
 from hub.hl7v2.ingest import Ingest
 from hub.settings import Role
 from hub.web.auth import allow
+from hub.web.bodies import read_body
 from hub.web.correlation import HEADER as CORRELATION_HEADER
 from hub.web.errors import problem
 from hub.web.keys import RUNTIME
@@ -27,10 +28,8 @@ async def intake(request: web.Request) -> web.StreamResponse:
         return problem(415, "not-supported", f"send HL7 v2 as {ER7} or text/plain")
     listener = runtime.settings.hl7.listeners[0]
     limit = listener.max_message_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return problem(413, "too-costly", f"the message is over {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
+    raw = await read_body(request, limit)
+    if raw is None:
         return problem(413, "too-costly", f"the message is over {limit} bytes")
     if request.charset:
         listener = listener.model_copy(update={"charset": request.charset, "trust_msh18": False})
