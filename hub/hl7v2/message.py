@@ -162,6 +162,15 @@ def head(text: str) -> str:
     return text
 
 
+def without_results(text: str) -> str:
+    """The message without its OBX segments: what a reader of order and specimen statuses
+    needs, a few segments even of a result message of 50,000 OBX."""
+    if "OBX|" not in text:
+        return text
+    segments = text.replace("\n", "\r").split("\r")
+    return "\r".join(s for s in segments if s and not s.startswith("OBX|"))
+
+
 async def parse(text: str, charset: str = "utf-8") -> "Message":
     """``Message(text, charset)``, off the event loop when the text is long."""
     if len(text) > PARSE_OFF_LOOP_CHARS:

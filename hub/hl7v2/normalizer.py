@@ -17,6 +17,7 @@ from hub.hl7v2.message import HL7ParseError, Message, head
 from hub.hl7v2.offload import BIG_MESSAGE_CHARS, BigMessages
 from hub.hl7v2.persist import persist
 from hub.hl7v2.privacy import mask_personal
+from hub.hl7v2.publishing import message_text
 from store.archive import FAILED, PROCESSED, STORED, UNMAPPED, MessageArchive
 from store.resources import ResourceStore
 
@@ -65,7 +66,8 @@ def normalizer(services: Services) -> Handler:
 
 
 async def _normalize(services: Services, envelope: Envelope, archive_id: str) -> None:
-    text, charset = envelope.body.decode(), envelope.headers.get("charset", "utf-8")
+    text = await message_text(envelope, services.archive)
+    charset = envelope.headers.get("charset", "utf-8")
     big = len(text) > BIG_MESSAGE_CHARS
     try:  # of a big message only its head here (the ACK and the masking need no more)
         message = Message(head(text) if big else text, charset)

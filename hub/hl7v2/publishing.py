@@ -15,13 +15,15 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 from hub.base.envelope import HL7V2_ER7, Envelope, new_id
-from hub.base.errors import StoreError
+from hub.base.errors import RetryableError, StoreError
 from hub.base.logs import log_event
 from hub.bus.base import Bus
 from hub.bus.topology import INBOUND
 from store.archive import RECEIVED, ArchivedMessage, MessageArchive
 
 log = logging.getLogger(__name__)
+CLAIM_CHECK = "claim-check"  # header: the text is in the archive under ``archive-id``
+CLAIM_CHECK_BYTES = 256 * 1024  # above this, a message travels as a claim check
 # Polling another process's claim: first and longest pause between looks at the archive.
 _FIRST_LOOK_S, _LONGEST_LOOK_S = 0.02, 0.25
 
@@ -34,17 +36,38 @@ def routing_key(message_type: str) -> str:
 
 async def publish_archived(bus: Bus, message: ArchivedMessage, attempt: int) -> None:
     """Put an archived message on the inbound exchange for the normalizer; the envelope
-    carries the archive id and the attempt, so every attempt stays linked to the original."""
+    carries the archive id and the attempt, so every attempt stays linked to the original.
+
+    A message over CLAIM_CHECK_BYTES travels as a claim check: the envelope carries the archive
+    id and no body, and its consumers read the text from the archive. A 50,000-OBX result is
+    then written once (the archive), not once more per queue it is routed to, and no queue
+    holds megabytes a broker or the embedded bus's writer would have to move first."""
     key = routing_key(message.message_type)
+    headers = {"archive-id": message.id, "charset": message.charset, "attempt": str(attempt)}
+    body = message.text.encode()
+    if len(body) > CLAIM_CHECK_BYTES:
+        headers[CLAIM_CHECK], body = "archive", b""
     envelope = Envelope(
         type=key,
         source=message.sender_application or message.peer,
         content_type=HL7V2_ER7,
-        body=message.text.encode(),
+        body=body,
         correlation_id=message.id,
-        headers={"archive-id": message.id, "charset": message.charset, "attempt": str(attempt)},
+        headers=headers,
     )
     await bus.publish(envelope, key, INBOUND)
+
+
+async def message_text(envelope: Envelope, archive: MessageArchive) -> str:
+    """The HL7 text an inbound envelope carries, or that its claim check names."""
+    if envelope.headers.get(CLAIM_CHECK) != "archive":
+        return envelope.body.decode()
+    archive_id = envelope.headers.get("archive-id", "")
+    try:
+        return (await archive.get(archive_id)).text
+    except StoreError as exc:  # the archive unavailable, or the message purged since: the
+        # retries tell one from the other, and a purged one ends in the dead letters
+        raise RetryableError(f"cannot read the archived message {archive_id}: {exc}") from exc
 
 
 class Publisher:

@@ -29,7 +29,9 @@ from hub.base.tasks import Turns
 from hub.bus.base import Delivery, Handler
 from hub.bus.topology import EVENTS, INBOUND
 from hub.events import Change, read_change_set
-from hub.hl7v2.message import HL7ParseError, Message, parse
+from hub.hl7v2.message import HL7ParseError, Message, parse, without_results
+from hub.hl7v2.publishing import message_text
+from store.archive import MessageArchive
 from store.resources import ResourceStore, StoredVersion
 
 FHIR_QUEUE = "lab.fhir"
@@ -71,6 +73,9 @@ class LabServices(Protocol):
 
     @property
     def lab(self) -> LabSink | None: ...
+
+    @property
+    def archive(self) -> MessageArchive: ...
 
 
 def references(resource: Json) -> list[tuple[str, str]]:
@@ -258,8 +263,9 @@ def hl7_status(services: LabServices) -> Handler:
             await sink.catch_up()  # heard: this process holds the queues
             return
         charset = envelope.headers.get("charset", "utf-8")
-        try:
-            message = await parse(envelope.body.decode(), charset)
+        text = await message_text(envelope, services.archive)
+        try:  # the statuses are in the order and specimen segments, never in the results
+            message = await parse(without_results(text), charset)
         except (HL7ParseError, UnicodeDecodeError) as exc:
             raise PermanentError(f"cannot read the message: {exc}") from exc
         await sink.catch_up()
