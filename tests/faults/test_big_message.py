@@ -71,5 +71,5 @@ async def test_a_huge_result_message_beside_a_steady_sender(tmp_path: Path, long
     assert stored["LIS99999999"][0] == "stored"
     assert all(status == "stored" for status, _, _ in rows.values())
     # not starved: the other sender went on at about its pace the whole time (its latency
-    # figures are measured by bench/big_message.py and recorded in docs/performance.md)
+    # figures are printed above and recorded in docs/performance.md, "Fault suite")
     assert len(latencies) >= 0.5 * normalized_s / STEADY_EVERY_S
