@@ -37,8 +37,14 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     is in the log under that id (masked), never in the answer."""
     try:
         return await handler(request)  # type: ignore[no-any-return]
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # a redirect, not an error
+        # the router's own answers (no such path, a method the path does not take) in the
+        # same shape as every other error, not aiohttp's plain text
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status, "processing")
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return problem(exc.status, code, f"{exc.reason}: {request.method} {request.path}", allow)
     except Exception:
         incident = new_id()
         log_event(

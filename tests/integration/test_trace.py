@@ -194,3 +194,22 @@ def test_the_cli_says_when_nothing_is_found(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["trace", "x" * 201], env=env)
     assert result.exit_code == 2
     assert "not an id" in result.output
+
+
+async def test_a_path_or_method_the_hub_does_not_have_is_an_operation_outcome(
+    hub: Client,
+) -> None:
+    """The router's own refusals look like every other error, not aiohttp's plain text."""
+    for method, path, status in (
+        ("GET", "/no-such-path", 404),
+        ("GET", "/ops/trace/", 404),
+        ("DELETE", "/healthz", 405),
+    ):
+        response = await hub.request(method, path, headers=OPS)
+        assert response.status == status
+        assert response.content_type == "application/fhir+json"
+        outcome = await response.json()
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert path in outcome["issue"][0]["diagnostics"]
+    response = await hub.delete("/healthz")
+    assert "GET" in response.headers["Allow"]  # what the path does take
