@@ -31,16 +31,24 @@ class Recorder:
         self.fail = fail
         self.deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
         self.done: list[Delivery] = []
+        self._handled = asyncio.Condition()
 
     async def __call__(self, delivery: Delivery) -> None:
         await self.deliveries.put(delivery)
         error = self.fail(delivery)
         if error is not None:
             raise error
-        self.done.append(delivery)
+        async with self._handled:
+            self.done.append(delivery)
+            self._handled.notify_all()
 
     async def next(self, timeout_s: float = WAIT_S) -> Delivery:
         return await asyncio.wait_for(self.deliveries.get(), timeout_s)
+
+    async def handled(self, count: int, timeout_s: float = WAIT_S) -> None:
+        """Until ``count`` deliveries were handled without error (told, not polled)."""
+        async with asyncio.timeout(timeout_s), self._handled:
+            await self._handled.wait_for(lambda: len(self.done) >= count)
 
 
 async def wait_until(predicate: Callable[[], object], timeout_s: float = WAIT_S) -> None:
@@ -81,7 +89,8 @@ async def test_publish_and_consume(buses: BusFactory) -> None:
     assert [d.envelope for d in got] == sent  # the body and metadata round-trip exactly
     assert {d.routing_key for d in got} == {buses.key("oru")}
     assert all(d.attempt == 1 and not d.redelivered for d in got)
-    await wait_until(lambda: len(recorder.done) == 5)
+    await recorder.handled(5)
+    assert len(recorder.done) == 5
 
 
 async def test_topic_routing_reaches_every_bound_queue_only(buses: BusFactory) -> None:
@@ -115,7 +124,8 @@ async def test_batch_publish_is_confirmed_and_complete(buses: BusFactory) -> Non
     assert depth[spec.name] == 300
     recorder = Recorder()
     await bus.consume(spec.name, recorder)
-    await wait_until(lambda: len(recorder.done) == 300)
+    await recorder.handled(300)
+    assert len(recorder.done) == 300
     assert {d.envelope.id for d in recorder.done} == {item.id for item in sent}
 
 
@@ -141,7 +151,8 @@ async def test_ack_only_after_the_handler_succeeds(buses: BusFactory) -> None:
     await second.consume(spec.name, recorder)
     again = await recorder.next()
     assert again.redelivered
-    await wait_until(lambda: len(recorder.done) == 1)
+    await recorder.handled(1)
+    assert len(recorder.done) == 1
 
 
 async def test_graceful_close_lets_in_flight_handlers_finish(buses: BusFactory) -> None:
@@ -216,7 +227,8 @@ async def test_unexpected_exception_counts_as_retryable(buses: BusFactory) -> No
     recorder = Recorder(lambda d: KeyError("OBX-5") if d.attempt == 1 else None)
     await bus.publish(envelope(), buses.key())
     await bus.consume(spec.name, recorder)
-    await wait_until(lambda: len(recorder.done) == 1)
+    await recorder.handled(1)
+    assert len(recorder.done) == 1
     assert recorder.done[0].attempt == 2
     assert await dead_ids(bus, spec.name) == []
 
@@ -234,13 +246,15 @@ async def test_redrive_puts_dead_letters_back(buses: BusFactory) -> None:
     await _wait_for_dead(bus, spec.name, 3)
     broken["yes"] = False  # the bug is fixed
     assert await bus.redrive(spec.name, [sent[1].id]) == 1
-    await wait_until(lambda: len(recorder.done) == 1)
+    await recorder.handled(1)
+    assert len(recorder.done) == 1
     assert recorder.done[0].envelope.id == sent[1].id
     assert recorder.done[0].routing_key == buses.key("adt")
     assert recorder.done[0].attempt == 1
     assert sorted(await dead_ids(bus, spec.name)) == sorted([sent[0].id, sent[2].id])
     assert await bus.redrive(spec.name) == 2
-    await wait_until(lambda: len(recorder.done) == 3)
+    await recorder.handled(3)
+    assert len(recorder.done) == 3
     assert await dead_ids(bus, spec.name) == []
 
 

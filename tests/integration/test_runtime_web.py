@@ -19,7 +19,7 @@ from hub.runtime import Runtime
 from hub.settings import load_settings
 from hub.web.app import make_app
 from routes.table import RoutingTable
-from tests.integration.test_bus_contract import envelope, wait_until
+from tests.integration.test_bus_contract import envelope
 
 OPS = {"Authorization": "Bearer ops-key"}
 SCREEN = {"Authorization": "Bearer wall-key"}
@@ -32,6 +32,17 @@ class Hub:
         self.client, self.runtime, self.queue, self.key = client, runtime, queue, key
         self.handled: list[Delivery] = []
         self.poison = "POISON"
+        self._changed = asyncio.Condition()
+
+    async def take(self, delivery: Delivery) -> None:
+        async with self._changed:
+            self.handled.append(delivery)
+            self._changed.notify_all()
+
+    async def handled_at_least(self, count: int, timeout_s: float = 10) -> None:
+        """Until the route's handler has taken ``count`` deliveries (told, not polled)."""
+        async with asyncio.timeout(timeout_s), self._changed:
+            await self._changed.wait_for(lambda: len(self.handled) >= count)
 
 
 @pytest.fixture(params=["embedded", "rabbit"])
@@ -51,7 +62,7 @@ async def hub(request: Any, tmp_path: Path) -> AsyncIterator[Hub]:
         async def handle(delivery: Delivery) -> None:
             if delivery.envelope.type == holder["hub"].poison:
                 raise PermanentError("cannot map this message")
-            holder["hub"].handled.append(delivery)
+            await holder["hub"].take(delivery)
 
         return handle
 
@@ -87,7 +98,8 @@ async def test_readiness_fails_when_the_store_is_gone(hub: Hub) -> None:
 async def test_messages_flow_and_metrics_count_them(hub: Hub) -> None:
     for n in range(3):
         await hub.runtime.bus.publish(envelope(n), hub.key)
-    await wait_until(lambda: len(hub.handled) == 3)
+    await hub.handled_at_least(3)
+    assert len(hub.handled) == 3
     text = await (await hub.client.get("/metrics", headers=OPS)).text()
     assert f'jianhu_bus_published_total{{queue="{hub.queue}"}} 3.0' in text
     assert f'jianhu_bus_consumed_total{{queue="{hub.queue}"}} 3.0' in text
@@ -120,7 +132,8 @@ async def test_ops_api_lists_shows_and_redrives_dead_letters(hub: Hub) -> None:
         f"/ops/dlq/{hub.queue}/redrive", json={"ids": [bad.id]}, headers=OPS
     )
     assert (await redriven.json()) == {"redriven": 1}
-    await wait_until(lambda: any(d.envelope.id == bad.id for d in hub.handled))
+    await hub.handled_at_least(1)  # nothing else was sent: the one handled is the redriven
+    assert [d.envelope.id for d in hub.handled] == [bad.id]
     assert await listed() == []
 
 
