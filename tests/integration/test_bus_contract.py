@@ -47,8 +47,12 @@ class Recorder:
 
     async def handled(self, count: int, timeout_s: float = WAIT_S) -> None:
         """Until ``count`` deliveries were handled without error (told, not polled)."""
+        await self.handled_until(lambda: len(self.done) >= count, timeout_s)
+
+    async def handled_until(self, done: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
+        """Until what was handled satisfies ``done``; each delivery handled tells."""
         async with asyncio.timeout(timeout_s), self._handled:
-            await self._handled.wait_for(lambda: len(self.done) >= count)
+            await self._handled.wait_for(done)
 
 
 async def wait_until(predicate: Callable[[], object], timeout_s: float = WAIT_S) -> None:
