@@ -90,6 +90,9 @@ class Bus(ABC):
         self.metrics = metrics
         self.specs: dict[str, QueueSpec] = {}
         self._inflight = _Inflight()
+        # deliveries this process has handled, and a condition told at each: ``handled_until``
+        self.handled_count = 0
+        self._handled_one = asyncio.Condition()
         self._metric_children: dict[str, tuple[Counter, Histogram]] = {}
         self._publish_counters: dict[tuple[str, str], list[Counter]] = {}
 
@@ -217,7 +220,24 @@ class Bus(ABC):
                 log_event(log, "acked", logging.DEBUG, queue=delivery.queue, message_id=envelope.id)
             else:
                 self._count_failure(delivery, outcome)
+        async with self._handled_one:
+            self.handled_count += 1
+            self._handled_one.notify_all()
         return outcome
+
+    async def handled_until(
+        self, check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0
+    ) -> None:
+        """Until ``check()`` holds, looking again each time this process has handled a
+        delivery (on either bus): what a test awaits instead of polling for a handler's
+        result. ``TimeoutError`` after ``timeout_s``."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                seen = self.handled_count
+                if await check():
+                    return
+                async with self._handled_one:
+                    await self._handled_one.wait_for(lambda: self.handled_count > seen)
 
     def _queue_metrics(self, queue: str) -> tuple[Counter, Histogram]:
         """The per-queue metric children, looked up once (``labels()`` costs a lock each call)."""

@@ -17,7 +17,6 @@ from hub.hl7v2.message import Message
 from hub.hl7v2.settings import Hl7Settings
 from hub.runtime import Runtime
 from hub.settings import load_settings
-from tests.integration.test_bus_contract import wait_until_async
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 
@@ -89,7 +88,7 @@ async def test_accept_ack_at_once_then_the_application_ack(
         await client.close()
     assert (accepted.code, refused.code) == ("CA", "CA")  # both are safe in the archive
 
-    await wait_until_async(lambda: _count(found, 2), 20)
+    await hub.bus.handled_until(lambda: _count(found, 2), 20)  # the sender has them
     by_control = {ack.first("MSA").value(2): ack for ack in found.acks}  # type: ignore[union-attr]
     good = by_control["LIS20260312052211002"]
     assert good.first("MSA").value(1) == "AA"  # type: ignore[union-attr]

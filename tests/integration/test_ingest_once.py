@@ -21,7 +21,6 @@ from hub.hl7v2.settings import Hl7Settings, ListenerSettings
 from hub.runtime import Runtime
 from hub.settings import load_settings
 from store.archive import ArchivedMessage, ArchiveQuery
-from tests.integration.test_bus_contract import wait_until_async
 
 pytestmark = pytest.mark.fault  # part of the standing fault suite (-m fault)
 
@@ -108,7 +107,7 @@ async def normalized(runtime: Runtime, count: int) -> list[ArchivedMessage]:
         found = await runtime.archive.search(ArchiveQuery(limit=100))
         return len(found) == count and all(m.status == "stored" for m in found)
 
-    await wait_until_async(done, 30)
+    await runtime.bus.handled_until(done)
     return list(await runtime.archive.search(ArchiveQuery(limit=100)))
 
 
@@ -243,6 +242,6 @@ async def test_an_attempt_published_twice_is_processed_once(
         current = await hub.archive.get(message.id)
         return current.attempts == 2 and current.status == "stored"
 
-    await wait_until_async(second_attempt_stored, 30)
+    await hub.bus.handled_until(second_attempt_stored)
     await hub.bus.close(grace_s=5)
     assert processed.count == 2  # the first attempt once, the replay once

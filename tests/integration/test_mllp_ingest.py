@@ -21,7 +21,6 @@ from hub.runtime import Runtime
 from hub.settings import load_settings
 from store.archive import ArchiveQuery
 from store.query import parse_search
-from tests.integration.test_bus_contract import wait_until_async
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 MANIFEST: list[dict[str, Any]] = json.loads((CORPUS / "manifest.json").read_text("utf-8"))
@@ -101,7 +100,7 @@ async def test_the_corpus_is_acknowledged_archived_and_normalized(hub: Runtime) 
         found = await archive.search(ArchiveQuery(limit=1000))
         return all(m.status in ("stored", "unmapped", "rejected") for m in found)
 
-    await wait_until_async(settled, 30)
+    await hub.bus.handled_until(settled)
     found = await archive.search(ArchiveQuery(limit=1000))
     assert len(found) == len(MANIFEST) - duplicates
     by_status = {m.status for m in found}
@@ -121,7 +120,7 @@ async def test_the_corpus_is_acknowledged_archived_and_normalized(hub: Runtime) 
     raw = (CORPUS / entry["file"]).read_bytes().decode(entry["charset"])
     resent = raw.replace(entry["control_id"], f"RESEND{uuid.uuid4().hex[:8]}", 1)
     assert msa(await send(hub, resent.encode(entry["charset"]), entry["charset"]))[0] == "AA"
-    await wait_until_async(settled, 30)
+    await hub.bus.handled_until(settled)
     assert await hub.resources.count(parse_search("Observation", [])) == observations
 
 
