@@ -166,13 +166,17 @@ async def test_stopping_with_an_idle_connection_open_is_quiet(
     log: operations read errors there as something to act on."""
     runtime = Runtime(load_settings(data_dir=tmp_path, mllp_port=0, http_host="127.0.0.1"))
     await runtime.start()
-    _, writer = await asyncio.open_connection("127.0.0.1", runtime.listeners[0].port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", runtime.listeners[0].port)
     try:
-        await asyncio.sleep(0.1)  # the listener has taken the connection
+        # one message and its ACK: the listener holds the connection, idle from then on
+        message = (Path(__file__).parents[2] / "docs/examples/oru-r01-cbc.hl7").read_bytes()
+        writer.write(b"\x0b" + message.replace(b"\n", b"\r") + b"\x1c\r")
+        assert b"MSA|AA|" in await _read_frame(reader)
         listener = runtime.listeners[0]
         with caplog.at_level("ERROR"):
             await listener.stop(grace_s=0.1)
-            await asyncio.sleep(0.1)  # asyncio's callbacks on the finished connection ran
+            # the end of the stream here comes after the listener's side of it has closed
+            assert await asyncio.wait_for(reader.read(), 10) == b""
         assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
     finally:
         writer.close()
