@@ -351,17 +351,23 @@ def lab_of(api: Client) -> LabService:
     return service
 
 
-async def test_the_stream_sends_changes_and_lets_go_of_a_closed_screen(wall: Client) -> None:
+async def test_the_stream_sends_changes_and_lets_go_of_a_closed_screen(
+    wall: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hub.web.lab.HEARTBEAT_S", 0.2)  # a closed screen is seen sooner
     service = lab_of(wall)
     response = await wall.get("/lab/stream")
     assert response.headers["Content-Type"].startswith("text/event-stream")
-    await wait_until(lambda: service.screens == 1)
+    async with asyncio.timeout(5):  # the stream says so once the screen is subscribed
+        while await response.content.readline() != b": connected\n":
+            pass
+    assert service.screens == 1
     await send(wall, CRITICAL_K)
     event = await next_event(response, "critical")
     assert event["step"] == "raised"
     assert event["alert"]["patient"] == "杨*"
     response.close()
-    await wait_until(lambda: service.screens == 0, timeout_s=20)  # by the next heartbeat
+    await wait_until(lambda: service.screens == 0, timeout_s=5)  # by the next heartbeat
 
 
 async def next_event(response: Any, kind: str) -> Any:
