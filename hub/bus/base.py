@@ -237,7 +237,7 @@ class Bus(ABC):
                 if await check():
                     return
                 async with self._handled_one:
-                    await self._handled_one.wait_for(lambda: self.handled_count > seen)
+                    await self._handled_one.wait_for(lambda past=seen: self.handled_count > past)
 
     def _queue_metrics(self, queue: str) -> tuple[Counter, Histogram]:
         """The per-queue metric children, looked up once (``labels()`` costs a lock each call)."""
