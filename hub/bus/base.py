@@ -236,8 +236,11 @@ class Bus(ABC):
                 seen = self.handled_count
                 if await check():
                     return
-                async with self._handled_one:
-                    await self._handled_one.wait_for(lambda past=seen: self.handled_count > past)
+                await self._handled_past(seen)
+
+    async def _handled_past(self, count: int) -> None:
+        async with self._handled_one:
+            await self._handled_one.wait_for(lambda: self.handled_count > count)
 
     def _queue_metrics(self, queue: str) -> tuple[Counter, Histogram]:
         """The per-queue metric children, looked up once (``labels()`` costs a lock each call)."""
