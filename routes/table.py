@@ -17,7 +17,7 @@ from hub.bus.topology import EVENTS, INBOUND, QueueSpec
 from hub.hl7v2 import application_ack
 from hub.hl7v2.application_ack import APPLICATION_ACK_KEY
 from hub.hl7v2.normalizer import normalizer
-from hub.registry import FEATURES
+from hub.registry import ADAPTERS, FEATURES
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,14 @@ HANDLERS: Mapping[str, HandlerFactory] = {
 
 
 def default_table() -> RoutingTable:
-    """The core's routes and those every registered feature declares."""
-    routes = ROUTES + tuple(route for feature in FEATURES for route in feature.routes)
+    """The core's routes and those every registered feature and adapter declares."""
+    declared = [(f.routes, f.handlers) for f in FEATURES] + [
+        (a.routes, a.handlers) for a in ADAPTERS
+    ]
+    routes = ROUTES + tuple(route for theirs, _ in declared for route in theirs)
     handlers = dict(HANDLERS)
-    for feature in FEATURES:
-        handlers |= feature.handlers
+    for _, theirs in declared:
+        handlers |= theirs
     return RoutingTable(routes, handlers)
 
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from adapters.framework.delivery import Adapter, Courier
+from hub.bus.routing import HandlerFactory, Route
 from hub.schedule import Schedule
 from store.resources import ResourceStore
 
@@ -50,3 +51,9 @@ class AdapterPlugin:
     site_files: Mapping[str, Callable[[Any], object]] = field(default_factory=dict)
     # ``jianhu <name> ...``: the adapter's own commands, as a click group
     commands: click.Group | None = None
+    # the queues it consumes with their handlers (an adapter that reports on events), and its
+    # own HTTP routes (a receiver's callback); an adapter not configured still has its queues,
+    # where its work waits
+    routes: Sequence[Route] = ()
+    handlers: Mapping[str, HandlerFactory] = field(default_factory=dict)
+    http_routes: Sequence[Callable[[web.Application], None]] = ()

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hub.registry import FEATURES
+from hub.registry import ADAPTERS, FEATURES
 from hub.runtime import Runtime
 from hub.web import fhir, health, hl7, ledger, messages, ops, trace
 from hub.web.auth import auth_middleware
@@ -38,6 +38,9 @@ def make_app(runtime: Runtime, consume: bool = True) -> web.Application:
     ledger.add_routes(app)
     for feature in FEATURES:
         for add in feature.http_routes:
+            add(app)
+    for adapter in ADAPTERS:
+        for add in adapter.http_routes:
             add(app)
     trace.add_routes(app)
     return app

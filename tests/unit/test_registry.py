@@ -6,6 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from adapters.drg.config import DrgConfig
+from adapters.framework.plugin import AdapterPlugin
 from adapters.registry import PLUGINS, configured_adapters, configured_jobs, plugin
 from hub.bus.routing import Route
 from hub.lab.settings import LabSettings, lab_settings
@@ -82,5 +83,32 @@ def test_a_new_feature_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv("JIANHU_EPIDEMIC__ENABLED", "false")
         assert load_settings().section("epidemic") == EpidemicSettings(enabled=False)
         assert "epidemic.cases" in {route.queue for route in default_table().routes}
+    finally:
+        settings_model.cache_clear()
+
+
+def test_a_new_adapter_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapter that reports on events: its settings group, its queue and its commands
+    appear from its plugin alone."""
+
+    class EpidemicConfig(BaseModel):
+        base_url: str
+
+    adapter = AdapterPlugin(
+        name="epidemic",
+        settings=EpidemicConfig,
+        build=lambda config: config,
+        routes=(Route("epidemic.results", "jianhu.events", ("fhir.Observation.#",), "rep", "x"),),
+        handlers={"rep": lambda services: services},
+    )
+    registered = (*PLUGINS, adapter)
+    monkeypatch.setattr("hub.registry.ADAPTERS", registered)
+    monkeypatch.setattr("routes.table.ADAPTERS", registered)
+    settings_model.cache_clear()
+    try:
+        assert load_settings().section("epidemic") is None  # not configured: nothing built
+        monkeypatch.setenv("JIANHU_EPIDEMIC__BASE_URL", "https://cdc.example")
+        assert load_settings().section("epidemic") == EpidemicConfig(base_url="https://cdc.example")
+        assert "epidemic.results" in {route.queue for route in default_table().routes}
     finally:
         settings_model.cache_clear()
