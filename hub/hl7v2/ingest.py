@@ -16,6 +16,7 @@ from hub.base.logs import log_event
 from hub.hl7v2 import ack as acks
 from hub.hl7v2.ack import Problem, build_ack, enhanced_mode
 from hub.hl7v2.charset import decode
+from hub.hl7v2.mapping.required import missing
 from hub.hl7v2.message import PARSE_OFF_LOOP_CHARS, HL7ParseError, Message, parse
 from hub.hl7v2.publishing import Publisher
 from hub.hl7v2.settings import ListenerSettings
@@ -84,6 +85,12 @@ class Ingest:
             charsets = f"{self.settings.charset} or {self.settings.fallback_charset}"
             text = f"the message is not valid {charsets}"
             return Problem(acks.DATA_TYPE_ERROR, text, "MSH", 1, 18), "AE"
+        # original mode: the accept ACK is all the sender hears, so it must not say AA to a
+        # message the mapping will refuse (enhanced mode says CA, then the application ACK)
+        if not enhanced_mode(message) and (lacking := missing(message)) is not None:
+            error = acks.REQUIRED_FIELD_MISSING if lacking.field else acks.SEGMENT_SEQUENCE_ERROR
+            where = (lacking.segment, lacking.sequence, lacking.field)
+            return Problem(error, lacking.text, *where), "AE"
         return None, "AA"
 
     def _peer_allowed(self, peer: str) -> bool:

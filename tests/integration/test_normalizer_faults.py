@@ -14,6 +14,7 @@ from hub.bus.settings import BusSettings
 from hub.hl7v2 import normalizer as normalizer_module
 from hub.hl7v2.mapping import normalize as mapping_normalize
 from hub.web.keys import RUNTIME
+from store.archive import ArchiveQuery
 from tests.clock import ManualClock
 from tests.integration.fhir_api import Client, settle, start_api
 
@@ -42,9 +43,34 @@ async def dead_letters(hub: Client) -> list[Any]:
     return list(await hub.app[RUNTIME].bus.dead_letters(QUEUE))
 
 
-async def test_a_message_the_mapping_cannot_read_is_dead_at_once(hub: Client) -> None:
+async def test_in_original_mode_a_message_the_mapping_cannot_take_gets_ae(hub: Client) -> None:
+    """The accept ACK is all an original-mode sender hears: a charge message without its FT1
+    segments gets AE with an ERR naming them, not AA followed by a dead letter."""
     body = (EXAMPLES / "dft-p03-without-ft1.hl7").read_bytes()
-    assert (await hub.post("/hl7v2", data=body, headers=SYSTEM)).status == 200
+    response = await hub.post("/hl7v2", data=body, headers=SYSTEM)
+    assert response.status == 200
+    ack = (await response.read()).decode("gb18030")
+    assert "MSA|AE|HIS-NO-FT1" in ack
+    err = next(line for line in ack.split("\r") if line.startswith("ERR|"))
+    assert err.startswith("ERR|FT1^1^^100&")  # v2.4 ELD: the segment, table 0357 code 100
+    msa = next(line for line in ack.split("\r") if line.startswith("MSA|"))
+    assert "no FT1 segment" in msa  # MSA-3 says it in words
+    await settle(hub)
+    assert await dead_letters(hub) == []  # refused at the door: nothing to dead-letter
+    (archived,) = await hub.app[RUNTIME].archive.search(ArchiveQuery(limit=5))
+    assert archived.status == "rejected"
+
+
+async def test_in_enhanced_mode_it_is_accepted_then_dead_at_once(hub: Client) -> None:
+    """An enhanced-mode sender gets CA (the message is safe) and hears the rest from the
+    application ACK; the normalizer dead-letters it at the first attempt, with why."""
+    original = (EXAMPLES / "dft-p03-without-ft1.hl7").read_bytes().decode("gb18030")
+    msh, _, rest = original.partition("\n")
+    fields = msh.split("|")
+    fields[14:16] = ["AL", "AL"]  # MSH-15 accept ACK, MSH-16 application ACK: always
+    body = ("|".join(fields) + "\n" + rest).encode("gb18030")
+    response = await hub.post("/hl7v2", data=body, headers=SYSTEM)
+    assert "MSA|CA|" in (await response.read()).decode("gb18030")
     await settle(hub)
     dead = await dead_letters(hub)
     assert dead[0].attempts == 1  # not retried: the sender must correct it

@@ -1,0 +1,52 @@
+"""What each mapping cannot do without, checked cheaply when a message is taken in: the
+segments it needs and a patient identifier in every PID. In original mode the sender reads
+the accept ACK as "taken"; a message its mapping would refuse gets AE with an ERR naming what
+is missing there, instead of AA followed by a dead letter nobody at the sender sees. The full
+mapping runs later, in the normalizer; this is the part of it that costs a few lookups."""
+
+from dataclasses import dataclass
+
+from hub.hl7v2.mapping import MAPPINGS
+from hub.hl7v2.mapping.common import patient_identifiers, sender_of
+from hub.hl7v2.message import Message
+
+# Per message code: each tuple is "one of these segments must be there".
+NEEDED: dict[str, tuple[tuple[str, ...], ...]] = {
+    "ADT": (("PID",),),
+    "ORU": (("PID",), ("OBR",)),
+    "MDM": (("PID",), ("TXA",)),
+    "DFT": (("PID",), ("FT1",)),
+    "ORM": (("PID",), ("ORC", "OBR")),
+    "OML": (("PID",), ("ORC", "OBR")),
+    "SIU": (("PID",), ("SCH",)),
+}
+NEEDED_BY_EVENT: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
+    ("ADT", "A40"): (("MRG",),),  # which patient is merged away
+}
+
+
+@dataclass(frozen=True)
+class Missing:
+    """What the mapping would not find: a segment, or a field of one (field 0: the segment)."""
+
+    text: str
+    segment: str
+    field: int = 0
+    sequence: int = 1
+
+
+def missing(message: Message) -> Missing | None:
+    """The first thing the message's mapping needs and does not find; None when it has all
+    this check looks at (or the type has no mapping: the lab may still read it)."""
+    code, event, _ = message.message_type
+    if (code, event) not in MAPPINGS:
+        return None
+    for choices in NEEDED.get(code, ()) + NEEDED_BY_EVENT.get((code, event), ()):
+        if not any(message.first(name) is not None for name in choices):
+            wanted = " or ".join(choices)
+            return Missing(f"the {code}^{event} message has no {wanted} segment", choices[0])
+    sender = sender_of(message)
+    for sequence, pid in enumerate(message["PID"], start=1):
+        if not patient_identifiers(pid, 3, sender):
+            return Missing("PID-3 has no patient identifier", "PID", 3, sequence)
+    return None

@@ -1,0 +1,51 @@
+"""The cheap check at intake of what each mapping needs: a message it would refuse is named
+with the segment (or field) it lacks, and one it would take passes."""
+
+from pathlib import Path
+
+import pytest
+
+from hub.hl7v2.mapping.required import missing
+from hub.hl7v2.message import Message
+
+EXAMPLES = Path(__file__).parents[2] / "docs" / "examples"
+MSH = "MSH|^~\\&|LIS|JHYY|JIANHU|JHYY|20260305101244||{type}|C1|P|2.5"
+PID = "PID|1||F0001^^^JHYY^PI||张^三||19850930|M"
+
+
+def message(kind: str, *segments: str) -> Message:
+    return Message("\r".join([MSH.format(type=kind), *segments]))
+
+
+def test_a_complete_result_passes() -> None:
+    text = (EXAMPLES / "oru-r01-cbc.hl7").read_text(encoding="utf-8").replace("\n", "\r")
+    assert missing(Message(text)) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "segments", "segment", "field"),
+    [
+        ("ORU^R01^ORU_R01", ["OBR|1|A1"], "PID", 0),
+        ("ORU^R01^ORU_R01", [PID], "OBR", 0),
+        ("DFT^P03^DFT_P03", [PID, "PV1|1|I"], "FT1", 0),
+        ("ADT^A40^ADT_A39", [PID], "MRG", 0),
+        ("ORM^O01^ORM_O01", [PID], "ORC", 0),
+        ("ADT^A01^ADT_A01", ["PID|1||"], "PID", 3),
+    ],
+)
+def test_what_the_mapping_needs_is_named(
+    kind: str, segments: list[str], segment: str, field: int
+) -> None:
+    found = missing(message(kind, *segments))
+    assert found is not None
+    assert (found.segment, found.field) == (segment, field)
+
+
+def test_every_patient_group_needs_its_identifier() -> None:
+    found = missing(message("ORU^R01^ORU_R01", PID, "OBR|1|A1", "PID|2||", "OBR|1|A2"))
+    assert found is not None
+    assert (found.segment, found.sequence, found.field) == ("PID", 2, 3)
+
+
+def test_a_type_without_a_mapping_is_not_checked() -> None:
+    assert missing(message("SSU^U03^SSU_U03", "SAC|||2603050301^HIS")) is None
