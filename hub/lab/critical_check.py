@@ -216,6 +216,13 @@ def shown_value(observation: Json) -> str:
             return str(concept["text"])
         codings = concept.get("coding") or [{}]
         return str(codings[0].get("display") or codings[0].get("code") or "")
+    if ranged := observation.get("valueRange"):
+        low, high = ranged.get("low") or {}, ranged.get("high") or {}
+        unit = high.get("unit") or low.get("unit") or ""
+        return f"{low.get('value', '')}-{high.get('value', '')} {unit}".strip()
+    if ratio := observation.get("valueRatio"):
+        numerator, denominator = ratio.get("numerator") or {}, ratio.get("denominator") or {}
+        return f"{numerator.get('value', '')}:{denominator.get('value', '')}"
     return str(observation.get("valueString") or "")
 
 

@@ -7,6 +7,8 @@ The report is ``basedOn`` the ServiceRequest of its placer order number (OBR-2/O
 placer's namespace), and the Specimen is built and keyed as ``orders.py`` does for the order,
 so the order from the HIS and the result from the LIS meet on the same resources."""
 
+import math
+import re
 from dataclasses import dataclass, field
 
 from hub.base.json import Json
@@ -211,19 +213,13 @@ def _observation(
 
 def _value(obx: Segment, sender: str) -> Json:
     kind, raw = obx.value(2), obx.value(5)
-    units = obx.components(6)
-    if kind == "NM":
-        try:
-            number = float(raw)
-        except ValueError:
+    unit = (obx.components(6) or [""])[0]
+    if kind == "NM" or (kind in ("ST", "") and unit and _COMPARED.fullmatch(raw.strip())):
+        # a number, with a comparator when the analyser's range ends (">33.3"); some LIS send
+        # those as ST with a unit
+        quantity = _quantity(raw, unit)
+        if quantity is None:
             return {"valueString": raw} if raw else {}
-        quantity: Json = {
-            "value": int(number) if number.is_integer() and "." not in raw else number
-        }
-        if units and units[0]:
-            quantity.update(
-                {"unit": units[0], "system": "http://unitsofmeasure.org", "code": units[0]}
-            )
         return {"valueQuantity": quantity}
     if kind in ("CWE", "CE", "CNE"):
         concept = codeable(obx.components(5), sender)
@@ -232,13 +228,64 @@ def _value(obx: Segment, sender: str) -> Json:
         moment = date_time(raw)
         return {"valueDateTime": moment} if moment else {}
     if kind == "SN":
-        parts = obx.components(5)
-        text = "".join(parts)
-        return {"valueString": text} if text else {}
+        return _structured_numeric(obx.components(5), unit)
     if kind == "ED":
         return {}  # document content goes to DocumentReference/Binary (MDM), not a value
     text = "\n".join(obx.value(5, repetition=n) for n in range(1, len(obx.repetitions(5)) + 1))
     return {"valueString": text} if text else {}
+
+
+_COMPARED = re.compile(r"(<=|>=|<|>)\s*([-+]?\d+(\.\d+)?)")
+
+
+def _number(text: str) -> int | float | None:
+    """A decimal as sent: an integer stays one unless written with a point."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if math.isnan(number) or math.isinf(number):
+        return None
+    return int(number) if number.is_integer() and "." not in text else number
+
+
+def _quantity(raw: str, unit: str) -> Json | None:
+    text = raw.strip()
+    comparator = None
+    if compared := _COMPARED.fullmatch(text):
+        comparator, text = compared.group(1), compared.group(2)
+    number = _number(text)
+    if number is None:
+        return None
+    quantity = _plain(number, unit)
+    if comparator:
+        quantity["comparator"] = comparator
+    return quantity
+
+
+def _structured_numeric(parts: list[str], unit: str) -> Json:
+    """SN (comparator ^ number ^ separator ^ number), after the V2-to-FHIR IG: ``<^0.5`` a
+    Quantity with its comparator, ``^10^-^20`` a Range, ``^1^:^128`` a Ratio (a titre); what
+    fits none (``^2^+``) stays text."""
+    comparator, first, separator, second = [*parts, "", "", "", ""][:4]
+    if not separator:
+        quantity = _quantity(f"{comparator}{first}", unit)
+        if quantity is not None:
+            return {"valueQuantity": quantity}
+    low, high = _number(first), _number(second)
+    if separator == "-" and low is not None and high is not None and not comparator:
+        return {"valueRange": {"low": _plain(low, unit), "high": _plain(high, unit)}}
+    if separator in (":", "/") and low is not None and high is not None and not comparator:
+        return {"valueRatio": {"numerator": {"value": low}, "denominator": {"value": high}}}
+    text = "".join(parts)
+    return {"valueString": text} if text else {}
+
+
+def _plain(number: int | float, unit: str) -> Json:
+    quantity: Json = {"value": number}
+    if unit:
+        quantity.update({"unit": unit, "system": "http://unitsofmeasure.org", "code": unit})
+    return quantity
 
 
 def _range(text: str, unit: str) -> Json:
