@@ -77,14 +77,45 @@ def address(components: list[str]) -> Json | None:
     return {k: v for k, v in found.items() if v}
 
 
+# XTN-2 telecommunication use (table 0201) and XTN-3 equipment (0202), after the V2-to-FHIR IG
+_XTN_USE = {"PRN": "home", "ORN": "home", "WPN": "work", "VHN": "temp"}
+_XTN_SYSTEM = {
+    "PH": "phone",
+    "CP": "phone",
+    "FX": "fax",
+    "BP": "pager",
+    "Internet": "email",
+    "X.400": "email",
+    "MD": "other",
+    "TDD": "other",
+    "TTY": "other",
+}
+
+
 def contact_point(components: list[str], use: str) -> Json | None:
-    number = components[0] if components and components[0] else ""
-    if not number and len(components) > 11:
-        number = components[11]  # XTN-12 unformatted number
+    """XTN as v2.3 sends it (the number in XTN-1) and as v2.5 does (use and equipment in
+    XTN-2/3, the e-mail in XTN-4, the number in XTN-5 to 8 or XTN-12); ``use`` when XTN-2 does
+    not say (the field it came in: PID-13 home, PID-14 work). A cellular phone is ``mobile``."""
+    xtn = [*components, *[""] * 12][:12]
+    use_code, equipment = xtn[1], xtn[2]
+    number = xtn[0] or xtn[3] or xtn[11] or _dialled(xtn[4], xtn[5], xtn[6], xtn[7])
     if not number:
         return None
-    system = "email" if "@" in number else "phone"
-    return {"system": system, "value": number, "use": use}
+    system = _XTN_SYSTEM.get(equipment) or (
+        "email" if "@" in number or use_code == "NET" else "phone"
+    )
+    found_use = "mobile" if equipment == "CP" else _XTN_USE.get(use_code, use)
+    return {"system": system, "value": number, "use": found_use}
+
+
+def _dialled(country: str, area: str, local: str, extension: str) -> str:
+    """XTN-5 to 8 as one number: ``+86 0575-88012345 ext. 8021``."""
+    if not local:
+        return ""
+    number = f"{area}-{local}" if area else local
+    if country:
+        number = f"+{country.lstrip('+')} {number}"
+    return f"{number} ext. {extension}" if extension else number
 
 
 def codeable(components: list[str], sender: str) -> Json | None:

@@ -316,7 +316,8 @@ def test_spouse_as_emergency_contact() -> None:
     }
     assert codes(role) == {"http://terminology.hl7.org/CodeSystem/v2-0131": "C"}
     assert role["text"] == "紧急联系人"
-    assert person["telecom"] == [{"system": "phone", "value": "13857567890", "use": "home"}]
+    # XTN-3 CP: a cellular phone, whatever the field it came in
+    assert person["telecom"] == [{"system": "phone", "value": "13857567890", "use": "mobile"}]
     assert person["address"][0]["city"] == "绍兴市"
     assert person["patient"]["reference"] == f"Patient/{one(resources, 'Patient')['id']}"
 
