@@ -436,3 +436,41 @@ def test_a_discharge_to_another_hospital_names_it_and_the_full_street_line_is_ke
         "identifier": {"system": "urn:jianhu:sid:institution:his", "value": "330600001"},
     }
     assert visit["hospitalization"]["dischargeDisposition"]["coding"][0]["code"] == "2"
+
+
+def test_marital_status_ethnic_group_and_nationality() -> None:
+    """PID-16, PID-22 and PID-26 as the HIS sends them: what the front page's 婚姻, 民族 and
+    国籍 are read from."""
+    patient = one(corpus("01-his-adt-a01-admit-resp.hl7"), "Patient")
+    marital = patient["maritalStatus"]
+    assert marital["coding"][0]["system"] == "http://terminology.hl7.org/CodeSystem/v2-0002"
+    v3 = [c for c in marital["coding"] if c["system"].endswith("v3-MaritalStatus")]
+    assert [c["code"] for c in v3] == ["M"]
+    extensions = {e["url"]: e for e in patient["extension"]}
+    ethnic = extensions["urn:jianhu:structuredefinition:ethnic-group"]["valueCodeableConcept"]
+    assert ethnic["coding"][0] == {
+        "system": "urn:jianhu:codesystem:gb-3304-ethnicity",
+        "code": "01",
+        "display": "汉族",
+    }
+    nationality = extensions["http://hl7.org/fhir/StructureDefinition/patient-nationality"]
+    (code,) = nationality["extension"]
+    assert code["valueCodeableConcept"]["coding"][0]["system"] == "urn:iso:std:iso:3166"
+    assert code["valueCodeableConcept"]["coding"][0]["code"] == "CHN"
+
+
+def test_a_gb_marital_code_without_its_system_is_read_as_gb_t_2261_2() -> None:
+    text = (
+        "MSH|^~\\&|HIS|JHYY|JIANHU|JHYY|20260302093512||ADT^A01^ADT_A01|M1|P|2.4\r"
+        "PID|1||10023456^^^JHYY^PI||张^三||19680412|M||||||||20^已婚\r"
+        "PV1|1|I|W1\r"
+    )
+    patient = one(normalize(Message(text)).resources, "Patient")
+    assert patient["maritalStatus"]["coding"] == [
+        {
+            "system": "urn:jianhu:codesystem:gb-t-2261-2-marital-status",
+            "code": "20",
+            "display": "已婚",
+        },
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "M"},
+    ]

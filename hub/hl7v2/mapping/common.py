@@ -27,6 +27,9 @@ from hub.hl7v2.datatypes import (
 from hub.hl7v2.message import Message, Segment
 
 STAFF_NUMBER = "urn:jianhu:sid:staff"  # 工号, the hospital's staff number
+V3_MARITAL = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"
+ETHNIC_GROUP = "urn:jianhu:structuredefinition:ethnic-group"  # 民族, GB 3304
+NATIONALITY = "http://hl7.org/fhir/StructureDefinition/patient-nationality"
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"  # identifier types PLAC, FILL, PGN
 
@@ -143,7 +146,33 @@ def patient(message: Message, mapped: Mapped, pid: Segment | None = None) -> Jso
     if birth := date_only(pid.value(7)):
         resource["birthDate"] = birth
     resource.update(person_details(pid, 11, 13, 14))
+    resource.update(_origins(pid, sender))
     return mapped.add(resource, context_mode(message))
+
+
+def _origins(pid: Segment, sender: str) -> Json:
+    """PID-16 marital status (GB/T 2261.2, with its v3-MaritalStatus), PID-22 ethnic group
+    (GB 3304, an extension: FHIR has no element for it) and PID-26 nationality (GB/T 2659, the
+    patient-nationality extension): what the front page's 婚姻, 民族 and 国籍 are read from."""
+    found: Json = {}
+    sent_marital = pid.components(16)
+    # without CWE.3, a letter is HL7 table 0002 (M, S, W, D), a number GB/T 2261.2 (10, 20)
+    alphabetic = sent_marital[0].isalpha() if sent_marital else False
+    default = "HL70002" if alphabetic else field_system("PID-16", sender)
+    if marital := coded(sent_marital, sender, default):
+        sent = (marital.get("coding") or [{}])[0].get("code", "")
+        if v3 := table("marital_status", sender).get(sent):
+            marital.setdefault("coding", []).append({"system": V3_MARITAL, "code": v3})
+        found["maritalStatus"] = marital
+    extensions: list[Json] = []
+    if ethnic := coded(pid.components(22), sender, field_system("PID-22", sender)):
+        extensions.append({"url": ETHNIC_GROUP, "valueCodeableConcept": ethnic})
+    if nation := coded(pid.components(26), sender, field_system("PID-26", sender)):
+        code: Json = {"url": "code", "valueCodeableConcept": nation}
+        extensions.append({"url": NATIONALITY, "extension": [code]})
+    if extensions:
+        found["extension"] = extensions
+    return found
 
 
 _ENCOUNTER_STATUS = {"A03": "finished", "A11": "cancelled", "A05": "planned", "A13": "in-progress"}
