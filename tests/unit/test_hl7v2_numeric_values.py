@@ -95,3 +95,24 @@ def test_the_screen_shows_the_value_as_sent(obx: str, shown: str) -> None:
     resources = normalize(Message(HEAD.format(n=1) + obx)).resources
     (observation,) = [r for r in resources if r["resourceType"] == "Observation"]
     assert shown_value(observation) == shown
+
+
+def test_the_method_and_the_analyser_of_each_result() -> None:
+    """OBX-17 and OBX-18, which the A4 lab report prints: one Device for the analyser however
+    many results name it, written only where the store has none."""
+    obx = "OBX|{n}|NM|GLU^葡萄糖^L||5.{n}|mmol/L|3.9-6.1||||F||||||{method}|{device}"
+    lines = [obx.format(n=n, method="GOD^葡萄糖氧化酶法^L", device="AU5800-01^LIS") for n in (1, 2)]
+    lines.append(obx.format(n=3, method="", device=""))
+    mapped = normalize(Message(HEAD.format(n=1) + "\r".join(lines)))
+    devices = [r for r in mapped.resources if r["resourceType"] == "Device"]
+    (device,) = devices
+    assert device["identifier"] == [{"system": "urn:jianhu:sid:device:lis", "value": "AU5800-01"}]
+    assert mapped.mode(device).value == "if-absent"
+    observations = [r for r in mapped.resources if r["resourceType"] == "Observation"]
+    assert [o.get("device") for o in observations] == [
+        {"reference": f"Device/{device['id']}"},
+        {"reference": f"Device/{device['id']}"},
+        None,
+    ]
+    assert observations[0]["method"]["coding"][0]["code"] == "GOD"
+    assert "method" not in observations[2]

@@ -15,6 +15,8 @@ from hub.base.json import Json
 from hub.hl7v2.datatypes import codeable, codes, date_time, table
 from hub.hl7v2.mapping.common import (
     Mapped,
+    WriteMode,
+    coded,
     encounter,
     instant,
     patient,
@@ -205,10 +207,32 @@ def _observation(
         ]
     if effective := date_time(obx.value(14)) or report.get("effectiveDateTime"):
         observation["effectiveDateTime"] = effective
+    if method := coded(obx.components(17), sender, ""):  # OBX-17: how it was measured
+        observation["method"] = method
+    if device := _analyser(obx.components(18), sender, mapped):  # OBX-18: on what
+        observation["device"] = reference(device)
     if specimen is not None:
         observation["specimen"] = reference(specimen)
     report["result"].append(reference(observation))
     return mapped.add(observation)
+
+
+def _analyser(ei: list[str], sender: str, mapped: Mapped) -> Json | None:
+    """OBX-18 equipment instance (EI: id ^ namespace) as a Device, one per message however
+    many results name it; written only when the store has none yet."""
+    if not ei or not ei[0]:
+        return None
+    namespace = (ei[1] if len(ei) > 1 and ei[1] else sender).lower()
+    device_id = stable_id("dev", namespace, ei[0])
+    if f"Device/{device_id}" in mapped.modes:
+        return {"resourceType": "Device", "id": device_id}
+    device: Json = {
+        "resourceType": "Device",
+        "id": device_id,
+        "identifier": [{"system": f"urn:jianhu:sid:device:{namespace}", "value": ei[0]}],
+        "deviceName": [{"name": ei[0], "type": "user-friendly-name"}],
+    }
+    return mapped.add(device, WriteMode.IF_ABSENT)
 
 
 def _value(obx: Segment, sender: str) -> Json:
