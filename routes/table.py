@@ -84,6 +84,9 @@ def default_table() -> RoutingTable:
     routes = ROUTES + tuple(route for theirs, _ in declared for route in theirs)
     handlers = dict(HANDLERS)
     for _, theirs in declared:
+        taken = sorted(set(handlers) & set(theirs))
+        if taken:  # a plugin must not replace the core's handler or another plugin's
+            raise ValueError(f"handler names registered twice: {taken}")
         handlers |= theirs
     return RoutingTable(routes, handlers)
 

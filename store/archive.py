@@ -25,6 +25,9 @@ RECEIVED, PUBLISHED, NORMALIZED, STORED, FAILED, REJECTED, UNMAPPED, STRANDED = 
 )
 # An attempt that ended so needs no second processing; a failed one may (a redrive after a fix)
 PROCESSED = frozenset({STORED, UNMAPPED})
+# Not purged, however old: still on their way (a big message's text lives only here, its bus
+# message is a claim check) or waiting in the dead letters for a person to redrive them.
+KEPT_BY_PURGE = (RECEIVED, PUBLISHED, FAILED)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hub.base.errors import StoreError
 from store.archive import (
+    KEPT_BY_PURGE,
     RECEIVED,
     REJECTED,
     ArchivedMessage,
@@ -180,7 +181,11 @@ class MongoArchive:
 
     async def purge(self, message_type: str, before: datetime) -> int:
         result = await self._messages.delete_many(
-            {"message_type": message_type, "received_at": {"$lt": before}}
+            {
+                "message_type": message_type,
+                "received_at": {"$lt": before},
+                "status": {"$nin": list(KEPT_BY_PURGE)},
+            }
         )
         return int(result.deleted_count)
 

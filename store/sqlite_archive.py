@@ -8,7 +8,14 @@ from typing import Any
 import orjson
 
 from hub.base.errors import StoreError
-from store.archive import ArchivedMessage, ArchiveQuery, Claim, ClaimKind, filed_claim
+from store.archive import (
+    KEPT_BY_PURGE,
+    ArchivedMessage,
+    ArchiveQuery,
+    Claim,
+    ClaimKind,
+    filed_claim,
+)
 from store.index import instant
 from store.sqlite_file import SqliteFile
 
@@ -217,8 +224,9 @@ class SqliteArchive:
             ids = [
                 (row[0],)
                 for row in db.execute(
-                    "SELECT id FROM hl7_message WHERE message_type = ? AND received_at < ?",
-                    (message_type, instant(before)),
+                    "SELECT id FROM hl7_message WHERE message_type = ? AND received_at < ? "
+                    f"AND status NOT IN ({', '.join('?' * len(KEPT_BY_PURGE))})",
+                    (message_type, instant(before), *KEPT_BY_PURGE),
                 )
             ]
             db.executemany("DELETE FROM hl7_message_patient WHERE message_id = ?", ids)

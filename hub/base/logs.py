@@ -58,7 +58,7 @@ class JsonFormatter(logging.Formatter):
         }
         origin = current()  # a line not written by log_event (a library's) gets it here
         if origin is not None and "correlation_id" not in fields:
-            line["correlation_id"] = origin.correlation
+            line["correlation_id"] = mask_text(origin.correlation)  # a caller chose it
         for key, value in mask_fields(fields).items():
             line[key] = bounded(value, MAX_FIELD_CHARS) if isinstance(value, str) else value
         if record.exc_info:

@@ -3,6 +3,7 @@
 (``jianhu trace``)."""
 
 import getpass
+import os
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -284,7 +285,7 @@ def trace(id: str, as_json: bool) -> None:
     async def work() -> bool:
         async with open_store(settings) as store:
             found = await trace_of(store, wanted)
-            caller = f"cli:{getpass.getuser()}"
+            caller = f"cli:{_user()}"
             await store.resources.append_audit([access(caller, "ops", found)])
         if as_json:
             print_json(found.as_json())
@@ -294,3 +295,11 @@ def trace(id: str, as_json: bool) -> None:
 
     if not run_async(work):
         raise SystemExit(1)
+
+
+def _user() -> str:
+    """Who runs the command, for the audit trail; a container's user may have no name."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}"

@@ -119,6 +119,7 @@ class AuditTrail:
     def __init__(self, resources: ResourceStore) -> None:
         self.resources = resources
         self._buffer: list[Resource] = []
+        self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -136,10 +137,13 @@ class AuditTrail:
         await self.flush()
 
     async def flush(self) -> None:
-        while self._buffer:
-            batch = self._buffer[:BATCH]
-            await self.resources.append_audit(batch)  # on failure it stays for the next try
-            del self._buffer[: len(batch)]
+        # one flush at a time: two would write the same batch twice, and the second's delete
+        # would drop events recorded meanwhile (the background flusher and a trace's flush)
+        async with self._flushing:
+            while self._buffer:
+                batch = self._buffer[:BATCH]
+                await self.resources.append_audit(batch)  # on failure it stays for the next
+                del self._buffer[: len(batch)]
 
     async def _run(self) -> None:
         while True:

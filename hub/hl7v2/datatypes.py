@@ -98,11 +98,14 @@ def contact_point(components: list[str], use: str) -> Json | None:
     not say (the field it came in: PID-13 home, PID-14 work). A cellular phone is ``mobile``."""
     xtn = [*components, *[""] * 12][:12]
     use_code, equipment = xtn[1], xtn[2]
-    number = xtn[0] or xtn[3] or xtn[11] or _dialled(xtn[4], xtn[5], xtn[6], xtn[7])
+    # XTN-4 is the e-mail address: the value only for an e-mail (a phone keeps its number)
+    mail = xtn[3] if equipment in ("Internet", "X.400") or use_code == "NET" else ""
+    dialled = xtn[11] or _dialled(xtn[4], xtn[5], xtn[6], xtn[7])
+    number = xtn[0] or mail or dialled or xtn[3]
     if not number:
         return None
     system = _XTN_SYSTEM.get(equipment) or (
-        "email" if "@" in number or use_code == "NET" else "phone"
+        "email" if "@" in number or use_code == "NET" else "pager" if use_code == "BPN" else "phone"
     )
     found_use = "mobile" if equipment == "CP" else _XTN_USE.get(use_code, use)
     return {"system": system, "value": number, "use": found_use}

@@ -15,6 +15,7 @@ from hub.base.hospital_time import HOSPITAL
 from hub.cli.main import main
 from hub.hl7v2.retention import apply_retention
 from hub.web.keys import RUNTIME
+from store.archive import ArchiveQuery
 from tests.integration.fhir_api import Client, settle, start_api
 
 CORPUS = Path(__file__).parents[1] / "data" / "hl7"
@@ -122,3 +123,18 @@ async def test_the_ops_api_checks_its_inputs(
     assert response.status == 400
     outcome = await response.json(content_type=None)
     assert outcome["resourceType"] == "OperationOutcome"
+
+
+async def test_retention_keeps_what_is_unfinished_or_waits_for_a_person(hub: Client) -> None:
+    """A message still on its way (a big one's text lives only in the archive) or in the dead
+    letters is kept however old; only finished ones are purged."""
+    archive = hub.app[RUNTIME].archive
+    for name in ("19-lis-oru-r01-cbc-corrected.hl7", "41-his-siu-s12-booking.hl7"):
+        response = await hub.post("/hl7v2", data=(CORPUS / name).read_bytes(), headers=SYSTEM)
+        assert response.status == 200
+    await settle(hub)
+    stored = {m.message_type: m for m in await archive.search(ArchiveQuery(limit=5))}
+    await archive.set_status(stored["SIU^S12"].id, "failed", "no mapping", processed=True)
+    assert await apply_retention(archive, {"SIU^S12": 0, "ORU^R01": 0}) == 1
+    (kept,) = await archive.search(ArchiveQuery(limit=5))
+    assert (kept.message_type, kept.status) == ("SIU^S12", "failed")

@@ -82,3 +82,11 @@ async def test_log_lines_under_an_origin_name_it_in_tasks_and_threads() -> None:
     lines = [orjson.loads(r.formatted) for r in records]  # type: ignore[attr-defined]
     assert [line.get("correlation_id") for line in lines] == ["m1", "m1", None]
     assert current() is None
+
+
+def test_a_callers_id_that_is_an_id_card_number_is_masked_in_any_log_line() -> None:
+    record = logging.makeLogRecord({"msg": "a library's own line", "levelno": logging.INFO})
+    with within(Origin("110101199003074578", "api")):
+        line = orjson.loads(JsonFormatter().format(record))
+    assert line["correlation_id"] != "110101199003074578"
+    assert line["correlation_id"].startswith("110101")

@@ -474,3 +474,23 @@ def test_a_gb_marital_code_without_its_system_is_read_as_gb_t_2261_2() -> None:
         },
         {"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "M"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("pid_16", "system", "v3"),
+    [
+        ("已婚", "urn:jianhu:codesystem:gb-t-2261-2-marital-status", None),  # text, not table 0002
+        ("90^未说明的婚姻状况", "urn:jianhu:codesystem:gb-t-2261-2-marital-status", "NullFlavor"),
+    ],
+)
+def test_marital_codes_that_are_not_table_0002_letters(
+    pid_16: str, system: str, v3: str | None
+) -> None:
+    text = (
+        "MSH|^~\\&|HIS|JHYY|JIANHU|JHYY|20260302093512||ADT^A01^ADT_A01|M1|P|2.4\r"
+        f"PID|1||10023456^^^JHYY^PI||张^三||19680412|M||||||||{pid_16}\r"
+        "PV1|1|I|W1\r"
+    )
+    coding = one(normalize(Message(text)).resources, "Patient")["maritalStatus"]["coding"]
+    assert coding[0]["system"] == system
+    assert [c["system"].rpartition("-")[2] for c in coding[1:]] == ([v3] if v3 else [])

@@ -116,3 +116,22 @@ def test_the_method_and_the_analyser_of_each_result() -> None:
     ]
     assert observations[0]["method"]["coding"][0]["code"] == "GOD"
     assert "method" not in observations[2]
+
+
+@pytest.mark.parametrize(
+    ("obx", "value"),
+    [
+        ("OBX|1|SN|GLU^葡萄糖^L||=^1.9|mmol/L||||F", {"valueQuantity": 1.9}),  # "=": exactly
+        ("OBX|1|NM|GLU^葡萄糖^L||1_5|mmol/L||||F", {"valueString": "1_5"}),
+        ("OBX|1|NM|GLU^葡萄糖^L||1e3|mmol/L||||F", {"valueString": "1e3"}),
+    ],
+)
+def test_only_plain_decimals_are_numbers(obx: str, value: dict[str, Any]) -> None:
+    found = value_of(obx)
+    (kind, wanted) = next(iter(value.items()))
+    assert list(found) == [kind]
+    if kind == "valueQuantity":
+        assert found[kind]["value"] == wanted
+        assert "comparator" not in found[kind]
+    else:
+        assert found[kind] == wanted

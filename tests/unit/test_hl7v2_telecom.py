@@ -31,3 +31,11 @@ def test_the_field_says_the_use_when_xtn_2_does_not() -> None:
         "use": "work",
     }
     assert contact_point(["", "PRN", "PH"], "home") is None  # nothing to call
+
+
+def test_an_email_in_xtn_4_does_not_replace_the_phone_number() -> None:
+    point = contact_point(["", "PRN", "PH", "zhang@example.cn", "", "", "88012345"], "home")
+    assert point == {"system": "phone", "value": "88012345", "use": "home"}
+    beeper = contact_point(["", "BPN", "", "", "", "", "6012"], "home")
+    assert beeper is not None
+    assert beeper["system"] == "pager"

@@ -49,3 +49,9 @@ def test_every_patient_group_needs_its_identifier() -> None:
 
 def test_a_type_without_a_mapping_is_not_checked() -> None:
     assert missing(message("SSU^U03^SSU_U03", "SAC|||2603050301^HIS")) is None
+
+
+def test_only_a_result_batch_needs_every_patient_group_identified() -> None:
+    """Other mappings read the first PID only: a second, empty one does not refuse them."""
+    scheduling = message("SIU^S12^SIU_S12", "SCH|A1|A1||||||||||^^^20260305100000", PID, "PID|2||")
+    assert missing(scheduling) is None

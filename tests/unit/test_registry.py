@@ -112,3 +112,16 @@ def test_a_new_adapter_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) ->
         assert "epidemic.results" in {route.queue for route in default_table().routes}
     finally:
         settings_model.cache_clear()
+
+
+def test_a_plugin_cannot_take_a_handler_name_already_registered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    thief = FeaturePlugin(
+        name="thief",
+        settings=LabSettings,
+        handlers={"hl7v2-normalizer": lambda services: services},
+    )
+    monkeypatch.setattr("routes.table.FEATURES", (*FEATURES, thief))
+    with pytest.raises(ValueError, match="hl7v2-normalizer"):
+        default_table()

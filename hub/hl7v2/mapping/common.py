@@ -28,6 +28,7 @@ from hub.hl7v2.message import Message, Segment
 
 STAFF_NUMBER = "urn:jianhu:sid:staff"  # 工号, the hospital's staff number
 V3_MARITAL = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"
+V3_NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
 ETHNIC_GROUP = "urn:jianhu:structuredefinition:ethnic-group"  # 民族, GB 3304
 NATIONALITY = "http://hl7.org/fhir/StructureDefinition/patient-nationality"
 
@@ -157,12 +158,13 @@ def _origins(pid: Segment, sender: str) -> Json:
     found: Json = {}
     sent_marital = pid.components(16)
     # without CWE.3, a letter is HL7 table 0002 (M, S, W, D), a number GB/T 2261.2 (10, 20)
-    alphabetic = sent_marital[0].isalpha() if sent_marital else False
+    alphabetic = bool(sent_marital) and sent_marital[0].isascii() and sent_marital[0].isalpha()
     default = "HL70002" if alphabetic else field_system("PID-16", sender)
     if marital := coded(sent_marital, sender, default):
         sent = (marital.get("coding") or [{}])[0].get("code", "")
         if v3 := table("marital_status", sender).get(sent):
-            marital.setdefault("coding", []).append({"system": V3_MARITAL, "code": v3})
+            system = V3_NULL_FLAVOR if v3 == "UNK" else V3_MARITAL  # UNK is a null flavour
+            marital.setdefault("coding", []).append({"system": system, "code": v3})
         found["maritalStatus"] = marital
     extensions: list[Json] = []
     if ethnic := coded(pid.components(22), sender, field_system("PID-22", sender)):

@@ -46,7 +46,9 @@ def missing(message: Message) -> Missing | None:
             wanted = " or ".join(choices)
             return Missing(f"the {code}^{event} message has no {wanted} segment", choices[0])
     sender = sender_of(message)
-    for sequence, pid in enumerate(message["PID"], start=1):
+    # a result batch files each patient group; every other mapping reads the first PID only
+    pids = message["PID"] if code == "ORU" else message["PID"][:1]
+    for sequence, pid in enumerate(pids, start=1):
         if not patient_identifiers(pid, 3, sender):
             return Missing("PID-3 has no patient identifier", "PID", 3, sequence)
     return None

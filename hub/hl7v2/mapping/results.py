@@ -7,7 +7,6 @@ The report is ``basedOn`` the ServiceRequest of its placer order number (OBR-2/O
 placer's namespace), and the Specimen is built and keyed as ``orders.py`` does for the order,
 so the order from the HIS and the result from the LIS meet on the same resources."""
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -262,15 +261,16 @@ def _value(obx: Segment, sender: str) -> Json:
 _COMPARED = re.compile(r"(<=|>=|<|>)\s*([-+]?\d+(\.\d+)?)")
 
 
+_DECIMAL = re.compile(r"[-+]?\d{1,15}(\.\d{1,15})?")  # as HL7 NM writes one, in a float's reach
+
+
 def _number(text: str) -> int | float | None:
-    """A decimal as sent: an integer stays one unless written with a point."""
-    try:
-        number = float(text)
-    except ValueError:
+    """A decimal as sent (no exponents, no underscores): an integer stays one unless written
+    with a point."""
+    text = text.strip()
+    if not _DECIMAL.fullmatch(text):
         return None
-    if math.isnan(number) or math.isinf(number):
-        return None
-    return int(number) if number.is_integer() and "." not in text else number
+    return float(text) if "." in text else int(text)
 
 
 def _quantity(raw: str, unit: str) -> Json | None:
@@ -292,6 +292,7 @@ def _structured_numeric(parts: list[str], unit: str) -> Json:
     Quantity with its comparator, ``^10^-^20`` a Range, ``^1^:^128`` a Ratio (a titre); what
     fits none (``^2^+``) stays text."""
     comparator, first, separator, second = [*parts, "", "", "", ""][:4]
+    comparator = "" if comparator == "=" else comparator  # "=" says exactly: no comparator
     if not separator:
         quantity = _quantity(f"{comparator}{first}", unit)
         if quantity is not None:
