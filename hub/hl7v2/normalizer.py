@@ -18,7 +18,7 @@ from hub.hl7v2.offload import BIG_MESSAGE_CHARS, BigMessages
 from hub.hl7v2.persist import persist
 from hub.hl7v2.privacy import mask_personal
 from hub.hl7v2.publishing import message_text
-from store.archive import FAILED, PROCESSED, STORED, UNMAPPED, MessageArchive
+from store.archive import FAILED, PROCESSED, STORED, UNMAPPED, ArchivedMessage, MessageArchive
 from store.resources import ResourceStore
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,9 @@ def normalizer(services: Services) -> Handler:
             await first.wait()
         running[key] = mine = asyncio.Event()
         try:
-            if not await _done_before(services.archive, archive_id, envelope):
-                await _normalize(services, envelope, archive_id)
+            archived = await _archived(services.archive, archive_id)
+            if not _done_before(archived, envelope):
+                await _normalize(services, envelope, archive_id, archived)
         finally:
             del running[key]
             mine.set()
@@ -65,8 +66,13 @@ def normalizer(services: Services) -> Handler:
     return handle
 
 
-async def _normalize(services: Services, envelope: Envelope, archive_id: str) -> None:
-    text = await message_text(envelope, services.archive)
+async def _normalize(
+    services: Services,
+    envelope: Envelope,
+    archive_id: str,
+    archived: ArchivedMessage | None = None,
+) -> None:
+    text = await message_text(envelope, services.archive, archived)
     charset = envelope.headers.get("charset", "utf-8")
     big = len(text) > BIG_MESSAGE_CHARS
     try:  # of a big message only its head here (the ACK and the masking need no more)
@@ -104,21 +110,26 @@ async def _normalize(services: Services, envelope: Envelope, archive_id: str) ->
     await application_ack.request(services, envelope, message)
 
 
-async def _done_before(archive: MessageArchive, archive_id: str, envelope: Envelope) -> bool:
+async def _archived(archive: MessageArchive, archive_id: str) -> ArchivedMessage | None:
+    try:
+        return await archive.get(archive_id)
+    except StoreError:
+        return None  # not in this archive (a message published by other means)
+
+
+def _done_before(archived: ArchivedMessage | None, envelope: Envelope) -> bool:
     """Whether this attempt was processed already, or a later attempt replaced it: a message
     published twice (its publish mark lost in a crash, then recovered) is processed once."""
     attempt = int(envelope.headers.get("attempt", "1") or 1)
-    try:
-        archived = await archive.get(archive_id)
-    except StoreError:
-        return False  # not in this archive (a message published by other means): process it
+    if archived is None:
+        return False  # not from this archive: process it
     if archived.attempts > attempt or (
         archived.attempts == attempt and archived.status in PROCESSED
     ):
         log_event(
             log,
             "already_processed",
-            archive_id=archive_id,
+            archive_id=archived.id,
             attempt=attempt,
             status=archived.status,
         )

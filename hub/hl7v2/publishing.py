@@ -58,11 +58,16 @@ async def publish_archived(bus: Bus, message: ArchivedMessage, attempt: int) -> 
     await bus.publish(envelope, key, INBOUND)
 
 
-async def message_text(envelope: Envelope, archive: MessageArchive) -> str:
-    """The HL7 text an inbound envelope carries, or that its claim check names."""
+async def message_text(
+    envelope: Envelope, archive: MessageArchive, archived: ArchivedMessage | None = None
+) -> str:
+    """The HL7 text an inbound envelope carries, or that its claim check names (``archived``:
+    that message, when the caller has read it already)."""
     if envelope.headers.get(CLAIM_CHECK) != "archive":
         return envelope.body.decode()
     archive_id = envelope.headers.get("archive-id", "")
+    if archived is not None and archived.id == archive_id:
+        return archived.text
     try:
         return (await archive.get(archive_id)).text
     except StoreError as exc:  # the archive unavailable, or the message purged since: the
