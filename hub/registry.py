@@ -4,8 +4,9 @@ CLI and ``jianhu trace`` take them from here."""
 
 from adapters.framework.plugin import AdapterPlugin
 from adapters.registry import PLUGINS
+from hub.intake.plugin import PLUGIN as AMQP_INTAKE
 from hub.lab.plugin import PLUGIN as LAB
 from hub.plugin import FeaturePlugin
 
-FEATURES: tuple[FeaturePlugin, ...] = (LAB,)
+FEATURES: tuple[FeaturePlugin, ...] = (AMQP_INTAKE, LAB)
 ADAPTERS: tuple[AdapterPlugin, ...] = PLUGINS

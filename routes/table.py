@@ -2,8 +2,9 @@
 
 Each ``Route`` names a work queue, the exchange and routing-key patterns it takes, and the
 handler that processes it, by a name resolved in ``HANDLERS``. Routing keys:
-- ``jianhu.inbound``: ``hl7v2.<TYPE>.<EVENT>`` (``hl7v2.ORU.R01``), ``fhir.<ResourceType>``,
-  and the hub's own jobs as ``hub.<what>`` (``hub.subscription.deliver``);
+- ``jianhu.inbound``: the hub's archived HL7 v2 as ``hl7v2.<TYPE>.<EVENT>`` (``hl7v2.ORU.R01``),
+  systems' plain messages as ``hl7v2`` and ``fhir.<ResourceType>`` (docs/amqp.md), and the
+  hub's own jobs as ``hub.<what>`` (``hub.subscription.deliver``);
 - ``jianhu.events``: ``fhir.<ResourceType>.<created|updated|deleted>``.
 Operations read this file (or ``jianhu routes``) to know where a message goes.
 """
@@ -42,9 +43,10 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "hl7v2.normalizer",
         INBOUND,
-        ("hl7v2.#",),
+        ("hl7v2.*.*",),  # hl7v2.ORU.R01; "hl7v2" alone is the key systems publish with
         "hl7v2-normalizer",
         "map HL7 v2 messages to FHIR into the clinical store",
+        retired_bindings=("hl7v2.#",),
     ),
     Route(
         "hl7v2.application-ack",

@@ -1,6 +1,7 @@
-"""The HL7 v2 message archive: every message as it arrived (raw bytes and decoded text), who
-sent it, its type and control id, the patient identifiers in it (indexed), its status per stage
-and the FHIR resources it produced. A replay is a new attempt at the same archived message.
+"""The message archive: every HL7 v2 message (and FHIR message over AMQP) as it arrived
+(raw bytes and decoded text), who sent it, its type and control id, the patient identifiers in
+it (indexed), its status per stage and the FHIR resources it produced. A replay is a new
+attempt at the same archived message.
 
 The archive also decides, atomically, whether a message is new: ``claim`` files it unless the
 same sender already sent the same control id with the same content (a resend), and records
@@ -13,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-RECEIVED, PUBLISHED, NORMALIZED, STORED, FAILED, REJECTED, UNMAPPED, STRANDED = (
+RECEIVED, PUBLISHED, NORMALIZED, STORED, FAILED, REJECTED, UNMAPPED, STRANDED, PROCESSING = (
     "received",  # archived and claimed; its publish is not yet confirmed
     "published",
     "normalized",
@@ -22,12 +23,13 @@ RECEIVED, PUBLISHED, NORMALIZED, STORED, FAILED, REJECTED, UNMAPPED, STRANDED = 
     "rejected",
     "unmapped",  # archived and acknowledged; its type has no FHIR mapping yet (replay later)
     "stranded",  # archived, never published (a crash), left for a person by configuration
+    "processing",  # taken by the process that claimed it, without a publish (FHIR over AMQP)
 )
 # An attempt that ended so needs no second processing; a failed one may (a redrive after a fix)
 PROCESSED = frozenset({STORED, UNMAPPED})
 # Not purged, however old: still on their way (a big message's text lives only here, its bus
 # message is a claim check) or waiting in the dead letters for a person to redrive them.
-KEPT_BY_PURGE = (RECEIVED, PUBLISHED, FAILED)
+KEPT_BY_PURGE = (RECEIVED, PUBLISHED, FAILED, PROCESSING)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,17 @@ Handler = Callable[[Delivery], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class Reply:
+    """An answer to a system outside the hub: a plain body (an ACK, FHIR JSON), not an
+    envelope, in the form that system publishes in."""
+
+    body: bytes
+    content_type: str
+    correlation_id: str  # the asker's correlation id (or its message id), as RPC expects
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     """A message that reached a queue's dead-letter queue, with why it died."""
 
@@ -126,6 +137,12 @@ class Bus(ABC):
         self, items: Sequence[tuple[Envelope, str]], exchange: str = INBOUND
     ) -> None:
         """Publish a batch with confirms pipelined; raise if any one was not confirmed."""
+
+    @abstractmethod
+    async def reply(self, reply_to: str, answer: Reply) -> None:
+        """Send an answer to the queue a system's message named in ``reply_to`` (the AMQP
+        default exchange, as RPC over RabbitMQ does); raise ``PublishError`` if it was not
+        taken."""
 
     # --- consuming ---
     @abstractmethod

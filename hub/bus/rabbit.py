@@ -22,58 +22,20 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import DeliveryError
 
 from hub.base.envelope import Envelope
-from hub.base.errors import BusError, PublishError, TopologyError, UnroutableError
+from hub.base.errors import BusError, PublishError, TopologyError
 from hub.base.logs import log_event
 from hub.base.metrics import BusMetrics
 from hub.bus import topology as topo
 from hub.bus.acks import AckCoalescer, Settlement
-from hub.bus.base import Bus, DeadLetter, Delivery, Handler, QueueDepth
+from hub.bus.base import Bus, DeadLetter, Delivery, Handler, QueueDepth, Reply
 from hub.bus.outcome import Disposition, Verdict
-from hub.bus.rabbit_messages import dead_letter_of, delivery_of, to_properties
+from hub.bus.rabbit_messages import dead_letter_of, delivery_of
+from hub.bus.rabbit_publish import confirmed, send_reply
 from hub.bus.settings import BusSettings
 
 log = logging.getLogger(__name__)
-
-
-async def _confirmed(
-    channel: AbstractChannel,
-    exchange: str,
-    routing_key: str,
-    envelope: Envelope,
-    headers: dict[str, Any] | None = None,
-) -> None:
-    """Publish and wait for the broker's confirm; map aio-pika and aiormq failures to the
-    hub's own most specific error. A plain coroutine: this is the per-message hot path."""
-    try:
-        if channel.is_closed:
-            raise aiormq.exceptions.ChannelInvalidStateError("the publishing channel is closed")
-        underlay = await channel.get_underlay_channel()
-        await underlay.basic_publish(
-            envelope.to_json(),
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=to_properties(envelope, headers),
-            mandatory=True,
-        )
-    except Exception as exc:
-        raise _publish_error(exc, f"publish {envelope.id} to {exchange}/{routing_key}") from exc
-
-
-def _publish_error(exc: Exception, what: str) -> Exception:
-    if isinstance(exc, DeliveryError):
-        if type(getattr(exc, "frame", None)).__name__ == "Return":
-            return UnroutableError(f"{what}: no queue is bound for this routing key")
-        return PublishError(f"{what}: the broker refused the message")
-    if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
-        return TopologyError(f"{what}: {exc}")
-    if isinstance(exc, TimeoutError | aiormq.exceptions.AMQPError | ConnectionError):
-        return PublishError(f"{what}: {type(exc).__name__}: {exc}")
-    if isinstance(exc, RuntimeError):  # aio-pika's "channel/connection closed" while reconnecting
-        return PublishError(f"{what}: the link to RabbitMQ is down ({exc})")
-    return exc
 
 
 class RabbitBus(Bus):
@@ -156,6 +118,8 @@ class RabbitBus(Bus):
         queue = await channel.declare_queue(spec.name, durable=True, arguments=arguments)
         for pattern in spec.bindings:
             await queue.bind(exchange, routing_key=pattern)
+        for pattern in spec.retired_bindings:  # no error when it is not there
+            await queue.unbind(exchange, routing_key=pattern)
         await queue.bind(self._exchanges[topo.REQUEUE], routing_key=topo.requeue_binding(spec.name))
         dead = await channel.declare_queue(
             spec.dead_queue, durable=True, arguments=topo.dead_queue_arguments(spec.dead_queue)
@@ -191,7 +155,7 @@ class RabbitBus(Bus):
         self, envelope: Envelope, routing_key: str, exchange: str = topo.INBOUND
     ) -> None:
         await self._exchange(exchange)  # a missing exchange fails here, not on the channel
-        await _confirmed(self._channel(), exchange, routing_key, envelope)
+        await confirmed(self._channel(), exchange, routing_key, envelope)
         self._count_published(exchange, routing_key, envelope)
 
     async def publish_many(
@@ -204,7 +168,7 @@ class RabbitBus(Bus):
 
         async def one(envelope: Envelope, key: str) -> None:
             try:
-                await _confirmed(self._channel(), exchange, key, envelope)
+                await confirmed(self._channel(), exchange, key, envelope)
                 self._count_published(exchange, key, envelope)
             except PublishError as exc:
                 failures.append(exc)
@@ -221,10 +185,13 @@ class RabbitBus(Bus):
         if failures:
             raise failures[0]
 
+    async def reply(self, reply_to: str, answer: Reply) -> None:
+        await send_reply(self._channel(), reply_to, answer)
+
     async def _publish_direct(
         self, exchange: str, routing_key: str, envelope: Envelope, headers: dict[str, Any]
     ) -> None:
-        await _confirmed(self._channel(), exchange, routing_key, envelope, headers)
+        await confirmed(self._channel(), exchange, routing_key, envelope, headers)
 
     # --- consuming ---
     async def consume(self, queue: str, handler: Handler) -> None:
@@ -268,8 +235,9 @@ class RabbitBus(Bus):
     ) -> None:
         acks, tag = self._acks_for(message.channel), message.delivery_tag or 0
         acks.received(tag)
+        spec = self.specs.get(queue)
         try:
-            delivery = delivery_of(queue, message)
+            delivery = delivery_of(queue, message, spec is not None and spec.plain_messages)
         except Exception as exc:  # a foreign or corrupt message: keep it, in the dead queue
             log_event(log, "undecodable", logging.ERROR, queue=queue, error=type(exc).__name__)
             acks.settle(tag, Settlement.DROP)

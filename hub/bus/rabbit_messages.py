@@ -12,7 +12,8 @@ from pamqp.commands import Basic
 
 from hub.base.envelope import WIRE_CONTENT_TYPE, Envelope, new_id
 from hub.bus import topology as topo
-from hub.bus.base import DeadLetter, Delivery
+from hub.bus.base import DeadLetter, Delivery, Reply
+from hub.bus.outside import wrap
 
 PERSISTENT = 2  # AMQP delivery mode: written to disk
 
@@ -31,6 +32,17 @@ def to_properties(envelope: Envelope, headers: dict[str, Any] | None = None) -> 
         app_id=envelope.source,
         correlation_id=envelope.correlation_id,
         headers=headers,
+    )
+
+
+def reply_properties(reply: Reply) -> Basic.Properties:
+    return Basic.Properties(
+        delivery_mode=PERSISTENT,
+        message_id=new_id(),
+        content_type=reply.content_type,
+        correlation_id=reply.correlation_id or None,
+        app_id="jianhu",
+        headers=dict(reply.headers) or None,
     )
 
 
@@ -53,14 +65,34 @@ def dead_letter_of(queue: str, message: AbstractIncomingMessage) -> DeadLetter:
     )
 
 
-def delivery_of(queue: str, message: AbstractIncomingMessage) -> Delivery:
+def delivery_of(queue: str, message: AbstractIncomingMessage, plain: bool = False) -> Delivery:
+    """``plain``: the queue takes systems' plain messages; else only the hub's envelopes."""
     headers = message.headers or {}
     return Delivery(
-        envelope=Envelope.from_json(message.body),
+        envelope=_envelope_of(message) if plain else Envelope.from_json(message.body),
         queue=queue,
         routing_key=str(headers.get(topo.H_ROUTING_KEY) or message.routing_key or ""),
         attempt=_header_int(headers, topo.H_ATTEMPT, 1),
         redelivered=bool(message.redelivered),
+    )
+
+
+def _envelope_of(message: AbstractIncomingMessage) -> Envelope:
+    """A system's plain message, wrapped (``hub.bus.outside``): whatever came through the
+    inbound exchange, where systems publish, even a body that looks like an envelope (its
+    headers would otherwise vouch for a sender). Only the hub itself publishes to the retry and
+    requeue exchanges: what comes from there is the hub's envelope of a wrapped message."""
+    if message.exchange != topo.INBOUND:
+        return Envelope.from_json(message.body)
+    return wrap(
+        message.body,
+        message.routing_key or "",
+        content_type=message.content_type,
+        message_id=message.message_id,
+        app_id=message.app_id,
+        user_id=message.user_id,
+        reply_to=message.reply_to,
+        correlation_id=message.correlation_id,
     )
 
 

@@ -17,10 +17,19 @@ class Route:
     handler: str  # a key of the handler registry
     description: str
     single_active_consumer: bool = False
+    retired_bindings: tuple[str, ...] = ()  # see ``QueueSpec``
+    plain_messages: bool = False  # see ``QueueSpec``
 
     @property
     def spec(self) -> QueueSpec:
-        return QueueSpec(self.queue, self.exchange, self.bindings, self.single_active_consumer)
+        return QueueSpec(
+            self.queue,
+            self.exchange,
+            self.bindings,
+            self.single_active_consumer,
+            self.retired_bindings,
+            self.plain_messages,
+        )
 
 
 # A handler factory gets the running hub's services and returns the handler for one queue.

@@ -45,6 +45,12 @@ class QueueSpec:
     # (the lab screens) must see every message in one process, with the others as standbys
     # (not in order: a process still runs several handlers at once, and retries come late)
     single_active_consumer: bool = False
+    # bindings an earlier release made: unbound at each declare, so a queue already on a broker
+    # stops taking what it no longer should (RabbitMQ keeps every binding ever made)
+    retired_bindings: tuple[str, ...] = ()
+    # takes systems' plain messages (``hub.bus.outside``); any other queue takes only the hub's
+    # own envelopes, and sets a plain message aside in its dead queue, unread
+    plain_messages: bool = False
 
     @property
     def dead_queue(self) -> str:

@@ -95,6 +95,18 @@ def build_ack(message: Message | None, code: str, problem: Problem | None = None
     return "\r".join(segments) + "\r"
 
 
+def ack_outcome(ack: str) -> tuple[str, str]:
+    """MSA-1 of an ACK and what it says was wrong (MSA-3); ("", "") when it has no MSA."""
+    if len(ack) < 4:
+        return "", ""
+    separator = ack[3]
+    for segment in ack.split("\r"):
+        fields = segment.split(separator)
+        if fields[0] == "MSA":
+            return (fields[1] if len(fields) > 1 else ""), (fields[3] if len(fields) > 3 else "")
+    return "", ""
+
+
 def _err(problem: Problem, d: Delimiters, version: str) -> str:
     f, c = d.field, d.component
     label = ERROR_TEXT.get(problem.code, "Error")

@@ -1,4 +1,4 @@
-"""The normalizer worker: consumes ``hl7v2.#`` from the inbound exchange, maps each message to
+"""The normalizer worker: consumes ``hl7v2.*.*`` from the inbound exchange, maps each message to
 FHIR and writes the resources in one store transaction, then records the outcome on the
 archived message (stored with the resources it produced, unmapped, or failed with why)."""
 

@@ -54,13 +54,19 @@ def test_each_registered_plugin_brings_its_settings_group(monkeypatch: pytest.Mo
         settings.section("epidemic")  # not registered: no group, and the message says where
 
 
-def test_the_lab_s_queues_and_web_routes_come_from_its_plugin() -> None:
-    (lab,) = FEATURES
+def test_each_features_queues_come_from_its_plugin() -> None:
+    features = {feature.name: feature for feature in FEATURES}
+    assert set(features) == {"lab", "amqp_intake"}
     table = default_table()
-    for route in lab.routes:
-        assert route in table.routes
-        assert table.handlers[route.handler] is lab.handlers[route.handler]
-    assert {r.queue for r in lab.routes} == {"lab.fhir", "lab.hl7"}
+    for feature in FEATURES:
+        for route in feature.routes:
+            assert route in table.routes
+            assert table.handlers[route.handler] is feature.handlers[route.handler]
+    assert {r.queue for r in features["lab"].routes} == {"lab.fhir", "lab.hl7"}
+    (intake,) = features["amqp_intake"].routes
+    assert (intake.queue, intake.bindings) == ("intake.amqp", ("hl7v2", "fhir.*"))
+    assert intake.plain_messages  # the one queue that takes systems' plain messages
+    assert [r.queue for r in table.routes if r.plain_messages] == ["intake.amqp"]
 
 
 def test_a_new_feature_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
