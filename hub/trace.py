@@ -17,6 +17,7 @@ from hub.base.correlation import system_of
 from hub.base.errors import StoreError
 from hub.base.hospital_time import shown
 from hub.base.json import Json
+from hub.hl7v2.ack import ack_outcome
 from hub.hl7v2.replay import summary
 from store.archive import ArchivedMessage, ArchiveQuery, MessageArchive
 from store.resources import AuditFilter, ResourceStore, StoredVersion
@@ -112,7 +113,7 @@ async def _archived(archive: MessageArchive, id: str) -> ArchivedMessage | None:
 
 def _message(message: ArchivedMessage) -> Json:
     return summary(message) | {
-        "acknowledged": _ack_code(message.ack),
+        "acknowledged": ack_outcome(message.ack)[0],  # MSA-1; "" when none was sent
         # another message sent earlier under the same control id, with other content
         "reuses_control_id_of": message.duplicate_of,
     }
@@ -135,14 +136,6 @@ def _request(event: Json) -> Json:
         "what": what,
         "outcome": event.get("outcome", ""),  # 0 success, 4 refused, 8 failed
     }
-
-
-def _ack_code(ack: str) -> str:
-    """MSA-1 of the ACK the sender got (AA, AE, AR, CA...), "" when none was sent."""
-    for segment in ack.replace("\n", "\r").split("\r"):
-        if segment.startswith("MSA"):
-            return segment.split(segment[3:4] or "|")[1] if len(segment) > 4 else ""
-    return ""
 
 
 def change(version: StoredVersion) -> str:

@@ -141,8 +141,9 @@ class Bus(ABC):
     @abstractmethod
     async def reply(self, reply_to: str, answer: Reply) -> None:
         """Send an answer to the queue a system's message named in ``reply_to`` (the AMQP
-        default exchange, as RPC over RabbitMQ does); raise ``PublishError`` if it was not
-        taken."""
+        default exchange, as RPC over RabbitMQ does). Not confirmed, as RPC replies are not:
+        an asker that hears nothing asks again, and is answered again (a resend is answered
+        from the archive). ``PublishError`` when it cannot be sent at all."""
 
     # --- consuming ---
     @abstractmethod

@@ -28,9 +28,11 @@ async def confirmed(
 
 
 async def send_reply(channel: AbstractChannel, reply_to: str, answer: Reply) -> None:
-    """An answer to a system, on the default exchange: its routing key is the asker's queue."""
+    """An answer to a system, on the default exchange (its routing key is the asker's queue),
+    on a channel without confirms: written, not waited for (``Bus.reply``)."""
     what = f"reply {answer.correlation_id or '(no correlation id)'} to {reply_to}"
-    await _published(channel, answer.body, "", reply_to, reply_properties(answer), what)
+    properties = reply_properties(answer)
+    await _published(channel, answer.body, "", reply_to, properties, what, mandatory=False)
 
 
 async def _published(
@@ -40,6 +42,7 @@ async def _published(
     routing_key: str,
     properties: Basic.Properties,
     what: str,
+    mandatory: bool = True,
 ) -> None:
     """One mandatory publish, confirmed; failures as the hub's own errors. Plain coroutines
     straight to the channel underneath: this is the per-message hot path."""
@@ -48,7 +51,11 @@ async def _published(
             raise aiormq.exceptions.ChannelInvalidStateError("the publishing channel is closed")
         underlay = await channel.get_underlay_channel()
         await underlay.basic_publish(
-            body, exchange=exchange, routing_key=routing_key, properties=properties, mandatory=True
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=mandatory,
         )
     except Exception as exc:
         raise publish_error(exc, what) from exc

@@ -100,7 +100,7 @@ def ack_outcome(ack: str) -> tuple[str, str]:
     if len(ack) < 4:
         return "", ""
     separator = ack[3]
-    for segment in ack.split("\r"):
+    for segment in ack.replace("\n", "\r").split("\r"):
         fields = segment.split(separator)
         if fields[0] == "MSA":
             return (fields[1] if len(fields) > 1 else ""), (fields[3] if len(fields) > 3 else "")
