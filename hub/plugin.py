@@ -22,6 +22,9 @@ class FeaturePlugin:
     name: str
     settings: type[BaseModel]  # present with its defaults: a feature runs unless told not to
     routes: Sequence[Route] = ()
+    # routes that come from the site's configuration (a queue per outbound destination): read
+    # where the routing table is built, after ``JIANHU_CONFIG_DIR`` is known
+    configured_routes: Callable[[], Sequence[Route]] | None = None
     handlers: Mapping[str, HandlerFactory] = field(default_factory=dict)
     http_routes: Sequence[Callable[[web.Application], None]] = ()
     # from the open store, the tracer of its part of a trace

@@ -4,9 +4,10 @@ CLI and ``jianhu trace`` take them from here."""
 
 from adapters.framework.plugin import AdapterPlugin
 from adapters.registry import PLUGINS
+from hub.destinations.plugin import PLUGIN as DESTINATIONS
 from hub.intake.plugin import PLUGIN as AMQP_INTAKE
 from hub.lab.plugin import PLUGIN as LAB
 from hub.plugin import FeaturePlugin
 
-FEATURES: tuple[FeaturePlugin, ...] = (AMQP_INTAKE, LAB)
+FEATURES: tuple[FeaturePlugin, ...] = (AMQP_INTAKE, DESTINATIONS, LAB)
 ADAPTERS: tuple[AdapterPlugin, ...] = PLUGINS

@@ -5,9 +5,10 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -71,7 +72,9 @@ def make_store(settings: Settings) -> Store:
 @dataclass
 class Runtime:
     settings: Settings
-    table: RoutingTable = field(default_factory=default_table)
+    # the routing table; by default built once the site's folder is known (the destinations'
+    # queues come from a table there)
+    routing: InitVar[RoutingTable | None] = None
     metrics: HubMetrics = field(default_factory=HubMetrics)
     bus_clock: Callable[[], float] = time.time  # the embedded bus's, for its retry delays
     bus: Bus = field(init=False)
@@ -90,10 +93,11 @@ class Runtime:
     scheduler: Scheduler | None = field(init=False, default=None)
     lab: LabService | None = field(init=False, default=None)  # where the lab queues are consumed
     _lab_probe: asyncio.Task[None] | None = field(init=False, default=None)
+    table: RoutingTable = field(init=False)
 
-    def __post_init__(self) -> None:
-        if self.settings.config_dir is not None:
-            site_files.use(self.settings.config_dir)
+    def __post_init__(self, routing: RoutingTable | None) -> None:
+        site_files.use(self.settings.config_dir)  # None: JIANHU_CONFIG_DIR, or the shipped
+        self.table = routing if routing is not None else default_table()
         self.bus = make_bus(self.settings, self.metrics, self.bus_clock)
         self.store = make_store(self.settings)
 
@@ -111,11 +115,22 @@ class Runtime:
             self._http = aiohttp.ClientSession()
         return self._http
 
-    def mllp_client(self, host: str, port: int, charset: str) -> MllpClient:
-        """One reused connection per receiver and character set for outbound HL7."""
+    def mllp_client(
+        self,
+        host: str,
+        port: int,
+        charset: str,
+        timeout_s: float = 30.0,
+        tls: ssl.SSLContext | None = None,
+        attempts: int = 3,
+    ) -> MllpClient:
+        """One reused connection per receiver and character set for outbound HL7 (closed when
+        the hub stops)."""
         key = (host, port, charset)
         if key not in self._mllp:
-            self._mllp[key] = MllpClient(host, port, charset)
+            self._mllp[key] = MllpClient(
+                host, port, charset, timeout_s=timeout_s, attempts=attempts, tls=tls
+            )
         return self._mllp[key]
 
     async def start(self, consume: bool = True) -> None:

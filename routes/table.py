@@ -18,6 +18,7 @@ from hub.bus.topology import EVENTS, INBOUND, QueueSpec
 from hub.hl7v2 import application_ack
 from hub.hl7v2.application_ack import APPLICATION_ACK_KEY
 from hub.hl7v2.normalizer import normalizer
+from hub.plugin import FeaturePlugin
 from hub.registry import ADAPTERS, FEATURES
 
 
@@ -80,7 +81,7 @@ HANDLERS: Mapping[str, HandlerFactory] = {
 
 def default_table() -> RoutingTable:
     """The core's routes and those every registered feature and adapter declares."""
-    declared = [(f.routes, f.handlers) for f in FEATURES] + [
+    declared = [(_routes_of(f), f.handlers) for f in FEATURES] + [
         (a.routes, a.handlers) for a in ADAPTERS
     ]
     routes = ROUTES + tuple(route for theirs, _ in declared for route in theirs)
@@ -91,6 +92,11 @@ def default_table() -> RoutingTable:
             raise ValueError(f"handler names registered twice: {taken}")
         handlers |= theirs
     return RoutingTable(routes, handlers)
+
+
+def _routes_of(feature: FeaturePlugin) -> tuple[Route, ...]:
+    configured = feature.configured_routes() if feature.configured_routes is not None else ()
+    return (*feature.routes, *configured)
 
 
 def render(table: RoutingTable) -> str:

@@ -103,5 +103,8 @@ class Ledger(Protocol):
     async def set_status(self, id: str, status: str, error: str = "") -> Submission:
         """An operator's or the engine's decision without an attempt (cancel, redrive)."""
 
-    async def due(self, now: datetime, limit: int) -> Sequence[Submission]:
-        """Pending submissions, and failed ones whose next attempt is due, oldest first."""
+    async def due(
+        self, now: datetime, limit: int, adapters: Sequence[str] | None = None
+    ) -> Sequence[Submission]:
+        """Pending submissions, and failed ones whose next attempt is due, oldest first; of
+        these adapters only, when named (one's backlog must not hide another's)."""

@@ -123,19 +123,18 @@ class MongoLedger:
             raise StoreError(f"no submission {id}")
         return _submission(doc)
 
-    async def due(self, now: datetime, limit: int) -> Sequence[Submission]:
-        cursor = (
-            self._submissions.find(
-                {
-                    "$or": [
-                        {"status": PENDING},
-                        {"status": FAILED, "next_attempt_at": {"$lte": now}},
-                    ]
-                }
-            )
-            .sort("created_at", ASCENDING)
-            .limit(limit)
-        )
+    async def due(
+        self, now: datetime, limit: int, adapters: Sequence[str] | None = None
+    ) -> Sequence[Submission]:
+        wanted: dict[str, Any] = {
+            "$or": [
+                {"status": PENDING},
+                {"status": FAILED, "next_attempt_at": {"$lte": now}},
+            ]
+        }
+        if adapters is not None:
+            wanted["adapter"] = {"$in": list(adapters)}
+        cursor = self._submissions.find(wanted).sort("created_at", ASCENDING).limit(limit)
         return [_submission(doc) async for doc in cursor]
 
 

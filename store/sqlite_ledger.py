@@ -204,12 +204,18 @@ class SqliteLedger:
             raise StoreError(f"no submission {id}")
         return await self.get(id)
 
-    async def due(self, now: datetime, limit: int) -> Sequence[Submission]:
+    async def due(
+        self, now: datetime, limit: int, adapters: Sequence[str] | None = None
+    ) -> Sequence[Submission]:
+        only, args = "", [instant(now)]
+        if adapters is not None:
+            only = f"AND adapter IN ({', '.join('?' * len(adapters))}) " if adapters else "AND 0 "
+            args += list(adapters)
         tail = (
-            "WHERE status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?) "
-            "ORDER BY created_at"
+            "WHERE (status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?)) "
+            f"{only}ORDER BY created_at"
         )
-        return await self._file.scan(lambda db: _select(db, tail, [instant(now)], limit))
+        return await self._file.scan(lambda db: _select(db, tail, args, limit))
 
 
 def _select(db: sqlite3.Connection, tail: str, args: Sequence[Any], limit: int) -> list[Submission]:

@@ -11,6 +11,7 @@ import aio_pika
 import pytest
 from yarl import URL
 
+from hub.base import site_files
 from hub.base.metrics import HubMetrics
 from hub.bus.base import Bus
 from hub.bus.embedded import EmbeddedBus
@@ -30,6 +31,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the long fault and load runs: the same tests at full size (kill -9 in the middle "
         "of long streams, 100,000 broken frames, a 50,000-OBX message), with longer timeouts",
     )
+
+
+@pytest.fixture(autouse=True)
+def _own_site_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The site folder a hub chose (``site_files.use``) is the process's: each test starts
+    without one, as a fresh process would."""
+    monkeypatch.setattr(site_files, "_chosen", [])
 
 
 @pytest.fixture

@@ -161,10 +161,12 @@ class Courier:
     async def run_due(self, limit: int = 100) -> int:
         """One pass over what is due (new, and failed whose backoff has passed)."""
         sent = 0
-        for submission in await self.ledger.due(self.clock(), limit):
-            if submission.adapter in self.adapters:  # others wait for their configuration
-                await self.attempt(submission.id)
-                sent += 1
+        # only the configured adapters': others wait for their configuration, and a backlog of
+        # theirs (or the destinations', which deliver through their own queues) must not fill
+        # every batch
+        for submission in await self.ledger.due(self.clock(), limit, list(self.adapters)):
+            await self.attempt(submission.id)
+            sent += 1
         return sent
 
     async def cancel(self, id: str) -> Submission:

@@ -18,6 +18,12 @@ class RetryableError(JianhuError):
     """A transient failure (network, broker, a busy receiver): the same work may succeed later."""
 
 
+class KeepRetryingError(RetryableError):
+    """A failure that outlasts any retry budget without being the message's fault (a receiver
+    down for hours): retried at the bus's longest delay once its delays run out, never
+    dead-lettered for the number of attempts. The raiser decides when to give up."""
+
+
 class PermanentError(JianhuError):
     """The work can never succeed as it is (bad input, a business rule): retrying is useless."""
 

@@ -42,14 +42,15 @@ Handler = Callable[[Delivery], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class Reply:
-    """An answer to a system outside the hub: a plain body (an ACK, FHIR JSON), not an
-    envelope, in the form that system publishes in."""
+class PlainMessage:
+    """A message for a system outside the hub (an answer, a delivery): a plain body (an ACK,
+    ER7, FHIR JSON), not an envelope, in the form that system publishes in."""
 
     body: bytes
     content_type: str
-    correlation_id: str  # the asker's correlation id (or its message id), as RPC expects
+    correlation_id: str  # an answer's: the asker's correlation id (or message id), as RPC expects
     headers: dict[str, str] = field(default_factory=dict)
+    message_id: str = ""  # the same on every send of one delivery (the receiver's dedup key)
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,16 @@ class Bus(ABC):
         """Publish a batch with confirms pipelined; raise if any one was not confirmed."""
 
     @abstractmethod
-    async def reply(self, reply_to: str, answer: Reply) -> None:
+    async def reply(self, reply_to: str, answer: PlainMessage) -> None:
         """Send an answer to the queue a system's message named in ``reply_to`` (the AMQP
         default exchange, as RPC over RabbitMQ does). Not confirmed, as RPC replies are not:
         an asker that hears nothing asks again, and is answered again (a resend is answered
         from the archive). ``PublishError`` when it cannot be sent at all."""
+
+    @abstractmethod
+    async def publish_plain(self, exchange: str, routing_key: str, message: PlainMessage) -> None:
+        """Publish a plain message for a system outside the hub; return once the broker has
+        confirmed it, raise ``PublishError`` if it did not."""
 
     # --- consuming ---
     @abstractmethod

@@ -30,7 +30,7 @@ from hub.base.metrics import BusMetrics
 from hub.base.sqlite_writer import SqliteWriter, connect_reader
 from hub.base.tasks import wait_event
 from hub.bus import topology as topo
-from hub.bus.base import Bus, DeadLetter, Delivery, Handler, QueueDepth, Reply
+from hub.bus.base import Bus, DeadLetter, Delivery, Handler, PlainMessage, QueueDepth
 from hub.bus.outcome import Disposition, Verdict
 from hub.bus.settings import BusSettings
 
@@ -151,9 +151,12 @@ class EmbeddedBus(Bus):
     ) -> None:
         await self.publish_many([(envelope, routing_key)], exchange)
 
-    async def reply(self, reply_to: str, answer: Reply) -> None:
+    async def reply(self, reply_to: str, answer: PlainMessage) -> None:
         # only a process holding this bus reaches it, and no outside system publishes here
         raise UnroutableError(f"reply to {reply_to}: the embedded bus has no outside systems")
+
+    async def publish_plain(self, exchange: str, routing_key: str, message: PlainMessage) -> None:
+        raise UnroutableError(f"{exchange}/{routing_key}: the embedded bus has no outside systems")
 
     async def publish_many(
         self, items: Sequence[tuple[Envelope, str]], exchange: str = topo.INBOUND

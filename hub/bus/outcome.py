@@ -4,7 +4,7 @@ dead letter, shared by both buses so they cannot drift apart."""
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hub.base.errors import PermanentError
+from hub.base.errors import KeepRetryingError, PermanentError
 from hub.base.masking import mask_text
 
 MAX_ERROR_CHARS = 500
@@ -41,6 +41,9 @@ def decide(exc: BaseException, attempt: int, retry_delays_s: tuple[float, ...]) 
     and the retry budget still ends in a dead letter a person can redrive.
     """
     error_class, error = describe(exc)
+    if isinstance(exc, KeepRetryingError) and retry_delays_s:
+        delay = retry_delays_s[min(attempt, len(retry_delays_s)) - 1]
+        return Disposition(Verdict.RETRY, delay, error_class, error)
     if isinstance(exc, PermanentError) or attempt > len(retry_delays_s):
         return Disposition(Verdict.DEAD, error_class=error_class, error=error)
     return Disposition(Verdict.RETRY, retry_delays_s[attempt - 1], error_class, error)

@@ -29,10 +29,10 @@ from hub.base.logs import log_event
 from hub.base.metrics import BusMetrics
 from hub.bus import topology as topo
 from hub.bus.acks import AckCoalescer, Settlement
-from hub.bus.base import Bus, DeadLetter, Delivery, Handler, QueueDepth, Reply
+from hub.bus.base import Bus, DeadLetter, Delivery, Handler, PlainMessage, QueueDepth
 from hub.bus.outcome import Disposition, Verdict
 from hub.bus.rabbit_messages import dead_letter_of, delivery_of
-from hub.bus.rabbit_publish import confirmed, send_reply
+from hub.bus.rabbit_publish import confirmed, confirmed_plain, send_reply
 from hub.bus.settings import BusSettings
 
 log = logging.getLogger(__name__)
@@ -186,12 +186,16 @@ class RabbitBus(Bus):
         if failures:
             raise failures[0]
 
-    async def reply(self, reply_to: str, answer: Reply) -> None:
+    async def reply(self, reply_to: str, answer: PlainMessage) -> None:
         # a channel of its own, without confirms: a reply's confirm would otherwise wait in line
         # behind the quorum-queue publishes of the shared channel (half a second under load)
         if self._reply_channel is None or self._reply_channel.is_closed:
             self._reply_channel = await self.connection.channel(publisher_confirms=False)
         await send_reply(self._reply_channel, reply_to, answer)
+
+    async def publish_plain(self, exchange: str, routing_key: str, message: PlainMessage) -> None:
+        await self._exchange(exchange)  # a missing exchange fails here, not on the channel
+        await confirmed_plain(self._channel(), exchange, routing_key, message)
 
     async def _publish_direct(
         self, exchange: str, routing_key: str, envelope: Envelope, headers: dict[str, Any]

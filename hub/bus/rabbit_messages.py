@@ -12,7 +12,7 @@ from pamqp.commands import Basic
 
 from hub.base.envelope import WIRE_CONTENT_TYPE, Envelope, new_id
 from hub.bus import topology as topo
-from hub.bus.base import DeadLetter, Delivery, Reply
+from hub.bus.base import DeadLetter, Delivery, PlainMessage
 from hub.bus.outside import wrap
 
 PERSISTENT = 2  # AMQP delivery mode: written to disk
@@ -35,14 +35,14 @@ def to_properties(envelope: Envelope, headers: dict[str, Any] | None = None) -> 
     )
 
 
-def reply_properties(reply: Reply) -> Basic.Properties:
+def plain_properties(message: PlainMessage) -> Basic.Properties:
     return Basic.Properties(
         delivery_mode=PERSISTENT,
-        message_id=new_id(),
-        content_type=reply.content_type,
-        correlation_id=reply.correlation_id or None,
+        message_id=message.message_id or new_id(),
+        content_type=message.content_type,
+        correlation_id=message.correlation_id or None,
         app_id="jianhu",
-        headers=dict(reply.headers) or None,
+        headers=dict(message.headers) or None,
     )
 
 

@@ -10,8 +10,8 @@ from pamqp.commands import Basic
 
 from hub.base.envelope import Envelope
 from hub.base.errors import PublishError, TopologyError, UnroutableError
-from hub.bus.base import Reply
-from hub.bus.rabbit_messages import reply_properties, to_properties
+from hub.bus.base import PlainMessage
+from hub.bus.rabbit_messages import plain_properties, to_properties
 
 
 async def confirmed(
@@ -27,11 +27,19 @@ async def confirmed(
     await _published(channel, envelope.to_json(), exchange, routing_key, properties, what)
 
 
-async def send_reply(channel: AbstractChannel, reply_to: str, answer: Reply) -> None:
+async def confirmed_plain(
+    channel: AbstractChannel, exchange: str, routing_key: str, message: PlainMessage
+) -> None:
+    """A plain message for a system, confirmed by the broker."""
+    what = f"publish a plain message to {exchange}/{routing_key}"
+    await _published(channel, message.body, exchange, routing_key, plain_properties(message), what)
+
+
+async def send_reply(channel: AbstractChannel, reply_to: str, answer: PlainMessage) -> None:
     """An answer to a system, on the default exchange (its routing key is the asker's queue),
     on a channel without confirms: written, not waited for (``Bus.reply``)."""
     what = f"reply {answer.correlation_id or '(no correlation id)'} to {reply_to}"
-    properties = reply_properties(answer)
+    properties = plain_properties(answer)
     await _published(channel, answer.body, "", reply_to, properties, what, mandatory=False)
 
 

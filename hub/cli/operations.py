@@ -285,8 +285,7 @@ def trace(id: str, as_json: bool) -> None:
     async def work() -> bool:
         async with open_store(settings) as store:
             found = await trace_of(store, wanted)
-            caller = f"cli:{_user()}"
-            await store.resources.append_audit([access(caller, "ops", found)])
+            await store.resources.append_audit([access(caller(), "ops", found)])
         if as_json:
             print_json(found.as_json())
         else:
@@ -295,6 +294,11 @@ def trace(id: str, as_json: bool) -> None:
 
     if not run_async(work):
         raise SystemExit(1)
+
+
+def caller() -> str:
+    """The command's user as the audit trail and the switches name it."""
+    return f"cli:{_user()}"
 
 
 def _user() -> str:

@@ -17,6 +17,7 @@ from hub.hl7v2.message import HL7ParseError, Message, head
 from hub.hl7v2.offload import BIG_MESSAGE_CHARS, BigMessages
 from hub.hl7v2.persist import persist
 from hub.hl7v2.privacy import mask_personal
+from hub.hl7v2.processed import announce
 from hub.hl7v2.publishing import message_text
 from store.archive import FAILED, PROCESSED, STORED, UNMAPPED, ArchivedMessage, MessageArchive
 from store.resources import ResourceStore
@@ -59,6 +60,8 @@ def normalizer(services: Services) -> Handler:
             archived = await _archived(services.archive, archive_id)
             if not _done_before(archived, envelope):
                 await _normalize(services, envelope, archive_id, archived)
+            elif archived is not None and archived.status in PROCESSED:
+                await announce(services.bus, archive_id, envelope)  # its notice may be lost
         finally:
             del running[key]
             mine.set()
@@ -91,6 +94,7 @@ async def _normalize(
         # no FHIR of its own; the lab reads the LIS's status messages from its own queue
         await _record(services, archive_id, UNMAPPED, str(exc))
         await application_ack.request(services, envelope, message)
+        await announce(services.bus, archive_id, envelope)
         return
     except MappingError as exc:  # the message itself is wrong, or a merge it asks for
         reason = mask_personal(str(exc), message)
@@ -108,6 +112,7 @@ async def _normalize(
         raise RetryableError(reason) from exc
     await _record(services, archive_id, STORED, "", produced)
     await application_ack.request(services, envelope, message)
+    await announce(services.bus, archive_id, envelope)
 
 
 async def _archived(archive: MessageArchive, archive_id: str) -> ArchivedMessage | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from hub.base.envelope import HL7V2_ER7
 from hub.base.errors import PublishError, RetryableError
 from hub.base.logs import log_event
-from hub.bus.base import Bus, Delivery, Reply
+from hub.bus.base import Bus, Delivery, PlainMessage
 from hub.bus.outside import OutsideMessage, outside
 from hub.fhir.scopes import Principal
 from hub.hl7v2.ack import ack_outcome
@@ -97,7 +97,7 @@ class AmqpIntake:
     async def _reply(self, message: OutsideMessage, answer: Answer) -> None:
         if not message.reply_to or not answer.body:
             return  # no answer asked for (or MSH-15 NE: none wanted)
-        reply = Reply(
+        reply = PlainMessage(
             answer.body,
             answer.content_type,
             message.correlation_id or message.message_id,
