@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import time
+from weakref import WeakValueDictionary
 
 
 async def cancel(task: "asyncio.Task[None] | None") -> None:
@@ -60,3 +61,17 @@ class Passes:
     async def after(self, mark: int) -> None:
         async with self._ended:
             await self._ended.wait_for(lambda: self.ended > mark)
+
+
+class KeyedLocks:
+    """One asyncio lock per key (a patient, a tube), made when first asked for and gone when
+    nobody holds or waits for it: a process that sees millions of keys keeps none of them."""
+
+    def __init__(self) -> None:
+        self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+
+    def __call__(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock

@@ -1,6 +1,7 @@
 """Delivering a destination's queue: each delivery names its ledger submission; it is sent when
 no earlier message of the same patient is still on its way to that destination (earlier by the
-archive's receipt order), one at a time per destination in a process. The answer is recorded in
+archive's receipt order), one at a time per patient in a process (the destination's queue has
+one active consumer, and MLLP one message in flight per connection). The answer is recorded in
 the ledger as an attempt: accepted (AA/CA), rejected (AE/AR: dead-lettered for a person, later
 messages go on), failed (retried with the bus's backoff, without a budget unless the destination
 sets ``max_attempts``, so a receiver down for hours loses nothing).
@@ -9,13 +10,12 @@ A paused destination keeps its deliveries waiting the same way. A delivery found
 redelivery after a crash) is not sent again; one dead or rejected that comes back on its queue
 as a first attempt was redriven by a person, and is sent again."""
 
-import asyncio
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from hub.base.errors import KeepRetryingError, PermanentError, StoreError
+from hub.base.tasks import KeyedLocks
 from hub.bus.base import Delivery
 from hub.destinations.config import Destination
 from hub.destinations.router import ADAPTER
@@ -46,9 +46,7 @@ class DestinationSender:
     ledger: Ledger
     transports: Transports
     switches: Switches
-    _locks: defaultdict[str, asyncio.Lock] = field(
-        default_factory=lambda: defaultdict(asyncio.Lock)
-    )
+    _one_at_a_time: KeyedLocks = field(default_factory=KeyedLocks)
 
     async def __call__(self, delivery: Delivery) -> None:
         destination = self.destinations.get(delivery.queue)
@@ -59,7 +57,9 @@ class DestinationSender:
             submission = await self.ledger.get(submission_id)
         except StoreError as exc:
             raise PermanentError(f"no delivery {submission_id} in the ledger") from exc
-        async with self._locks[destination.name]:  # in arrival order (the lock is fair)
+        # one patient's deliveries one after another, in arrival order (the lock is fair);
+        # other patients' meanwhile, their ledger writes committed together
+        async with self._one_at_a_time(submission.business_key):
             await self._deliver(destination, submission, delivery.attempt)
 
     async def _deliver(

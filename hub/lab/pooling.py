@@ -30,7 +30,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from weakref import WeakValueDictionary
 
 import orjson
 
@@ -41,6 +40,7 @@ from hub.base.errors import (
     RetryableError,
     VersionConflictError,
 )
+from hub.base.tasks import KeyedLocks
 from hub.hl7v2.mapping.common import label
 from hub.lab.pool_tube import (
     WRITE_ATTEMPTS,
@@ -108,13 +108,7 @@ class PoolingService:
         self.rules = rules or load_rules()
         # one change of a tube at a time in this process: scanners at one desk queue instead of
         # racing; another process's change is still caught by the version check and retried
-        self._tube_locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
-
-    def _one_at_a_time(self, barcode: str) -> asyncio.Lock:
-        lock = self._tube_locks.get(barcode)
-        if lock is None:
-            lock = self._tube_locks[barcode] = asyncio.Lock()
-        return lock
+        self._one_at_a_time = KeyedLocks()
 
     # 扫码建档: find the Patient by the card, or create it
 
