@@ -7,7 +7,8 @@ from adapters.registry import PLUGINS
 from hub.destinations.plugin import PLUGIN as DESTINATIONS
 from hub.intake.plugin import PLUGIN as AMQP_INTAKE
 from hub.lab.plugin import PLUGIN as LAB
+from hub.orders.plugin import PLUGIN as ORDERS
 from hub.plugin import FeaturePlugin
 
-FEATURES: tuple[FeaturePlugin, ...] = (AMQP_INTAKE, DESTINATIONS, LAB)
+FEATURES: tuple[FeaturePlugin, ...] = (AMQP_INTAKE, DESTINATIONS, ORDERS, LAB)
 ADAPTERS: tuple[AdapterPlugin, ...] = PLUGINS

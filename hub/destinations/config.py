@@ -54,6 +54,7 @@ class Filter(BaseModel, frozen=True):
 
     message_types: tuple[str, ...] = ()  # "ADT" (every event) or "ADT^A01"
     senders: tuple[str, ...] = ()  # MSH-3, or MSH-3^MSH-4
+    receivers: tuple[str, ...] = ()  # MSH-5: the performer an order the hub sends names
     departments: tuple[str, ...] = ()  # PV1-3.1 (point of care) or PV1-10 (service)
     patient_classes: tuple[str, ...] = ()  # PV1-2: I, O, E ...
     # a FHIR search over what the message produced, e.g. "Observation?code=http://loinc.org|2345-7":

@@ -22,6 +22,7 @@ class Facts:
     archive_id: str
     message_type: str  # ADT^A01
     sender: tuple[str, str]  # MSH-3, MSH-4
+    receiver: str  # MSH-5
     departments: frozenset[str]  # PV1-3.1, PV1-10
     patient_class: str  # PV1-2
     patient: str  # PID-3 (first): id^^^authority, the key deliveries keep their order by
@@ -40,6 +41,7 @@ def facts_of(archive_id: str, text: str, charset: str, resources: Sequence[str])
         archive_id,
         f"{code}^{event}",
         message.sender,
+        message.receiver[0],
         frozenset(departments),
         pv1.value(2) if pv1 is not None else "",
         patient,
@@ -57,6 +59,7 @@ def header_match(wanted: Filter, facts: Facts) -> bool:
             not wanted.senders
             or bool({application, f"{application}^{facility}"} & set(wanted.senders))
         )
+        and (not wanted.receivers or facts.receiver in wanted.receivers)
         and (not wanted.departments or bool(facts.departments & set(wanted.departments)))
         and (not wanted.patient_classes or facts.patient_class in wanted.patient_classes)
     )

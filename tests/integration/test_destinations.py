@@ -152,8 +152,8 @@ class Site:
             await settle(self.hub)
 
 
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
+@pytest.fixture(name="site")
+async def site_fixture(tmp_path: Path) -> AsyncIterator[Site]:
     lis, pacs, his, emr = Receiver(), Receiver(), Receiver(), FhirReceiver()
     ports = {"lis": await lis.start(), "pacs": await pacs.start(), "his": free_port()}
     emr_url = await emr.start()
@@ -266,7 +266,9 @@ async def test_a_paused_destination_waits_and_goes_on_in_order_when_resumed(
     assert his["transport"] == f"mllp 127.0.0.1:{site.his_port}"
     assert {d["name"] for d in listed} == {
         "his-adt-to-lis",
+        "orders-to-lis",
         "his-adt-to-pacs",
+        "orders-to-pacs",
         "his-adt-to-emr",
         "results-to-his",
         "results-to-emr",
@@ -301,7 +303,7 @@ async def test_jianhu_destinations_lists_them_and_turns_the_switch(
     assert first.startswith("his-adt-to-lis  mllp 127.0.0.1:")
     assert "PAUSED by cli:" in first
     rows = json.loads((await asyncio.to_thread(jianhu, "destinations", "--json")).output)
-    assert [row["name"] for row in rows][:2] == ["his-adt-to-lis", "his-adt-to-pacs"]
+    assert [row["name"] for row in rows][:2] == ["his-adt-to-lis", "orders-to-lis"]
     unknown = await asyncio.to_thread(jianhu, "destinations", "resume", "nowhere")
     assert unknown.exit_code == 1
     assert "no destination 'nowhere'" in unknown.output

@@ -27,7 +27,9 @@ def test_the_shipped_examples_read() -> None:
     names = [d.name for d in parse(json.loads(EXAMPLE.read_text(encoding="utf-8")))]
     assert names == [
         "his-adt-to-lis",
+        "orders-to-lis",
         "his-adt-to-pacs",
+        "orders-to-pacs",
         "his-adt-to-emr",
         "results-to-his",
         "results-to-emr",

@@ -56,7 +56,7 @@ def test_each_registered_plugin_brings_its_settings_group(monkeypatch: pytest.Mo
 
 def test_each_features_queues_come_from_its_plugin() -> None:
     features = {feature.name: feature for feature in FEATURES}
-    assert set(features) == {"lab", "amqp_intake", "destinations"}
+    assert set(features) == {"lab", "amqp_intake", "destinations", "orders"}
     table = default_table()
     for feature in FEATURES:
         for route in feature.routes:

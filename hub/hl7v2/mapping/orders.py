@@ -10,6 +10,7 @@ ORU^R01. So an order and its later result meet on the same ServiceRequest and Sp
 ``specimens.py``.
 """
 
+import re
 from dataclasses import dataclass, field
 
 from hub.base.errors import MappingError
@@ -55,7 +56,15 @@ def placer_order_key(
     return entity_key(_order_number(orc, obr, 2), default_namespace)
 
 
+# The placer namespace of the orders the hub itself sends (``hub.orders``): their number is the
+# ServiceRequest's own id, so the result that comes back files under the order it answers.
+HUB_PLACER = "JIANHU"
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
 def service_request_id(namespace: str, number: str) -> str:
+    if namespace == HUB_PLACER and _FHIR_ID.match(number):
+        return number
     return stable_id("req", namespace, number)
 
 
