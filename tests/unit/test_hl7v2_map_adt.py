@@ -337,9 +337,12 @@ def test_son_and_a_reordered_contact_list_keeps_each_person() -> None:
 
 
 def test_admission_encounter_has_ward_room_bed_doctors_department_and_admit_source() -> None:
-    encounter = one(corpus("01-his-adt-a01-admit-resp.hl7"), "Encounter")
+    resources = corpus("01-his-adt-a01-admit-resp.hl7")
+    encounter = one(resources, "Encounter")
     (ward,) = at(encounter, "wa")
+    places = {place["id"]: place for place in of_type(resources, "Location")}
     assert ward["location"] == {
+        "reference": ward["location"]["reference"],
         "display": "呼吸内科病区",
         "identifier": {"system": "urn:jianhu:sid:ward:his", "value": "B0301"},
     }
@@ -348,10 +351,25 @@ def test_admission_encounter_has_ward_room_bed_doctors_department_and_admit_sour
         "03",
     ]
     assert {e["status"] for e in encounter["location"]} == {"active"}
+    # ward, room and bed are Locations, the bed part of the room part of the ward
+    (bed,) = at(encounter, "bd")
+    chain, place = [], places[bed["location"]["reference"].split("/")[1]]
+    while True:
+        chain.append((place["name"], codes(place["physicalType"])[PHYSICAL]))
+        if "partOf" not in place:
+            break
+        place = places[place["partOf"]["reference"].split("/")[1]]
+    assert chain == [("03", "bd"), ("0312", "ro"), ("呼吸内科病区", "wa")]
+    assert place["identifier"] == [{"system": "urn:jianhu:sid:ward:his", "value": "B0301"}]
     assert [
         (codes(p["type"][0]).popitem()[1], p["individual"]["display"])
         for p in encounter["participant"]
     ] == [("ATND", "王建国"), ("ADM", "钱文军")]
+    # the doctors the HIS numbers are Practitioners, kept once however many messages name them
+    doctors = {d["id"]: d for d in of_type(resources, "Practitioner")}
+    attending = encounter["participant"][0]["individual"]
+    assert doctors[attending["reference"].split("/")[1]]["name"][0]["text"] == "王建国"
+    assert doctors[attending["reference"].split("/")[1]]["identifier"] == [attending["identifier"]]
     assert codes(encounter["serviceType"]) == {"urn:jianhu:codesystem:local:his-dept": "0301"}
     assert encounter["serviceType"]["text"] == "呼吸内科"
     assert codes(encounter["hospitalization"]["admitSource"]) == {
@@ -401,9 +419,15 @@ def test_preadmission_and_emergency_to_inpatient() -> None:
 
 
 def test_a_place_named_only_in_pl1_has_no_ward_identifier() -> None:
-    encounter = one(corpus("09-his-adt-a13-cancel-discharge.hl7"), "Encounter")
+    resources = corpus("09-his-adt-a13-cancel-discharge.hl7")
+    encounter = one(resources, "Encounter")
     (ward,) = at(encounter, "wa")
-    assert ward["location"] == {"display": "心血管内科病区"}
+    assert ward["location"] == {
+        "reference": ward["location"]["reference"],
+        "display": "心血管内科病区",
+    }
+    (place,) = [p for p in of_type(resources, "Location") if p["name"] == "心血管内科病区"]
+    assert "identifier" not in place
 
 
 # --- bad input ---

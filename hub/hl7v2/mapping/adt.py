@@ -3,7 +3,8 @@ per NK1, an AllergyIntolerance per AL1, a Condition per DG1 (listed in Encounter
 a Coverage per IN1 with its payer Organization (see ``clinical``)."""
 
 from hub.hl7v2.mapping.clinical import allergies, coverages, diagnoses, related_persons
-from hub.hl7v2.mapping.common import Mapped, encounter, patient
+from hub.hl7v2.mapping.common import Mapped, patient
+from hub.hl7v2.mapping.visits import encounter
 from hub.hl7v2.message import Message
 
 

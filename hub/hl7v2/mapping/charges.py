@@ -20,7 +20,6 @@ from hub.hl7v2.datatypes import codeable, date_time, table
 from hub.hl7v2.mapping.common import (
     Mapped,
     coded,
-    encounter,
     field_system,
     patient,
     reference,
@@ -28,6 +27,7 @@ from hub.hl7v2.mapping.common import (
     stable_id,
     staff,
 )
+from hub.hl7v2.mapping.visits import encounter
 from hub.hl7v2.message import Message, Segment
 
 EXTENSION = "urn:jianhu:structuredefinition"

@@ -1,5 +1,5 @@
-"""What every v2 mapping shares: ids from business keys, the Patient from PID and the Encounter
-from PV1 (after the V2-to-FHIR IG's PID[Patient] and PV1[Encounter] maps).
+"""What every v2 mapping shares: ids from business keys, the Patient from PID (after the
+V2-to-FHIR IG's PID[Patient] map), the staff a message names; the Encounter is ``visits.py``'s.
 
 Resource ids are derived from business identifiers (the patient's first identifier, the visit
 number, order numbers, positions within a message), so a replay or a resend updates the same
@@ -19,7 +19,6 @@ from hub.hl7v2.datatypes import (
     codeable,
     contact_point,
     date_only,
-    date_time,
     human_name,
     identifier,
     table,
@@ -73,6 +72,14 @@ class Mapped:
 
     def mode(self, resource: Json) -> WriteMode:
         return self.modes.get(f"{resource['resourceType']}/{resource['id']}", WriteMode.REPLACE)
+
+    def context(self, resource: Json) -> Json:
+        """A resource this message only names (a doctor, a bed, an analyser): written when the
+        store has none, once however often the message names it."""
+        key = f"{resource['resourceType']}/{resource['id']}"
+        if key in self.modes:
+            return next(r for r in self.resources if f"{r['resourceType']}/{r['id']}" == key)
+        return self.add(resource, WriteMode.IF_ABSENT)
 
 
 def context_mode(message: Message) -> WriteMode:
@@ -177,63 +184,6 @@ def _origins(pid: Segment, sender: str) -> Json:
     return found
 
 
-_ENCOUNTER_STATUS = {"A03": "finished", "A11": "cancelled", "A05": "planned", "A13": "in-progress"}
-
-# Encounter.location.status follows the encounter: the IG has "active", "planned" for a
-# pre-admission; a finished stay's places are "completed". A cancelled stay's places get none.
-_LOCATION_STATUS = {"planned": "planned", "in-progress": "active", "finished": "completed"}
-_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
-_PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-# PV1 doctor fields and their participant type, after the IG's PV1[Encounter] map.
-_DOCTORS = (
-    (7, "ATND", "attender"),
-    (8, "REF", "referrer"),
-    (9, "CON", "consultant"),
-    (17, "ADM", "admitter"),
-)
-
-
-def encounter(
-    message: Message, mapped: Mapped, subject: Json, event: str = "", pv1: Segment | None = None
-) -> Json | None:
-    """The visit of PV1 (the message's first, or ``pv1`` in a batch). Without a visit number
-    only ADT makes one (keyed by the message); other messages have nothing to link to."""
-    pv1 = pv1 or message.first("PV1")
-    if pv1 is None:
-        return None
-    if not pv1.value(19) and message.message_type[0] != "ADT":
-        return None
-    sender = sender_of(message)
-    visit = pv1.value(19) or message.control_id
-    # Visit numbers are the hospital's (the HIS issues them; every system quotes them), so the
-    # key is the assigning facility, not the sender: the LIS's result, the EMR's order and the
-    # HIS's admission of one visit meet on one Encounter.
-    facility = pv1.value(19, 4) or message.sender[1] or sender
-    act = table("patient_class", sender).get(pv1.value(2), "AMB")
-    resource: Json = {
-        "resourceType": "Encounter",
-        "id": stable_id("enc", facility, visit),
-        "identifier": [{"system": f"urn:jianhu:sid:visit:{facility.lower()}", "value": visit}],
-        "status": _ENCOUNTER_STATUS.get(event, "finished" if pv1.value(45) else "in-progress"),
-        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": act},
-        "subject": reference(subject),
-    }
-    start, end = date_time(pv1.value(44)), date_time(pv1.value(45))
-    if start or end:
-        resource["period"] = {k: v for k, v in (("start", start), ("end", end)) if v}
-    if admission_type := coded(pv1.components(4), sender, field_system("PV1-4", sender)):
-        resource["type"] = [admission_type]
-    if service := coded(pv1.components(10), sender, field_system("PV1-10", sender)):
-        resource["serviceType"] = service
-    if participants := _participants(pv1):
-        resource["participant"] = participants
-    if hospitalization := _hospitalization(pv1, sender):
-        resource["hospitalization"] = hospitalization
-    if locations := _locations(message, pv1, resource["status"], event):
-        resource["location"] = locations
-    return mapped.add(resource, context_mode(message))
-
-
 def field_system(field_name: str, sender: str) -> str:
     """The coding system a field's codes come from when the sender leaves CWE.3 empty (HIS
     dictionaries mostly do): table ``field_coding_system``, e.g. PV1-36 -> CV06.00.226."""
@@ -258,97 +208,17 @@ def display_name(xcn: list[str]) -> str:
     return str(name["text"]) if name else ""
 
 
-def _participants(pv1: Segment) -> list[Json]:
-    """Doctors by name only (display): no Practitioner is created from a PV1."""
-    found = []
-    for number, code, label in _DOCTORS:
-        for rep in range(1, len(pv1.repetitions(number)) + 1):
-            if name := display_name(pv1.components(number, rep)):
-                kind = {"system": _PARTICIPATION_TYPE, "code": code, "display": label}
-                found.append({"type": [{"coding": [kind]}], "individual": {"display": name}})
-    return found
-
-
-def _hospitalization(pv1: Segment, sender: str) -> Json:
-    found: Json = {}
-    if preadmit := pv1.value(5):
-        found["preAdmissionIdentifier"] = {
-            "system": f"urn:jianhu:sid:preadmission:{sender.lower()}",
-            "value": preadmit,
-        }
-    # PV1-14 carries the front page's 入院途径 (RYTJ) and PV1-36 its 离院方式 (LYFS): the codes
-    # are kept as sent, in their Chinese code systems, for the DRG front page.
-    for key, number in (("admitSource", 14), ("dischargeDisposition", 36)):
-        if concept := coded(pv1.components(number), sender, field_system(f"PV1-{number}", sender)):
-            found[key] = concept
-    # PV1-37 names the receiving institution when 离院方式 is a transfer (2 or 3), which the
-    # DRG front page requires (拟接收医疗机构): kept as a display reference with its code
-    destination = pv1.components(37)
-    if any(destination[:2]):
-        place: Json = {"display": destination[1] if len(destination) > 1 else destination[0]}
-        if destination[0]:
-            place["identifier"] = {
-                "system": f"urn:jianhu:sid:institution:{sender.lower()}",
-                "value": destination[0],
-            }
-        found["destination"] = place
-    return found
-
-
-def _locations(message: Message, pv1: Segment, status: str, event: str) -> list[Json]:
-    """PV1-3 (where the patient is) and PV1-6 (where they were before a transfer), each as ward,
-    room and bed entries told apart by physicalType, so nobody has to parse "病区 床位" text.
-    On an A02 the transfer time (EVN-6, else EVN-2) ends the old place and starts the new."""
-    sender = sender_of(message)
-    current = _place(pv1.components(3), sender, _LOCATION_STATUS.get(status))
-    prior = _place(pv1.components(6), sender, "completed")
-    evn = message.first("EVN")
-    moved = evn is not None and event == "A02" and date_time(evn.value(6) or evn.value(2))
-    if moved:
-        for entry in current:
-            entry["period"] = {"start": moved}
-        for entry in prior:
-            entry["period"] = {"end": moved}
-    return current + prior
-
-
-def _place(pl: list[str], sender: str, status: str | None) -> list[Json]:
-    """PL: .1 point of care (the ward or clinic), .2 room, .3 bed, .9 description."""
-    parts = [*pl, *[""] * 9][:9]
-    point, room, bed, description = parts[0], parts[1], parts[2], parts[8]
-    ward: Json = {"display": description or point}
-    if point and description:  # with a description beside it, PL.1 is the ward's code
-        ward["identifier"] = {"system": f"urn:jianhu:sid:ward:{sender.lower()}", "value": point}
-    levels = (
-        ("wa", "Ward", ward),
-        ("ro", "Room", {"display": room}),
-        ("bd", "Bed", {"display": bed}),
-    )
-    entries = []
-    for code, label, where in levels:
-        if not where["display"]:
-            continue
-        entry: Json = {
-            "location": where,
-            "physicalType": {
-                "coding": [{"system": _PHYSICAL_TYPE, "code": code, "display": label}]
-            },
-        }
-        if status:
-            entry["status"] = status
-        entries.append(entry)
-    return entries
-
-
 def label(namespace: str) -> str:
     """An assigning application as it appears in an identifier system URN."""
     return re.sub(r"[^A-Za-z0-9.-]", "-", namespace).lower()
 
 
-def staff(components: list[str]) -> Json | None:
-    """An XCN as a Reference carrying the staff number and name only: no Practitioner
-    resources are kept yet. A number without an assigning authority (XCN-9) is the hospital's
-    工号 (staff number): the HIS, the EMR and the LIS all send 1301 for 俞海峰."""
+def staff(components: list[str], mapped: Mapped | None = None) -> Json | None:
+    """An XCN as a Reference carrying the staff number and name. A number without an assigning
+    authority (XCN-9) is the hospital's 工号 (staff number): the HIS, the EMR and the LIS all
+    send 1301 for 俞海峰. Given ``mapped``, a numbered person is also a Practitioner in the
+    store, written when missing (the staff master file, MFN^M02, owns its content), and the
+    Reference points to it."""
     number = components[0] if components else ""
     name = human_name(components[1:3])
     if not number and name is None:
@@ -358,6 +228,22 @@ def staff(components: list[str]) -> Json | None:
         authority = components[8].split("&")[0] if len(components) > 8 else ""
         system = f"{STAFF_NUMBER}:{label(authority)}" if authority else STAFF_NUMBER
         found["identifier"] = {"system": system, "value": number}
+        if mapped is not None:
+            person = mapped.context(practitioner_resource(system, number, name))
+            found = {"reference": f"Practitioner/{person['id']}", **found}
     if name is not None:
         found["display"] = name["text"]
     return found
+
+
+def practitioner_resource(system: str, number: str, name: Json | None) -> Json:
+    """The Practitioner of a staff number: its id follows from the number, so every message
+    and the staff master file meet on one resource."""
+    person: Json = {
+        "resourceType": "Practitioner",
+        "id": stable_id("prac", system, number),
+        "identifier": [{"system": system, "value": number}],
+    }
+    if name is not None:
+        person["name"] = [name]
+    return person

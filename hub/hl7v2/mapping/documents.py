@@ -18,7 +18,6 @@ from hub.base.json import Json
 from hub.hl7v2.datatypes import codeable, coding_system, date_time, table
 from hub.hl7v2.mapping.common import (
     Mapped,
-    encounter,
     instant,
     patient,
     reference,
@@ -26,6 +25,7 @@ from hub.hl7v2.mapping.common import (
     stable_id,
     staff,
 )
+from hub.hl7v2.mapping.visits import encounter
 from hub.hl7v2.message import Message, Segment
 
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"

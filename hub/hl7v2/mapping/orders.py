@@ -19,7 +19,6 @@ from hub.hl7v2.datatypes import codeable, date_time, table
 from hub.hl7v2.mapping.common import (
     V2_0203,
     Mapped,
-    encounter,
     label,
     patient,
     reference,
@@ -28,6 +27,7 @@ from hub.hl7v2.mapping.common import (
     staff,
 )
 from hub.hl7v2.mapping.specimens import Specimens
+from hub.hl7v2.mapping.visits import encounter
 from hub.hl7v2.message import Message, Segment
 
 V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"  # diagnostic service sections
@@ -134,7 +134,9 @@ def _order(
     message: Message, group: _OrderGroup, subject: Json, visit: Json | None, specimens: Specimens
 ) -> Json:
     sender = sender_of(message)
-    request = specimens.mapped.add(_service_request(message, group, subject, visit))
+    request = specimens.mapped.add(
+        _service_request(message, group, subject, visit, specimens.mapped)
+    )
     for segment in group.details:
         if segment.name == "NTE" and (text := segment.value(3)):
             request.setdefault("note", []).append({"text": text})
@@ -154,7 +156,7 @@ def _add_specimen(request: Json, specimen: Json | None) -> None:
 
 
 def _service_request(
-    message: Message, group: _OrderGroup, subject: Json, visit: Json | None
+    message: Message, group: _OrderGroup, subject: Json, visit: Json | None, mapped: Mapped
 ) -> Json:
     sender = sender_of(message)
     orc, obr = group.orc, group.obr
@@ -175,7 +177,7 @@ def _service_request(
         request["encounter"] = reference(visit)
     if control in _PLACING_CONTROLS and orc and (authored := date_time(orc.value(9))):
         request["authoredOn"] = authored
-    if requester := _requester(orc, obr):
+    if requester := _requester(orc, obr, mapped):
         request["requester"] = requester
     if obr is not None:
         request.update(_requested_service(obr, group.timing, sender))
@@ -232,10 +234,10 @@ def _priority(group: _OrderGroup, sender: str) -> str | None:
     return next((str(priorities[c]) for c in candidates if c in priorities), None)
 
 
-def _requester(orc: Segment | None, obr: Segment | None) -> Json | None:
-    """ORC-12 ordering provider, else OBR-16."""
+def _requester(orc: Segment | None, obr: Segment | None, mapped: Mapped) -> Json | None:
+    """ORC-12 ordering provider, else OBR-16: a Practitioner when numbered."""
     for segment, number in ((orc, 12), (obr, 16)):
-        if segment is not None and (found := staff(segment.components(number))):
+        if segment is not None and (found := staff(segment.components(number), mapped)):
             return found
     return None
 

@@ -14,16 +14,16 @@ from hub.base.json import Json
 from hub.hl7v2.datatypes import codeable, codes, date_time, table
 from hub.hl7v2.mapping.common import (
     Mapped,
-    WriteMode,
     coded,
-    encounter,
     instant,
     patient,
     reference,
     stable_id,
+    staff,
 )
 from hub.hl7v2.mapping.orders import order_reference, placer_order_key
 from hub.hl7v2.mapping.specimens import Specimens
+from hub.hl7v2.mapping.visits import encounter
 from hub.hl7v2.message import Message, Segment
 
 
@@ -208,12 +208,19 @@ def _observation(
         observation["effectiveDateTime"] = effective
     if method := coded(obx.components(17), sender, ""):  # OBX-17: how it was measured
         observation["method"] = method
+    observers = (staff(obx.components(16, rep), mapped) for rep in _reps(obx, 16))
+    if performers := [person for person in observers if person is not None]:  # OBX-16: by whom
+        observation["performer"] = performers
     if device := _analyser(obx.components(18), sender, mapped):  # OBX-18: on what
         observation["device"] = reference(device)
     if specimen is not None:
         observation["specimen"] = reference(specimen)
     report["result"].append(reference(observation))
     return mapped.add(observation)
+
+
+def _reps(segment: Segment, number: int) -> range:
+    return range(1, len(segment.repetitions(number)) + 1)
 
 
 def _analyser(ei: list[str], sender: str, mapped: Mapped) -> Json | None:
@@ -223,15 +230,13 @@ def _analyser(ei: list[str], sender: str, mapped: Mapped) -> Json | None:
         return None
     namespace = (ei[1] if len(ei) > 1 and ei[1] else sender).lower()
     device_id = stable_id("dev", namespace, ei[0])
-    if f"Device/{device_id}" in mapped.modes:
-        return {"resourceType": "Device", "id": device_id}
     device: Json = {
         "resourceType": "Device",
         "id": device_id,
         "identifier": [{"system": f"urn:jianhu:sid:device:{namespace}", "value": ei[0]}],
         "deviceName": [{"name": ei[0], "type": "user-friendly-name"}],
     }
-    return mapped.add(device, WriteMode.IF_ABSENT)
+    return mapped.context(device)
 
 
 def _value(obx: Segment, sender: str) -> Json:
