@@ -58,23 +58,41 @@ def human_name(components: list[str]) -> Json | None:
     return name
 
 
+# XAD-7 address type (table 0190) as Address.use or .type, after the IG's ConceptMap; a birth
+# place (BR, N) is no address the patient has: ``BIRTH_PLACE`` sends it to patient-birthPlace
+_XAD_USE = {"H": "home", "P": "home", "L": "home", "RH": "home", "B": "work", "O": "work"}
+_XAD_USE |= {"C": "temp", "BA": "old"}
+_XAD_TYPE = {"M": "postal", "H": "physical", "P": "physical", "L": "physical", "RH": "physical"}
+BIRTH_PLACE = frozenset({"BR", "N", "BDL"})
+
+
 def address(components: list[str]) -> Json | None:
-    keys = ("line", "other", "city", "state", "postalCode", "country")
+    """XAD: street (.1, .2), city, province, postal code, country, type (.7), district (.9)."""
+    keys = ("line", "other", "city", "state", "postalCode", "country", "kind", "", "district")
     parts = dict(zip(keys, components, strict=False))
     found: Json = {}
+    if use := _XAD_USE.get(parts.get("kind", "")):
+        found["use"] = use
+    if kind := _XAD_TYPE.get(parts.get("kind", "")):
+        found["type"] = kind
     # XAD.2 is the rest of the street line (3幢2单元501室): without it the address is a building
     if lines := [parts[k] for k in ("line", "other") if parts.get(k)]:
         found["line"] = lines
-    for key in ("city", "state", "postalCode", "country"):
+    for key in ("city", "district", "state", "postalCode", "country"):
         if parts.get(key):
             found[key] = parts[key]
-    if not found:
+    if not any(key in found for key in ("line", "city", "district", "state", "postalCode")):
         return None
     found["text"] = (
         "".join(parts.get(k, "") for k in ("state", "city", "line", "other") if parts.get(k))
         or None
     )
     return {k: v for k, v in found.items() if v}
+
+
+def address_kind(components: list[str]) -> str:
+    """XAD-7, the address type."""
+    return components[6] if len(components) > 6 else ""
 
 
 # XTN-2 telecommunication use (table 0201) and XTN-3 equipment (0202), after the V2-to-FHIR IG

@@ -54,6 +54,8 @@ class Hl7Settings(BaseModel):
         "ADT^A08",
         "ADT^A11",
         "ADT^A13",
+        "ADT^A28",
+        "ADT^A31",
         "ADT^A40",
         "ORM^O01",
         "OML^O21",
@@ -64,6 +66,8 @@ class Hl7Settings(BaseModel):
         "SIU^S14",
         "SIU^S15",
         "DFT^P03",
+        "MFN^M02",  # the HIS's staff and location master files
+        "MFN^M05",
         "ORL^O22",  # the LIS's order acknowledgements and SSU^U03 specimen status updates: no
         "SSU^U03",  # FHIR of their own, archived, and read by the lab's specimen tracking
     )

@@ -55,3 +55,15 @@ def test_only_a_result_batch_needs_every_patient_group_identified() -> None:
     """Other mappings read the first PID only: a second, empty one does not refuse them."""
     scheduling = message("SIU^S12^SIU_S12", "SCH|A1|A1||||||||||^^^20260305100000", PID, "PID|2||")
     assert missing(scheduling) is None
+
+
+def test_a_master_file_needs_its_records() -> None:
+    header = "MSH|^~\\&|HIS|JHYY|JIANHU|JHYY|20261203||MFN^M02^MFN_M02|X1|P|2.5\rMFI|PRA\r"
+    lacking = missing(Message(header))
+    assert lacking is not None
+    assert lacking.text == "the MFN^M02 message has no MFE segment"
+    with_record = header + "MFE|MAD|20261203||1402^王建国|CWE\r"
+    assert missing(Message(with_record + "STF|1402^王建国\r")) is None
+    lacking = missing(Message(with_record))
+    assert lacking is not None
+    assert lacking.segment == "STF"

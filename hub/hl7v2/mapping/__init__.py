@@ -4,7 +4,16 @@ normalizer writes what it returns in one store transaction."""
 
 from collections.abc import Callable
 
-from hub.hl7v2.mapping import adt, charges, documents, merge, orders, results, scheduling
+from hub.hl7v2.mapping import (
+    adt,
+    charges,
+    documents,
+    master_files,
+    merge,
+    orders,
+    results,
+    scheduling,
+)
 from hub.hl7v2.mapping.common import Mapped, Merge, UnmappedMessageError, WriteMode
 from hub.hl7v2.message import Message
 
@@ -15,7 +24,11 @@ MAPPINGS: dict[tuple[str, str], Mapping] = {
         ("ADT", event): adt.admission
         for event in ("A01", "A02", "A03", "A04", "A05", "A06", "A08", "A11", "A13")
     },
+    ("ADT", "A28"): adt.person,
+    ("ADT", "A31"): adt.person,
     ("ADT", "A40"): merge.merge,
+    ("MFN", "M02"): master_files.staff_file,
+    ("MFN", "M05"): master_files.location_file,
     ("ORU", "R01"): results.results,
     ("MDM", "T02"): documents.documents,
     ("DFT", "P03"): charges.charges,

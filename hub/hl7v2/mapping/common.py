@@ -15,7 +15,9 @@ from enum import StrEnum
 from hub.base.errors import MappingError, PermanentError
 from hub.base.json import Json
 from hub.hl7v2.datatypes import (
+    BIRTH_PLACE,
     address,
+    address_kind,
     codeable,
     contact_point,
     date_only,
@@ -30,6 +32,7 @@ V3_MARITAL = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"
 V3_NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
 ETHNIC_GROUP = "urn:jianhu:structuredefinition:ethnic-group"  # 民族, GB 3304
 NATIONALITY = "http://hl7.org/fhir/StructureDefinition/patient-nationality"
+BIRTH_PLACE_URL = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"  # identifier types PLAC, FILL, PGN
 
@@ -116,16 +119,33 @@ def each(segment: Segment, number: int, convert: Callable[[list[str]], Json | No
 
 
 def person_details(segment: Segment, addresses: int, home: int, work: int) -> Json:
-    """Addresses and phones of a person segment (PID-11/13/14, NK1-4/5/6), where present."""
+    """Addresses and phones of a person segment (PID-11/13/14, NK1-4/5/6), where present; a
+    birth place (XAD-7 BR or N) is no address the person has (``birth_place``)."""
     found: Json = {}
-    if places := each(segment, addresses, address):
-        found["address"] = places
+    sent = _addresses(segment, addresses)
+    if lived := [a for kind, a in sent if kind not in BIRTH_PLACE]:
+        found["address"] = lived
     telecom = [
         *each(segment, home, lambda parts: contact_point(parts, "home")),
         *each(segment, work, lambda parts: contact_point(parts, "work")),
     ]
     if telecom:
         found["telecom"] = telecom
+    return found
+
+
+def birth_place(segment: Segment, addresses: int) -> Json | None:
+    """The patient-birthPlace extension of a birth address (XAD-7 BR or N): 出生地."""
+    born = [a for kind, a in _addresses(segment, addresses) if kind in BIRTH_PLACE]
+    return {"url": BIRTH_PLACE_URL, "valueAddress": born[0]} if born else None
+
+
+def _addresses(segment: Segment, number: int) -> list[tuple[str, Json]]:
+    found = []
+    for rep in range(1, len(segment.repetitions(number)) + 1):
+        xad = segment.components(number, rep)
+        if (place := address(xad)) is not None:
+            found.append((address_kind(xad), place))
     return found
 
 
@@ -155,6 +175,8 @@ def patient(message: Message, mapped: Mapped, pid: Segment | None = None) -> Jso
         resource["birthDate"] = birth
     resource.update(person_details(pid, 11, 13, 14))
     resource.update(_origins(pid, sender))
+    if born := birth_place(pid, 11):
+        resource["extension"] = [born, *resource.get("extension", [])]
     return mapped.add(resource, context_mode(message))
 
 

@@ -22,6 +22,8 @@ NEEDED: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 NEEDED_BY_EVENT: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
     ("ADT", "A40"): (("MRG",),),  # which patient is merged away
+    ("MFN", "M02"): (("MFE",), ("STF",)),  # the staff master file's records
+    ("MFN", "M05"): (("MFE",), ("LOC",)),  # the location master file's records
 }
 
 

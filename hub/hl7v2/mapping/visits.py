@@ -16,6 +16,8 @@ from hub.hl7v2.mapping.common import (
 )
 from hub.hl7v2.message import Message, Segment
 
+PLANNED_START = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.plannedStartDate"
+PLANNED_END = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.plannedEndDate"
 _ENCOUNTER_STATUS = {"A03": "finished", "A11": "cancelled", "A05": "planned", "A13": "in-progress"}
 
 # Encounter.location.status follows the encounter: the IG has "active", "planned" for a
@@ -70,7 +72,33 @@ def encounter(
         resource["hospitalization"] = hospitalization
     if locations := _locations(message, pv1, resource["status"], event, mapped):
         resource["location"] = locations
+    if (pv2 := message.first("PV2")) is not None:
+        resource.update(_expected(pv2, sender, resource.get("extension", [])))
     return mapped.add(resource, context_mode(message))
+
+
+def _expected(pv2: Segment, sender: str, extensions: list[Json]) -> Json:
+    """PV2-3 why the patient is admitted (入院原因), PV2-8 / PV2-9 the expected admission and
+    discharge (FHIR R4 has no element for them: R5's plannedStartDate and plannedEndDate, as
+    cross-version extensions), PV2-12 the visit's description."""
+    found: Json = {}
+    if reason := coded(pv2.components(3), sender, field_system("PV2-3", sender)):
+        found["reasonCode"] = [reason]
+    planned = [
+        {"url": url, "valueDateTime": when}
+        for url, number in ((PLANNED_START, 8), (PLANNED_END, 9))
+        if (when := date_time(pv2.value(number)))
+    ]
+    if planned:
+        found["extension"] = [*extensions, *planned]
+    if description := pv2.value(12):
+        found["text"] = {"status": "generated", "div": _div(description)}
+    return found
+
+
+def _div(text: str) -> str:
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f'<div xmlns="http://www.w3.org/1999/xhtml">{escaped}</div>'
 
 
 def _participants(pv1: Segment, mapped: Mapped) -> list[Json]:
