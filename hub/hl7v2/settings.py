@@ -59,6 +59,7 @@ class Hl7Settings(BaseModel):
         "ADT^A40",
         "ORM^O01",
         "OML^O21",
+        "OMI^O23",
         "ORU^R01",
         "MDM^T02",
         "SIU^S12",

@@ -34,6 +34,7 @@ MAPPINGS: dict[tuple[str, str], Mapping] = {
     ("DFT", "P03"): charges.charges,
     ("ORM", "O01"): orders.orders,
     ("OML", "O21"): orders.orders,
+    ("OMI", "O23"): orders.orders,
     **{("SIU", event): scheduling.appointment for event in ("S12", "S13", "S14", "S15")},
 }
 

@@ -230,6 +230,13 @@ def display_name(xcn: list[str]) -> str:
     return str(name["text"]) if name else ""
 
 
+def entity_key(components: list[str], default_namespace: str | None) -> tuple[str, str] | None:
+    """(namespace, number) of an EI; None when the number or the namespace is unknown."""
+    number = components[0] if components else ""
+    namespace = (components[1] if len(components) > 1 else "") or default_namespace
+    return (namespace, number) if number and namespace else None
+
+
 def label(namespace: str) -> str:
     """An assigning application as it appears in an identifier system URN."""
     return re.sub(r"[^A-Za-z0-9.-]", "-", namespace).lower()

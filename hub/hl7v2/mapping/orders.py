@@ -19,6 +19,7 @@ from hub.hl7v2.datatypes import codeable, date_time, table
 from hub.hl7v2.mapping.common import (
     V2_0203,
     Mapped,
+    entity_key,
     label,
     patient,
     reference,
@@ -26,6 +27,7 @@ from hub.hl7v2.mapping.common import (
     stable_id,
     staff,
 )
+from hub.hl7v2.mapping.imaging import study_from_order
 from hub.hl7v2.mapping.specimens import Specimens
 from hub.hl7v2.mapping.visits import encounter
 from hub.hl7v2.message import Message, Segment
@@ -38,13 +40,6 @@ _PLACING_CONTROLS = frozenset({"NW", "SN"})
 
 
 # --- keys shared with results.py ---
-
-
-def entity_key(components: list[str], default_namespace: str | None) -> tuple[str, str] | None:
-    """(namespace, number) of an EI; None when the number or the namespace is unknown."""
-    number = components[0] if components else ""
-    namespace = (components[1] if len(components) > 1 else "") or default_namespace
-    return (namespace, number) if number and namespace else None
 
 
 def placer_order_key(
@@ -125,7 +120,7 @@ def _order_groups(message: Message) -> list[_OrderGroup]:
             current.obr = segment
         elif name == "TQ1" and current.timing is None:
             current.timing = segment
-        elif name in ("NTE", "DG1", "SPM") and current.obr is not None:
+        elif name in ("NTE", "DG1", "SPM", "IPC") and current.obr is not None:
             current.details.append(segment)
     return groups
 
@@ -145,7 +140,10 @@ def _order(
         elif segment.name == "SPM":
             specimen = specimens.from_spm(segment, subject, reference(request), request["id"])
             _add_specimen(request, specimen)
-    if "specimen" not in request and group.obr is not None:
+        elif segment.name == "IPC":  # OMI^O23: the study the PACS is to make
+            study_from_order(segment, request, subject, sender, specimens.mapped)
+    imaging = any(segment.name == "IPC" for segment in group.details)
+    if "specimen" not in request and group.obr is not None and not imaging:
         _add_specimen(request, specimens.from_obr(group.obr, subject, request))
     return request
 

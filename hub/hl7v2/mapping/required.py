@@ -18,6 +18,7 @@ NEEDED: dict[str, tuple[tuple[str, ...], ...]] = {
     "DFT": (("PID",), ("FT1",)),
     "ORM": (("PID",), ("ORC", "OBR")),
     "OML": (("PID",), ("ORC", "OBR")),
+    "OMI": (("PID",), ("ORC", "OBR")),
     "SIU": (("PID",), ("SCH",)),
 }
 NEEDED_BY_EVENT: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {

@@ -21,6 +21,7 @@ from hub.hl7v2.mapping.common import (
     stable_id,
     staff,
 )
+from hub.hl7v2.mapping.imaging import STUDY_UID_CODES, study_from_result, take_uid
 from hub.hl7v2.mapping.orders import order_reference, placer_order_key
 from hub.hl7v2.mapping.specimens import Specimens
 from hub.hl7v2.mapping.visits import encounter
@@ -47,6 +48,7 @@ class _ResultReader:
         self.order: Segment | None = None
         self.report: Json | None = None
         self.specimen: Json | None = None
+        self.study: Json | None = None  # the imaging study of the current OBR, if any
         self.group: _Group | None = None
         self.position = 0
 
@@ -58,6 +60,7 @@ class _ResultReader:
             "OBR": self._obr,
             "SPM": self._spm,
             "OBX": self._obx,
+            "ZDS": self._zds,
         }.get(segment.name)
         if handler is not None:
             handler(segment)
@@ -86,6 +89,7 @@ class _ResultReader:
         self.report = _report(self.message, self.order, obr, self.subject, self.mapped)
         if self.visit is not None:
             self.report["encounter"] = reference(self.visit)
+        self.study = study_from_result(obr, self.report, self.subject, self.sender, self.mapped)
         self.group = _Group(obr, self.report, self.subject)
         self.order, self.specimen, self.position = None, None, 0
 
@@ -96,9 +100,14 @@ class _ResultReader:
         if self.group is not None:
             self.group.has_spm = True
 
+    def _zds(self, zds: Segment) -> None:
+        take_uid(self.study, zds.value(1))  # IHE: ZDS-1 the study instance UID
+
     def _obx(self, obx: Segment) -> None:
         if self.report is None or self.subject is None:
             return
+        if obx.value(3) in STUDY_UID_CODES:
+            take_uid(self.study, obx.value(5))
         self.position += 1
         found = _observation(
             obx,

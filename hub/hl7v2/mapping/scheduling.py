@@ -13,6 +13,7 @@ from hub.hl7v2.mapping.common import (
     V2_0203,
     Mapped,
     WriteMode,
+    entity_key,
     label,
     patient,
     reference,
@@ -20,7 +21,7 @@ from hub.hl7v2.mapping.common import (
     stable_id,
     staff,
 )
-from hub.hl7v2.mapping.orders import entity_key, order_reference
+from hub.hl7v2.mapping.orders import order_reference
 from hub.hl7v2.message import Message, Segment
 
 # Resource segment -> (start, duration, duration units) field numbers.
