@@ -60,6 +60,8 @@ class Hl7Settings(BaseModel):
         "ORM^O01",
         "OML^O21",
         "OMI^O23",
+        "RDE^O11",  # pharmacy: prescriptions and their administrations
+        "RAS^O17",
         "ORU^R01",
         "MDM^T02",
         "SIU^S12",

@@ -11,6 +11,7 @@ from hub.hl7v2.mapping import (
     master_files,
     merge,
     orders,
+    pharmacy,
     results,
     scheduling,
 )
@@ -35,6 +36,8 @@ MAPPINGS: dict[tuple[str, str], Mapping] = {
     ("ORM", "O01"): orders.orders,
     ("OML", "O21"): orders.orders,
     ("OMI", "O23"): orders.orders,
+    ("RDE", "O11"): pharmacy.prescriptions,
+    ("RAS", "O17"): pharmacy.administrations,
     **{("SIU", event): scheduling.appointment for event in ("S12", "S13", "S14", "S15")},
 }
 

@@ -19,6 +19,8 @@ NEEDED: dict[str, tuple[tuple[str, ...], ...]] = {
     "ORM": (("PID",), ("ORC", "OBR")),
     "OML": (("PID",), ("ORC", "OBR")),
     "OMI": (("PID",), ("ORC", "OBR")),
+    "RDE": (("PID",), ("ORC",), ("RXE",)),
+    "RAS": (("PID",), ("ORC",), ("RXA",)),
     "SIU": (("PID",), ("SCH",)),
 }
 NEEDED_BY_EVENT: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
