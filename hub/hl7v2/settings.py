@@ -71,8 +71,8 @@ class Hl7Settings(BaseModel):
         "DFT^P03",
         "MFN^M02",  # the HIS's staff and location master files
         "MFN^M05",
-        "ORL^O22",  # the LIS's order acknowledgements and SSU^U03 specimen status updates: no
-        "SSU^U03",  # FHIR of their own, archived, and read by the lab's specimen tracking
+        "ORL^O22",  # the LIS's order acknowledgements and SSU^U03 specimen status updates: a
+        "SSU^U03",  # Task and the Specimens' latest status, and the lab's specimen tracking
     )
 
     @field_validator("application_ack")

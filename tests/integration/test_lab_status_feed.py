@@ -1,10 +1,12 @@
 """The LIS's specimen status updates (SSU^U03) arrive over HTTP intake like any HL7 message:
-accepted, archived as having no FHIR of their own, and read by the lab's specimen tracking,
-which moves the tube the order created to the stage the LIS reports."""
+accepted, archived, written into the tube's Specimen (its latest status, what the order said of
+it kept), and read by the lab's specimen tracking, which moves the tube the order created to the
+stage the LIS reports."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from hub.hl7v2.mapping import normalize
@@ -39,11 +41,15 @@ async def test_an_ssu_moves_the_ordered_tube(hub: Client) -> None:
 
     await runtime.settle()
     found = await runtime.archive.search(ArchiveQuery(limit=10))
-    assert {m.status for m in found} == {"stored", "unmapped"}
+    assert {m.status for m in found} == {"stored"}
     assert runtime.lab is not None
     (tube,) = [
         r for r in normalize(Message(order.decode())).resources if r["resourceType"] == "Specimen"
     ]
+    stored = orjson.loads((await runtime.resources.read("Specimen", tube["id"])).body or b"{}")
+    assert stored["processing"][0]["procedure"]["coding"][0]["code"] == "REG"
+    assert stored["subject"] == tube["subject"]  # the order's part of the story stays
+    assert stored["type"] == tube["type"]
     track = runtime.lab.engine.track(tube["id"])
     assert track is not None
     assert Stage.REGISTERED in track.times  # the LIS's REG, on the tube the HIS ordered

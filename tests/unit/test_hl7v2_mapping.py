@@ -61,6 +61,6 @@ def test_every_type_of_the_corpus_is_mapped() -> None:
 
 
 def test_a_type_without_mapping_is_named() -> None:
-    message = Message("MSH|^~\\&|LIS|JHYY|HUB|JHYY|20261126||SSU^U03|C1|P|2.5\rEQU|1\r")
-    with pytest.raises(UnmappedMessageError, match="SSU\\^U03"):
+    message = Message("MSH|^~\\&|LIS|JHYY|HUB|JHYY|20261126||ORR^O02|C1|P|2.5\rMSA|AA|X\r")
+    with pytest.raises(UnmappedMessageError, match="ORR\\^O02"):
         normalize(message)

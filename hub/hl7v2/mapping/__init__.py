@@ -8,6 +8,7 @@ from hub.hl7v2.mapping import (
     adt,
     charges,
     documents,
+    lab_status,
     master_files,
     merge,
     orders,
@@ -37,6 +38,8 @@ MAPPINGS: dict[tuple[str, str], Mapping] = {
     ("OML", "O21"): orders.orders,
     ("OMI", "O23"): orders.orders,
     ("RDE", "O11"): pharmacy.prescriptions,
+    ("SSU", "U03"): lab_status.container_status,
+    ("ORL", "O22"): lab_status.order_status,
     ("RAS", "O17"): pharmacy.administrations,
     **{("SIU", event): scheduling.appointment for event in ("S12", "S13", "S14", "S15")},
 }

@@ -20,6 +20,8 @@ NEEDED: dict[str, tuple[tuple[str, ...], ...]] = {
     "OML": (("PID",), ("ORC", "OBR")),
     "OMI": (("PID",), ("ORC", "OBR")),
     "RDE": (("PID",), ("ORC",), ("RXE",)),
+    "SSU": (("SAC",),),
+    "ORL": (("ORC",),),
     "RAS": (("PID",), ("ORC",), ("RXA",)),
     "SIU": (("PID",), ("SCH",)),
 }
