@@ -89,6 +89,8 @@ class Ingest:
         # message the mapping will refuse (enhanced mode says CA, then the application ACK)
         if not enhanced_mode(message) and (lacking := missing(message)) is not None:
             error = acks.REQUIRED_FIELD_MISSING if lacking.field else acks.SEGMENT_SEQUENCE_ERROR
+            if lacking.unknown_code:
+                error = acks.TABLE_VALUE_NOT_FOUND
             where = (lacking.segment, lacking.sequence, lacking.field)
             return Problem(error, lacking.text, *where), "AE"
         return None, "AA"

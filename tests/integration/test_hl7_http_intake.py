@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from hub.hl7v2.message import Message
 from hub.web.keys import RUNTIME
 from store.archive import ArchiveQuery
@@ -39,3 +41,16 @@ async def test_bad_posts_get_clear_answers(api: Client) -> None:
     assert (await post(api, CBC, "application/json"))[0] == 415
     assert (await post(api, CBC, "text/plain", {"Authorization": "Bearer emr-key"}))[0] == 403
     assert (await post(api, b"x" * 5_000_000, "text/plain"))[0] == 413
+
+
+async def test_a_strict_sender_gets_ae_for_a_code_its_tables_do_not_know(
+    api: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hub.hl7v2.mapping.required.strict_senders", lambda: frozenset({"LIS"}))
+    odd = CBC.replace(b"|19850930|M|", b"|19850930|Q|")
+    assert odd != CBC
+    status, ack = await post(api, odd, "x-application/hl7-v2+er7; charset=utf-8")
+    assert status == 200
+    assert "MSA|AE|" in ack
+    assert "\rERR|" in ack
+    assert "|103^Table value not found^HL70357|" in ack

@@ -67,3 +67,24 @@ def test_a_master_file_needs_its_records() -> None:
     lacking = missing(Message(with_record))
     assert lacking is not None
     assert lacking.segment == "STF"
+
+
+def test_a_strict_sender_s_unknown_code_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sender configured as strict (``strict_senders``) gets AE for a code its tables do not
+    know; any other sender's such code is kept as sent."""
+    text = (
+        "MSH|^~\\&|LIS|JHYY|JIANHU|JHYY|20261203||ORU^R01^ORU_R01|S1|P|2.5\r"
+        "PID|1||P1^^^JHYY^PI||王^芳||19900101|Q\r"
+        "OBR|1|O1^HIS|F1^LIS|2345-7^血糖^LN\r"
+        "OBX|1|NM|2345-7^血糖^LN||5.6|mmol/L|||||Z\r"
+    )
+    assert missing(Message(text)) is None  # not strict: kept as sent
+    monkeypatch.setattr("hub.hl7v2.mapping.required.strict_senders", lambda: frozenset({"LIS"}))
+    lacking = missing(Message(text))
+    assert lacking is not None
+    assert (lacking.segment, lacking.field, lacking.unknown_code) == ("PID", 8, True)
+    assert lacking.text == "PID-8 'Q' is not in LIS's sex table"
+    lacking = missing(Message(text.replace("19900101|Q", "19900101|F")))
+    assert lacking is not None
+    assert (lacking.segment, lacking.field) == ("OBX", 11)
+    assert missing(Message(text.replace("|Q\r", "|F\r").replace("||Z\r", "||F\r"))) is None

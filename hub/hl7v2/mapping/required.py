@@ -6,6 +6,7 @@ mapping runs later, in the normalizer; this is the part of it that costs a few l
 
 from dataclasses import dataclass
 
+from hub.hl7v2.datatypes import codes, table
 from hub.hl7v2.mapping import MAPPINGS
 from hub.hl7v2.mapping.common import patient_identifiers, sender_of
 from hub.hl7v2.message import Message
@@ -34,12 +35,14 @@ NEEDED_BY_EVENT: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
 
 @dataclass(frozen=True)
 class Missing:
-    """What the mapping would not find: a segment, or a field of one (field 0: the segment)."""
+    """What the mapping would not find: a segment, or a field of one (field 0: the segment),
+    or a code its sender's tables do not know (``unknown_code``)."""
 
     text: str
     segment: str
     field: int = 0
     sequence: int = 1
+    unknown_code: bool = False
 
 
 def missing(message: Message) -> Missing | None:
@@ -58,4 +61,23 @@ def missing(message: Message) -> Missing | None:
     for sequence, pid in enumerate(pids, start=1):
         if not patient_identifiers(pid, 3, sender):
             return Missing("PID-3 has no patient identifier", "PID", 3, sequence)
+    return _unknown_code(message, sender) if sender in strict_senders() else None
+
+
+def strict_senders() -> frozenset[str]:
+    return codes("strict_senders")
+
+
+def _unknown_code(message: Message, sender: str) -> Missing | None:
+    """For a sender configured as strict (``strict_senders`` in the v2 maps): the first coded
+    field whose code its tables do not know (``strict_fields``: PID-8 in ``sex`` ...). From any
+    other sender such a code is kept as sent, in the sender's own code system."""
+    for field_name, table_name in table("strict_fields", sender).items():
+        segment_name, _, number = str(field_name).partition("-")
+        known = table(str(table_name), sender)
+        for sequence, segment in enumerate(message[segment_name], start=1):
+            code = segment.value(int(number))
+            if code and code not in known:
+                text = f"{field_name} {code!r} is not in {sender}'s {table_name} table"
+                return Missing(text, segment_name, int(number), sequence, unknown_code=True)
     return None
