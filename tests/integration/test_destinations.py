@@ -317,3 +317,30 @@ async def test_jianhu_destinations_lists_them_and_turns_the_switch(
     assert resumed.exit_code == 0, resumed.output
     await site.retried()
     assert site.lis.controls == ["C31"]
+
+
+async def test_a_fhir_search_filter_passes_only_the_messages_whose_resources_match(
+    tmp_path: Path,
+) -> None:
+    """``"fhir": "Observation?code=..."``: the infection-control desk gets glucose results only,
+    judged on the Observations each message produced."""
+    desk = Receiver()
+    port = await desk.start()
+    config = tmp_path / "config"
+    config.mkdir()
+    only_glucose = {
+        "name": "glucose-to-desk",
+        "transport": {"kind": "mllp", "host": "127.0.0.1", "port": port, "attempts": 1},
+        "filter": {"message_types": ["ORU"], "fhir": "Observation?code=http://loinc.org|2345-7"},
+    }
+    (config / "destinations.json").write_text(json.dumps([only_glucose]), encoding="utf-8")
+    hub = await start_api(tmp_path / "hub", consume=True, config_dir=config, mllp_port=0)
+    site = Site(desk, desk, desk, 0, FhirReceiver(), hub, ManualClock())
+    try:
+        haemoglobin = oru("G2", "P1").replace("2345-7^血糖^LN", "718-7^血红蛋白^LN")
+        await site.send(oru("G1", "P1"), haemoglobin, oru("G3", "P2"))
+        await settle(hub)
+        assert desk.controls == ["G1", "G3"]
+    finally:
+        await hub.close()
+        await desk.stop()
