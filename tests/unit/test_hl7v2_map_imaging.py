@@ -2,29 +2,10 @@
 corpus's messages in the PACS's and the EMR's style; the order, the study and the report meet on
 one ImagingStudy by the accession number."""
 
-import json
-from pathlib import Path
-from typing import Any
+from tests.unit.corpus import corpus, one
 
-from hub.hl7v2.mapping import normalize
-from hub.hl7v2.message import Message
-
-CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 DICOM = "http://dicom.nema.org/resources/ontology/DCM"
 UID = "urn:oid:1.2.156.112605.14038005400001.20261203.110000.52"
-Resource = dict[str, Any]
-
-
-def corpus(prefix: str) -> list[Resource]:
-    entries = json.loads((CORPUS / "manifest.json").read_text("utf-8"))
-    entry = next(e for e in entries if e["file"].startswith(prefix))
-    text = (CORPUS / entry["file"]).read_bytes().decode(entry["charset"])
-    return normalize(Message(text, entry["charset"])).resources
-
-
-def one(resources: list[Resource], kind: str) -> Resource:
-    (found,) = [r for r in resources if r["resourceType"] == kind]
-    return found
 
 
 def test_a_chinese_pacs_report_has_its_study_by_the_filler_number() -> None:

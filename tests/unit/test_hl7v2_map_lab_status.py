@@ -1,30 +1,13 @@
 """The LIS's status messages, field by field, with the corpus's messages: ORL^O22 to a Task on
 the order, SSU^U03 to each tube's Specimen, keyed as the order's own Specimen is."""
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from hub.base.errors import MappingError
 from hub.hl7v2.mapping import WriteMode, normalize
 from hub.hl7v2.mapping.orders import service_request_id
 from hub.hl7v2.message import Message
-
-CORPUS = Path(__file__).parents[1] / "data" / "hl7"
-Resource = dict[str, Any]
-
-
-def mapped(prefix: str) -> Any:
-    entries = json.loads((CORPUS / "manifest.json").read_text("utf-8"))
-    entry = next(e for e in entries if e["file"].startswith(prefix))
-    text = (CORPUS / entry["file"]).read_bytes().decode(entry["charset"])
-    return normalize(Message(text, entry["charset"]))
-
-
-def of(resources: list[Resource], kind: str) -> list[Resource]:
-    return [r for r in resources if r["resourceType"] == kind]
+from tests.unit.corpus import mapped, of
 
 
 def test_an_order_acknowledgement_is_a_task_on_the_order() -> None:

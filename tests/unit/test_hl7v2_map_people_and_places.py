@@ -2,31 +2,12 @@
 MFN^M05 locations), field by field, with the corpus's messages in the HIS's style; the master
 files and the messages that only name a doctor or a bed meet on the same resources."""
 
-import json
-from pathlib import Path
-from typing import Any
-
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
+from tests.unit.corpus import corpus, of
 
-CORPUS = Path(__file__).parents[1] / "data" / "hl7"
 BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
 PLANNED = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.planned"
-Resource = dict[str, Any]
-
-
-def corpus(prefix: str) -> list[Resource]:
-    entry = next(
-        e
-        for e in json.loads((CORPUS / "manifest.json").read_text("utf-8"))
-        if e["file"].startswith(prefix)
-    )
-    text = (CORPUS / entry["file"]).read_bytes().decode(entry["charset"])
-    return normalize(Message(text, entry["charset"])).resources
-
-
-def of(resources: list[Resource], kind: str) -> list[Resource]:
-    return [r for r in resources if r["resourceType"] == kind]
 
 
 def test_a28_files_the_person_without_a_visit_and_knows_home_from_birth_place() -> None:

@@ -1,30 +1,12 @@
 """Pharmacy, field by field, with the corpus's fever-clinic messages: an oseltamivir
 prescription (RDE^O11) and its first dose given (RAS^O17), which meet by the order number."""
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from hub.base.errors import MappingError
 from hub.hl7v2.mapping import normalize
 from hub.hl7v2.message import Message
-
-CORPUS = Path(__file__).parents[1] / "data" / "hl7"
-Resource = dict[str, Any]
-
-
-def corpus(prefix: str) -> list[Resource]:
-    entries = json.loads((CORPUS / "manifest.json").read_text("utf-8"))
-    entry = next(e for e in entries if e["file"].startswith(prefix))
-    text = (CORPUS / entry["file"]).read_bytes().decode(entry["charset"])
-    return normalize(Message(text, entry["charset"])).resources
-
-
-def one(resources: list[Resource], kind: str) -> Resource:
-    (found,) = [r for r in resources if r["resourceType"] == kind]
-    return found
+from tests.unit.corpus import CORPUS, corpus, one
 
 
 def test_a_prescription_is_a_medication_request() -> None:
