@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 from weakref import WeakKeyDictionary
 
 import aio_pika
@@ -38,10 +39,18 @@ from hub.bus.settings import BusSettings
 log = logging.getLogger(__name__)
 
 
+class NotPublishedByTheHubError(ValueError):
+    """An envelope whose user_id is not the hub's broker user."""
+
+
 class RabbitBus(Bus):
     def __init__(self, url: str, settings: BusSettings, metrics: BusMetrics) -> None:
         super().__init__(settings, metrics)
         self._url = url
+        # every envelope the hub publishes carries its broker user as user_id, which RabbitMQ
+        # checks; an envelope without it was not published by the hub (a system with rights
+        # to an exchange of the hub's), and is set aside unread
+        self._user = unquote(urlsplit(url).username or "guest")
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._reply_channel: AbstractChannel | None = None
@@ -156,7 +165,7 @@ class RabbitBus(Bus):
         self, envelope: Envelope, routing_key: str, exchange: str = topo.INBOUND
     ) -> None:
         await self._exchange(exchange)  # a missing exchange fails here, not on the channel
-        await confirmed(self._channel(), exchange, routing_key, envelope)
+        await confirmed(self._channel(), exchange, routing_key, envelope, None, self._user)
         self._count_published(exchange, routing_key, envelope)
 
     async def publish_many(
@@ -169,7 +178,7 @@ class RabbitBus(Bus):
 
         async def one(envelope: Envelope, key: str) -> None:
             try:
-                await confirmed(self._channel(), exchange, key, envelope)
+                await confirmed(self._channel(), exchange, key, envelope, None, self._user)
                 self._count_published(exchange, key, envelope)
             except PublishError as exc:
                 failures.append(exc)
@@ -200,7 +209,7 @@ class RabbitBus(Bus):
     async def _publish_direct(
         self, exchange: str, routing_key: str, envelope: Envelope, headers: dict[str, Any]
     ) -> None:
-        await confirmed(self._channel(), exchange, routing_key, envelope, headers)
+        await confirmed(self._channel(), exchange, routing_key, envelope, headers, self._user)
 
     # --- consuming ---
     async def consume(self, queue: str, handler: Handler) -> None:
@@ -245,8 +254,11 @@ class RabbitBus(Bus):
         acks, tag = self._acks_for(message.channel), message.delivery_tag or 0
         acks.received(tag)
         spec = self.specs.get(queue)
+        plain = spec is not None and spec.plain_messages
         try:
-            delivery = delivery_of(queue, message, spec is not None and spec.plain_messages)
+            if not (plain and message.exchange == topo.INBOUND) and message.user_id != self._user:
+                raise NotPublishedByTheHubError(message.user_id or "(no user_id)")
+            delivery = delivery_of(queue, message, plain)
         except Exception as exc:  # a foreign or corrupt message: keep it, in the dead queue
             log_event(log, "undecodable", logging.ERROR, queue=queue, error=type(exc).__name__)
             acks.settle(tag, Settlement.DROP)

@@ -18,7 +18,9 @@ from hub.bus.outside import wrap
 PERSISTENT = 2  # AMQP delivery mode: written to disk
 
 
-def to_properties(envelope: Envelope, headers: dict[str, Any] | None = None) -> Basic.Properties:
+def to_properties(
+    envelope: Envelope, headers: dict[str, Any] | None = None, user_id: str | None = None
+) -> Basic.Properties:
     """AMQP properties of an envelope: what the management console shows beside the body.
 
     Built as pamqp properties directly; aio-pika's ``Message`` costs about 10 µs more per
@@ -32,6 +34,7 @@ def to_properties(envelope: Envelope, headers: dict[str, Any] | None = None) -> 
         app_id=envelope.source,
         correlation_id=envelope.correlation_id,
         headers=headers,
+        user_id=user_id,  # RabbitMQ checks it is the hub's own user: see ``RabbitBus``
     )
 
 
@@ -66,13 +69,16 @@ def dead_letter_of(queue: str, message: AbstractIncomingMessage) -> DeadLetter:
 
 
 def delivery_of(queue: str, message: AbstractIncomingMessage, plain: bool = False) -> Delivery:
-    """``plain``: the queue takes systems' plain messages; else only the hub's envelopes."""
-    headers = message.headers or {}
+    """``plain``: the queue takes systems' plain messages; else only the hub's envelopes. A
+    system's message is a first attempt with the key it was published with, whatever headers
+    it carries: the hub's own headers (attempt, first key) are believed only on its envelopes."""
+    outside = plain and message.exchange == topo.INBOUND
+    headers = {} if outside else (message.headers or {})
     return Delivery(
         envelope=_envelope_of(message) if plain else Envelope.from_json(message.body),
         queue=queue,
         routing_key=str(headers.get(topo.H_ROUTING_KEY) or message.routing_key or ""),
-        attempt=_header_int(headers, topo.H_ATTEMPT, 1),
+        attempt=max(1, _header_int(headers, topo.H_ATTEMPT, 1)),
         redelivered=bool(message.redelivered),
     )
 
@@ -123,5 +129,10 @@ def _decode_kept(message: AbstractIncomingMessage) -> Envelope:
 
 
 def _header_int(headers: Mapping[str, Any], name: str, default: int) -> int:
+    """A count from a header; what is no number is the default (a dead letter must stay
+    listable whatever it carries)."""
     value = headers.get(name, default)
-    return int(value) if isinstance(value, int | str | float) else default
+    try:
+        return int(value) if isinstance(value, int | str | float) else default
+    except ValueError:
+        return default

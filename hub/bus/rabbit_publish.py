@@ -20,9 +20,10 @@ async def confirmed(
     routing_key: str,
     envelope: Envelope,
     headers: dict[str, Any] | None = None,
+    user_id: str | None = None,
 ) -> None:
     """Publish an envelope and wait for the broker's confirm."""
-    properties = to_properties(envelope, headers)
+    properties = to_properties(envelope, headers, user_id)
     what = f"publish {envelope.id} to {exchange}/{routing_key}"
     await _published(channel, envelope.to_json(), exchange, routing_key, properties, what)
 

@@ -62,7 +62,10 @@ def _router(runtime: Any) -> Handler:
 def _sender(runtime: Any) -> Handler:
     by_queue = {d.queue: d for d in configured()}
     switches = Switches(runtime.store.jobs)
-    return DestinationSender(by_queue, runtime.store.ledger, Transports(runtime), switches)
+    # a delivery must end (recorded, retried) before the bus gives up on its handler
+    budget = max(1.0, runtime.settings.bus.handler_timeout_s * 0.8)
+    ledger = runtime.store.ledger
+    return DestinationSender(by_queue, ledger, Transports(runtime), switches, budget)
 
 
 PLUGIN = FeaturePlugin(

@@ -10,11 +10,15 @@ A paused destination keeps its deliveries waiting the same way. A delivery found
 redelivery after a crash) is not sent again; one dead or rejected that comes back on its queue
 as a first attempt was redriven by a person, and is sent again."""
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from hub.base.errors import KeepRetryingError, PermanentError, StoreError
+from hub.base.errors import JianhuError, KeepRetryingError, PermanentError, StoreError
+from hub.base.logs import log_event
+from hub.base.masking import mask_text
 from hub.base.tasks import KeyedLocks
 from hub.bus.base import Delivery
 from hub.destinations.config import Destination
@@ -37,6 +41,7 @@ from store.ledger import (
     REJECTED as LEDGER_REJECTED,
 )
 
+log = logging.getLogger(__name__)
 REDRIVEN = (LEDGER_REJECTED, DEAD)  # back on the queue as a first attempt: a person's redrive
 
 
@@ -46,6 +51,8 @@ class DestinationSender:
     ledger: Ledger
     transports: Transports
     switches: Switches
+    # what one delivery may take, below the bus's handler timeout: past it the attempt failed
+    send_timeout_s: float = 240.0
     _one_at_a_time: KeyedLocks = field(default_factory=KeyedLocks)
 
     async def __call__(self, delivery: Delivery) -> None:
@@ -76,8 +83,27 @@ class DestinationSender:
         if await self.ledger.claim(submission.id, expected, datetime.now(UTC)) is None:
             return  # another process took it meanwhile
         started = datetime.now(UTC)
-        sent = await self.transports.send(destination, submission.id, submission.payload)
+        sent = await self._send(destination, submission)
         await self._record(destination, submission, started, sent, attempt)
+
+    async def _send(self, destination: Destination, submission: Submission) -> Sent:
+        """The transport's answer; whatever else goes wrong on the way (a receiver that never
+        answers past the time a delivery may take, an exchange that is gone, an answer that is
+        no text) is a failed attempt too, recorded and retried, never a delivery left sending."""
+        try:
+            async with asyncio.timeout(self.send_timeout_s):
+                return await self.transports.send(destination, submission.id, submission.payload)
+        except Exception as exc:
+            log_event(
+                log,
+                "delivery_failed",
+                logging.WARNING,
+                exc_info=not isinstance(exc, TimeoutError | JianhuError),
+                destination=destination.name,
+                submission=submission.id,
+            )
+            error = "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
+            return Sent(FAILED, "", f"{error}: {mask_text(str(exc))[:300]}", error)
 
     async def _earlier_open(self, submission: Submission) -> Submission | None:
         """An earlier delivery of the same patient to the same destination not yet done."""

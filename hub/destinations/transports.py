@@ -88,7 +88,7 @@ class Transports:
                 async with self.services.http_client().put(
                     url, data=orjson.dumps(resource), headers=headers, timeout=timeout
                 ) as response:
-                    body = (await response.text())[:ANSWER_CHARS]
+                    body = (await response.read()).decode("utf-8", "replace")[:ANSWER_CHARS]
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return Sent(FAILED, "", f"{type(exc).__name__}: {exc}", str(exc) or "timeout")
             answers.append(f"{response.status} {resource['resourceType']}/{resource['id']}")

@@ -58,7 +58,15 @@ class MllpClient:
                     if attempt < self.attempts:
                         await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
                     continue
-                return _result(ack, control_id, attempt)
+                except asyncio.CancelledError:
+                    # cut off mid-exchange: its ACK may still come, and would be read as the
+                    # next message's; a new connection starts clean
+                    await asyncio.shield(self._disconnect())
+                    raise
+                result = _result(ack, control_id, attempt)
+                if result.outcome == FAILED:  # an answer that was not this message's ACK:
+                    await self._disconnect()  # the stream is out of step, start it anew
+                return result
             return SendResult(FAILED, error=error, attempts=self.attempts)
 
     async def _exchange(self, text: str) -> str:

@@ -38,6 +38,8 @@ from hub.intake.settings import HL7V2_KEY, AmqpIntakeSettings, AmqpSender
 log = logging.getLogger(__name__)
 QUEUE = "intake.amqp"
 BINDINGS = (HL7V2_KEY, "fhir.*")
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to."
+ER7_TYPES = (HL7V2_ER7, "text/plain", "application/hl7-v2")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class AmqpIntake:
             archive_id=answer.headers.get(H_ARCHIVE_ID, ""),
             reason=answer.refusal,
         )
-        await self._reply(message, answer)
+        await self._reply(message, answer, self._verified(message))
         if answer.refusal:
             raise IntakeRefusedError(answer.refusal)
 
@@ -82,8 +84,15 @@ class AmqpIntake:
         return await self.fhir.take(message, body, delivery.routing_key, principal)
 
     async def _hl7(self, message: OutsideMessage, sender: AmqpSender, body: bytes) -> Answer:
-        ingest = self.ingest(self.settings.listener_for(message.app_id, sender))
-        reply = await ingest.handle(body, f"amqp:{message.user_id or message.app_id}")
+        media_type = message.content_type.partition(";")[0].strip().lower()
+        if media_type not in ER7_TYPES:
+            text = f"content type {message.content_type or '(none)'}: send {HL7V2_ER7}"
+            return refused(415, "not-supported", text)
+        listener = self.settings.listener_for(message.app_id, sender)
+        oversized = len(body) > listener.max_message_bytes  # answered AR, as over MLLP
+        reply = await self.ingest(listener).handle(
+            body, f"amqp:{message.user_id or message.app_id}", oversized
+        )
         if reply.ack is None and reply.close:  # archive or bus down: nothing was taken
             raise RetryableError("the message could not be archived and published now")
         code, text = ack_outcome(reply.ack or "")
@@ -94,9 +103,25 @@ class AmqpIntake:
         ack = (reply.ack or "").encode(reply.charset, errors="replace")
         return Answer(ack, f"{HL7V2_ER7}; charset={reply.charset}", headers, refusal)
 
-    async def _reply(self, message: OutsideMessage, answer: Answer) -> None:
+    async def _reply(
+        self, message: OutsideMessage, answer: Answer, sender: AmqpSender | None
+    ) -> None:
         if not message.reply_to or not answer.body:
             return  # no answer asked for (or MSH-15 NE: none wanted)
+        owned = sender.may_reply_to(message.app_id, message.reply_to) if sender else False
+        # a sender nobody vouches for is answered only on RabbitMQ's direct reply-to, which
+        # only the connection that asked can read
+        if not owned and not message.reply_to.startswith(DIRECT_REPLY_TO):
+            # not to a queue it does not own: the answer would forge one for another system
+            log_event(
+                log,
+                "reply_refused",
+                logging.WARNING,
+                sender=message.app_id,
+                message_id=message.message_id,
+                reply_to=message.reply_to,
+            )
+            return
         reply = PlainMessage(
             answer.body,
             answer.content_type,
@@ -114,6 +139,13 @@ class AmqpIntake:
                 message_id=message.message_id,
                 error=str(exc),
             )
+
+    def _verified(self, message: OutsideMessage) -> AmqpSender | None:
+        """The configured sender of the message, when its broker user vouches for it."""
+        sender = self.settings.senders.get(message.app_id)
+        if sender is None or (sender.users and message.user_id not in sender.users):
+            return None
+        return sender
 
 
 def _refusal(message: OutsideMessage, sender: AmqpSender, key: str) -> Answer | None:

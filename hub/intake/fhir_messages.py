@@ -13,7 +13,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,8 +24,10 @@ from hub.base.correlation import Origin, within
 from hub.base.envelope import new_id
 from hub.base.errors import RetryableError
 from hub.base.logs import log_event
+from hub.base.tasks import KeyedLocks
 from hub.bus.outside import OutsideMessage
 from hub.fhir.interaction import FhirRequest
+from hub.fhir.nesting import MAX_JSON_DEPTH, too_deep
 from hub.fhir.outcome import FhirError, outcome
 from hub.fhir.scopes import Principal
 from hub.fhir.service import FhirService
@@ -46,6 +48,8 @@ BUNDLE_TYPES = ("transaction", "batch")
 _LOCATION = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9.-]{1,64})(?:/_history/[^/]+)?$")
 # how long a message's message_id is remembered: a resend within it is answered from the archive
 DUPLICATE_WINDOW = timedelta(days=7)
+FHIR_FACILITY = "(fhir)"  # the archive's sender facility of FHIR messages
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,10 @@ class FhirIntake:
     claim_grace_s: float  # a claim older than this was left by a process that died
     max_body_bytes: int
     base_url: str
+    # copies of one message in this process, one after the other: the second is then a resend
+    # of a finished first, answered from the archive (a claim of this process is otherwise
+    # taken as the leftover of an earlier attempt that failed)
+    _one_at_a_time: KeyedLocks = field(default_factory=KeyedLocks)
 
     async def take(
         self, message: OutsideMessage, body: bytes, routing_key: str, principal: Principal
@@ -63,6 +71,17 @@ class FhirIntake:
         checked = _checked(message, body, routing_key, self.max_body_bytes)
         if isinstance(checked, Answer):
             return checked
+        async with self._one_at_a_time(f"{message.app_id}\n{message.message_id}"):
+            return await self._take(message, body, routing_key, principal, checked)
+
+    async def _take(
+        self,
+        message: OutsideMessage,
+        body: bytes,
+        routing_key: str,
+        principal: Principal,
+        checked: dict[str, Any],
+    ) -> Answer:
         candidate = _archived(message, body, routing_key, self.claimant)
         claim = await self.archive.claim(
             candidate, datetime.now(UTC) - DUPLICATE_WINDOW, refuse_reuse=True
@@ -131,6 +150,10 @@ def _checked(
         return refused(400, "structure", f"not JSON: {exc}")
     if not isinstance(resource, dict):
         return refused(400, "structure", "the body is not a FHIR resource (a JSON object)")
+    if too_deep(resource, MAX_JSON_DEPTH):
+        return refused(400, "structure", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    if "id" in resource and not (isinstance(resource["id"], str) and FHIR_ID.match(resource["id"])):
+        return refused(400, "invalid", "the resource's id is not a FHIR id")
     type_ = routing_key.partition(".")[2]
     if resource.get("resourceType") != type_:
         text = f"routing key {routing_key} but resourceType {resource.get('resourceType')!r}"
@@ -149,7 +172,9 @@ def _archived(
         id=new_id(),
         received_at=now,
         sender_application=message.app_id,
-        sender_facility="",
+        # FHIR message ids and HL7 control ids are not one keyspace: the same string from one
+        # sender in both is not a reused id
+        sender_facility=FHIR_FACILITY,
         peer=f"amqp:{message.user_id}" if message.user_id else "amqp",
         message_type=routing_key,
         control_id=message.message_id,

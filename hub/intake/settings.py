@@ -6,6 +6,8 @@ RabbitMQ itself checks against the user of the connection it came on (a forged o
 publisher's channel). With no sender configured the intake takes nothing.
 """
 
+from fnmatch import fnmatchcase
+
 from pydantic import BaseModel, Field
 
 from hub.bus.topology import topic_matches
@@ -25,6 +27,14 @@ class AmqpSender(BaseModel, frozen=True):
     scopes: str = "system/*.*"
     # MSH-3 (or MSH-3^MSH-4) its HL7 v2 messages may name; empty: the app_id itself
     hl7_applications: tuple[str, ...] = ()
+    # queues its reply_to may name (shell patterns; "{app_id}" stands for its app_id): RabbitMQ's
+    # direct reply-to, which only the asking connection reads, and queues named after the sender
+    # (which its broker permissions let only it create); never another system's queue
+    reply_queues: tuple[str, ...] = ("amq.rabbitmq.reply-to.*", "{app_id}.*")
+
+    def may_reply_to(self, app_id: str, queue: str) -> bool:
+        patterns = (pattern.replace("{app_id}", app_id) for pattern in self.reply_queues)
+        return any(fnmatchcase(queue, pattern) for pattern in patterns)
 
     def accepts_key(self, routing_key: str) -> bool:
         return any(topic_matches(pattern, routing_key) for pattern in self.accepts)

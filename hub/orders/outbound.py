@@ -5,8 +5,9 @@ system that performs it (``hub.orders.messages``), filed in the message archive 
 their queues, order per patient, retries and ledger.
 
 What is sent follows the request's status and what was sent before, read from its history: the
-first active version is a new order (NW), a later active one a change (XO); revoked or entered in
-error after an active version, a cancel (CA); anything else (draft, completed...) nothing. A
+first active version is a new order (NW), a later active one a change (XO); revoked, entered in
+error or deleted after an active version, a cancel (CA); active again after a cancel, a new
+order; anything else (draft, completed...) nothing. A
 version seen again (a redelivered event) is the same message, a resend, not a second order."""
 
 import logging
@@ -17,7 +18,12 @@ from typing import Any
 import orjson
 
 from hub.base.envelope import Envelope, new_id
-from hub.base.errors import ResourceGoneError, ResourceNotFoundError, StoreError
+from hub.base.errors import (
+    PermanentError,
+    ResourceGoneError,
+    ResourceNotFoundError,
+    StoreError,
+)
 from hub.base.logs import log_event
 from hub.bus.base import Bus, Delivery
 from hub.events import Change, read_change_set
@@ -30,7 +36,7 @@ from store.resources import ResourceStore
 
 log = logging.getLogger(__name__)
 QUEUE = "orders.out"
-BINDINGS = ("fhir.ServiceRequest.created", "fhir.ServiceRequest.updated")
+BINDINGS = tuple(f"fhir.ServiceRequest.{change}" for change in ("created", "updated", "deleted"))
 HUB_SENDER = "JIANHU"
 RESEND_WINDOW = timedelta(days=7)
 _SNOMED = "http://snomed.info/sct"
@@ -57,8 +63,15 @@ class OrdersOut:
         if await self._brought_in_by_hl7(delivery.envelope.correlation_id or ""):
             return  # the HIS placed it (or a result implied it): the performer has it already
         for change in read_change_set(delivery.envelope, delivery.routing_key):
-            if change.resource is not None:
-                await self._send(change, change.resource, delivery.envelope)
+            request = change.resource or await self._withdrawn(change)
+            if request is not None:
+                await self._send(change, request, delivery.envelope)
+
+    async def _withdrawn(self, change: Change) -> dict[str, Any] | None:
+        """A deleted request as the version before its deletion, revoked: what a cancel of
+        it says (sent only if that version was active)."""
+        last = await self._version(change.id, change.version - 1)
+        return {**last, "status": "revoked"} if last is not None else None
 
     async def _brought_in_by_hl7(self, correlation: str) -> bool:
         try:
@@ -76,9 +89,8 @@ class OrdersOut:
         if control is None:
             return
         patient = await self._referenced(request.get("subject"), "Patient")
-        if patient is None:
-            log_event(log, "order_without_patient", logging.WARNING, request=change.id)
-            return
+        if patient is None:  # a performer cannot take an order for nobody: a person must look
+            raise PermanentError(f"ServiceRequest/{change.id} names no Patient in the store")
         encounter = await self._referenced(request.get("encounter"), "Encounter")
         order = Order(
             request,
@@ -105,21 +117,29 @@ class OrdersOut:
         await announce(self.bus, filed.message.id, cause)
 
     async def _control(self, change: Change, request: dict[str, Any]) -> str | None:
+        """NW for a request the performer does not hold (never sent, or cancelled since), XO
+        for a change to one it holds, CA to withdraw one it holds; else nothing."""
         status = request.get("status")
         if status != "active" and status not in CANCELLED:
             return None
-        sent_before = False
-        for version in range(1, change.version):
-            try:
-                earlier = await self.resources.vread("ServiceRequest", change.id, version)
-            except (ResourceGoneError, ResourceNotFoundError):
-                continue
-            if earlier.body is not None and orjson.loads(earlier.body).get("status") == "active":
-                sent_before = True
+        held = False  # whether the latest version that was sent left it with the performer
+        for version in range(change.version - 1, 0, -1):
+            earlier = await self._version(change.id, version)
+            if earlier is not None and earlier.get("status") in ("active", *CANCELLED):
+                held = earlier["status"] == "active"
                 break
         if status == "active":
-            return "XO" if sent_before else "NW"
-        return "CA" if sent_before else None  # never sent: nothing to cancel
+            return "XO" if held else "NW"
+        return "CA" if held else None
+
+    async def _version(self, id_: str, version: int) -> dict[str, Any] | None:
+        if version < 1:
+            return None
+        try:
+            found = await self.resources.vread("ServiceRequest", id_, version)
+        except (ResourceGoneError, ResourceNotFoundError):
+            return None
+        return orjson.loads(found.body) if found.body is not None else None
 
     async def _referenced(self, reference: Any, type_: str) -> dict[str, Any] | None:
         target = (reference or {}).get("reference", "") if isinstance(reference, dict) else ""

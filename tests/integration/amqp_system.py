@@ -3,6 +3,7 @@ messages with ``pika`` (a client the hub does not use) and reads the hub's repli
 of its own. Blocking, as pika's plain connection is: the tests call it through a thread."""
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,9 @@ class System:
         self.connection = pika.BlockingConnection(pika.URLParameters(url))
         self.channel: BlockingChannel = self.connection.channel()
         self.channel.confirm_delivery()  # basic_publish raises unless the broker took it
-        self.replies = self.channel.queue_declare("", exclusive=True).method.queue
+        # a reply queue named after the sender: the hub answers only to queues it may own
+        reply_queue = f"{app_id}.replies.{uuid.uuid4().hex[:12]}"
+        self.replies = self.channel.queue_declare(reply_queue, exclusive=True).method.queue
 
     def publish(
         self,
@@ -50,7 +53,7 @@ class System:
                 user_id=properties.pop("user_id", self.user_id),
                 message_id=message_id,
                 content_type=content_type,
-                reply_to=self.replies if reply else None,
+                reply_to=properties.pop("reply_to", self.replies if reply else None),
                 delivery_mode=2,
                 **properties,
             ),
@@ -59,12 +62,15 @@ class System:
 
     def reply(self, timeout_s: float = 30.0) -> Received:
         """The next reply; waits for it on the queue (no polling), fails after ``timeout_s``."""
+        # acked one by one: cancelling the consumer puts back what arrived meanwhile
         for method, properties, body in self.channel.consume(
-            self.replies, auto_ack=True, inactivity_timeout=timeout_s
+            self.replies, auto_ack=False, inactivity_timeout=timeout_s
         ):
-            self.channel.cancel()
             if method is None:
+                self.channel.cancel()
                 raise AssertionError(f"no reply within {timeout_s} s")
+            self.channel.basic_ack(method.delivery_tag)
+            self.channel.cancel()
             return Received(properties, body)
         raise AssertionError("the reply queue closed")
 

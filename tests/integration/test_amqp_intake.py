@@ -13,6 +13,7 @@ import orjson
 import pika.exceptions
 import pytest
 
+from hub.base.envelope import WIRE_CONTENT_TYPE, Envelope
 from hub.bus.settings import BusSettings
 from hub.bus.topology import INBOUND, QueueSpec
 from hub.intake.amqp import QUEUE
@@ -184,9 +185,10 @@ async def test_a_resend_is_answered_from_the_first_copy_and_written_once(
 async def test_what_is_not_taken_is_answered_and_dead_lettered_with_the_reason(
     hub: Runtime, broker: Broker, emr: System, lis: System
 ) -> None:
+    # a sender nobody vouches for is not answered on a queue it merely names
+    await asyncio.to_thread(emr.publish, "fhir.Patient", patient("甲"), "x-1", app_id="HACKER")
+    await asyncio.to_thread(emr.publish, "fhir.Patient", patient("乙"), "x-2", user_id=None)
     asked = [
-        await ask(emr, "fhir.Patient", patient("甲"), "x-1", app_id="HACKER"),
-        await ask(emr, "fhir.Patient", patient("乙"), "x-2", user_id=None),
         await ask(emr, "hl7v2", CBC, "x-3", content_type=ER7),  # EMR may not send HL7
         await ask(emr, "fhir.Patient", b"{not json", "x-4"),
         await ask(emr, "fhir.Patient", patient("丙", gender="unknown-gender"), "x-5"),
@@ -195,16 +197,14 @@ async def test_what_is_not_taken_is_answered_and_dead_lettered_with_the_reason(
         await ask(emr, "fhir.Patient", patient("己"), ""),
     ]
     statuses = [reply.headers["x-jianhu-status"] for reply in asked]
-    assert statuses == ["403", "403", "403", "400", "422", "400", "415", "400"]
+    assert statuses == ["403", "400", "422", "400", "415", "400"]
     assert all(reply.headers["x-jianhu-outcome"] == "refused" for reply in asked)
     texts = [orjson.loads(reply.body)["issue"][0]["diagnostics"] for reply in asked]
-    assert texts[0] == "unknown sender (app_id HACKER)"
-    assert texts[1] == "EMR does not publish as user not set"
-    assert texts[2] == "EMR may not publish with key hl7v2"
-    assert texts[3].startswith("not JSON")
-    assert "gender" in texts[4]
-    assert texts[5] == "routing key fhir.Observation but resourceType 'Patient'"
-    assert "message_id is required" in texts[7]
+    assert texts[0] == "EMR may not publish with key hl7v2"
+    assert texts[1].startswith("not JSON")
+    assert "gender" in texts[2]
+    assert texts[3] == "routing key fhir.Observation but resourceType 'Patient'"
+    assert "message_id is required" in texts[5]
 
     # an HL7 message its mapping cannot take: AE with ERR, as over MLLP in original mode
     identifiers = b"10067890^^^JHYY^PI~330683198509300572^^^CHN^NNCHN~88067890^^^JHYY^HC"
@@ -215,8 +215,9 @@ async def test_what_is_not_taken_is_answered_and_dead_lettered_with_the_reason(
     assert b"\rERR|" in ae.body
     assert ae.headers["x-jianhu-outcome"] == "refused"
 
-    reasons = await dead_reasons(hub, len(asked) + 1)
+    reasons = await dead_reasons(hub, len(asked) + 3)
     assert "unknown sender (app_id HACKER)" in reasons
+    assert "EMR does not publish as user not set" in reasons
     assert any(reason.startswith("AE: ") and "PID-3" in reason for reason in reasons)
 
 
@@ -263,3 +264,81 @@ async def test_a_retired_binding_is_removed_when_the_queue_is_declared(
         await asyncio.to_thread(emr.publish, "test.then.x", b"{}", "r-2", reply=False)
     await asyncio.to_thread(emr.publish, "test.now.x", b"{}", "r-3", reply=False)
     await _delete_queues(broker.url, [name])
+
+
+async def test_copies_of_one_message_at_once_are_written_once(hub: Runtime, emr: System) -> None:
+    body = patient("孙悦", identifier=[{"system": "urn:test:card", "value": "C-77"}])
+    for _ in range(5):  # as a publisher that did not see its confirms would
+        await asyncio.to_thread(emr.publish, "fhir.Patient", body, "emr-same")
+    replies = [await asyncio.to_thread(emr.reply) for _ in range(5)]
+    assert {r.headers["x-jianhu-archive-id"] for r in replies} == {
+        replies[0].headers["x-jianhu-archive-id"]
+    }
+    assert len({orjson.loads(r.body)["id"] for r in replies}) == 1
+    written = await hub.resources.traced(replies[0].headers["x-jianhu-archive-id"], 10)
+    assert len(written) == 1
+
+
+async def test_hostile_bodies_and_headers_get_clear_refusals(
+    hub: Runtime, broker: Broker, emr: System, lis: System
+) -> None:
+    deep: dict[str, Any] = {"url": "urn:x", "valueString": "x"}
+    for _ in range(40):  # 80 levels: past the 64 the FHIR API takes, within JSON's limits
+        deep = {"url": "urn:x", "extension": [deep]}
+    nested = await ask(emr, "fhir.Patient", patient("深", extension=[deep]), "h-1")
+    assert nested.headers["x-jianhu-status"] == "400"
+    assert "nests deeper than 64" in orjson.loads(nested.body)["issue"][0]["diagnostics"]
+    path = await ask(emr, "fhir.Patient", patient("径", id="p1/$everything"), "h-2")
+    assert path.headers["x-jianhu-status"] == "400"
+    # the hub's own headers on a system's message change nothing, and break no listing
+    forged = await ask(
+        lis, "hl7v2", CBC, "h-3", content_type=ER7,
+        headers={"x-jianhu-attempt": "abc", "x-jianhu-routing-key": "fhir.Observation"},
+    )  # fmt: skip
+    assert b"MSA|AA|" in forged.body
+    not_er7 = await ask(
+        lis, "hl7v2", CBC.replace(b"LIS2026", b"LIS2027"), "h-4", content_type="application/json"
+    )
+    assert not_er7.headers["x-jianhu-status"] == "415"
+    assert len(await dead_reasons(hub, 3)) == 3  # listable, whatever the messages carried
+
+
+async def test_no_answer_goes_to_a_queue_the_sender_does_not_own(
+    hub: Runtime, emr: System, lis: System
+) -> None:
+    # EMR names the LIS's reply queue: the message is taken, the answer is not sent there
+    await asyncio.to_thread(
+        emr.publish, "fhir.Patient", patient("冒"), "r-1", reply=False, reply_to=lis.replies
+    )
+    own = await ask(emr, "fhir.Patient", patient("真"), "r-2")  # handled after r-1
+    assert own.headers["x-jianhu-outcome"] == "accepted"
+    with pytest.raises(AssertionError, match="no reply"):
+        await asyncio.to_thread(lis.reply, 1.0)
+
+
+async def test_an_envelope_the_hub_did_not_publish_is_set_aside(
+    hub: Runtime, broker: Broker
+) -> None:
+    """A broker user with rights to the hub's exchanges (a shared user) cannot pass an
+    envelope of its own for one of the hub's: its user_id is not the hub's."""
+    forger = await asyncio.to_thread(System, broker.url, "HIS", None)
+    try:
+        envelope = Envelope(
+            type="hl7v2.ORU.R01", source="NOBODY", content_type=ER7, body=CBC
+        ).to_json()
+        props = pika.BasicProperties(content_type=WIRE_CONTENT_TYPE, delivery_mode=2)
+        await asyncio.to_thread(
+            forger.channel.basic_publish,
+            "jianhu.requeue",
+            "redrive.hl7v2.normalizer",
+            envelope,
+            props,
+        )
+    finally:
+        await asyncio.to_thread(forger.close)
+
+    async def set_aside() -> bool:
+        return len(await hub.bus.dead_letters("hl7v2.normalizer")) == 1
+
+    await wait_until_async(set_aside)
+    assert not await hub.archive.search(ArchiveQuery())

@@ -76,3 +76,34 @@ async def test_an_unreachable_receiver_fails_after_its_attempts() -> None:
     result = await client.send(ORDER.format(id="X1"))
     assert (result.outcome, result.attempts) == (FAILED, 2)
     assert result.error
+
+
+async def test_an_answer_out_of_step_starts_a_new_connection() -> None:
+    """A receiver that answers every message twice: the stray second ACK is taken for no
+    message's, the connection is dropped, and the next message goes on a clean one (before,
+    every later message read the ACK of the one before it)."""
+    seen: list[str] = []
+
+    async def twice(reader: hl7.mllp.HL7StreamReader, writer: hl7.mllp.HL7StreamWriter) -> None:
+        try:
+            while not writer.is_closing():
+                message = await reader.readmessage()
+                seen.append(str(message.segment("MSH")[10]))
+                for _ in range(2):
+                    writer.writemessage(message.create_ack())
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            pass
+
+    server = await hl7.mllp.start_hl7_server(twice, "127.0.0.1", 0, encoding="utf-8")
+    port = server.sockets[0].getsockname()[1]
+    client = MllpClient("127.0.0.1", port, timeout_s=5, attempts=1)
+    try:
+        results = [await client.send(ORDER.format(id=f"D{n}")) for n in range(1, 4)]
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+    assert [r.outcome for r in results] == [ACCEPTED, FAILED, ACCEPTED]
+    assert "not 'D2'" in results[1].error
+    assert seen == ["D1", "D2", "D3"]  # each sent once

@@ -113,3 +113,24 @@ async def test_an_order_the_his_placed_reaches_the_lis_once(site: Site) -> None:
     orders = [m for m in site.lis.received if "ORM^O01" in m.split("\r")[0]]
     assert len(orders) == 1  # as the HIS sent it (MSH-5 LIS), not again by the hub
     assert Message(orders[0]).sender == ("HIS", "JHYY")
+
+
+async def test_a_reactivated_order_is_new_a_deleted_one_cancelled_and_one_for_nobody_held(
+    site: Site,
+) -> None:
+    patient = await create(site, {"resourceType": "Patient", "name": [{"text": "李四"}]})
+    order = await create(site, request(patient["id"], "laboratory", "2345-7", "血糖"))
+    path = f"/fhir/ServiceRequest/{order['id']}"
+    for status in ("revoked", "active"):
+        current = dict(await (await site.hub.get(path, headers=EMR)).json())
+        current["status"] = status
+        assert (await site.hub.put(path, data=orjson.dumps(current), headers=EMR)).status == 200
+    assert (await site.hub.delete(path, headers=EMR)).status in (200, 204)
+    await settle(site.hub)
+    controls = [Message(m).first("ORC").value(1) for m in site.lis.received]  # type: ignore[union-attr]
+    assert controls == ["NW", "CA", "NW", "CA"]  # placed, revoked, placed again, deleted
+
+    nobody = await create(site, request("no-such-patient", "laboratory", "2345-7", "血糖"))
+    await settle(site.hub)
+    (dead,) = await site.hub.app[RUNTIME].bus.dead_letters("orders.out")
+    assert f"ServiceRequest/{nobody['id']} names no Patient" in dead.error
