@@ -10,6 +10,7 @@ shown carries message or resource content: references, codes, statuses and times
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import orjson
 
@@ -129,13 +130,21 @@ async def _requests(resources: ResourceStore, correlation: str) -> list[Json]:
 def _request(event: Json) -> Json:
     what = ((event.get("entity") or [{}])[0].get("what") or {}).get("reference", "")
     return {
-        "at": event.get("recorded", ""),
+        "at": _hospital_time(event.get("recorded", "")),
         "by": ((event.get("agent") or [{}])[0]).get("name", ""),
         "interaction": ((event.get("subtype") or [{}])[0]).get("code", ""),
         "action": event.get("action", ""),
         "what": what,
         "outcome": event.get("outcome", ""),  # 0 success, 4 refused, 8 failed
     }
+
+
+def _hospital_time(recorded: str) -> str:
+    """An AuditEvent's time (UTC) as every other time the trace shows: +08:00."""
+    try:
+        return shown(datetime.fromisoformat(recorded.replace("Z", "+00:00")))
+    except ValueError:
+        return recorded
 
 
 def change(version: StoredVersion) -> str:

@@ -92,7 +92,8 @@ def submission_tracer(ledger: Ledger) -> Callable[[Traced], Awaitable[list[Json]
 
 def _traced(submission: Submission) -> Json:
     last = submission.attempts[-1] if submission.attempts else None
-    answer = last.response[:ANSWER_CHARS] if last is not None else ""
+    # an HL7 answer's segments end in CR, which a terminal takes for a return to the line start
+    answer = last.response[:ANSWER_CHARS].replace("\r", " ⏎ ").strip() if last is not None else ""
     attempts = f"{len(submission.attempts)} attempt(s)"
     said = f", answer {answer}" if answer else ""
     return summary(submission) | {

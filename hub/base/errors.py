@@ -20,8 +20,13 @@ class RetryableError(JianhuError):
 
 class KeepRetryingError(RetryableError):
     """A failure that outlasts any retry budget without being the message's fault (a receiver
-    down for hours): retried at the bus's longest delay once its delays run out, never
+    down for hours): retried at the bus's longest delay once its delays run out (or the longest
+    not over ``longest_s``, for work that must go on soon after its cause clears), never
     dead-lettered for the number of attempts. The raiser decides when to give up."""
+
+    def __init__(self, message: str, longest_s: float | None = None) -> None:
+        super().__init__(message)
+        self.longest_s = longest_s
 
 
 class PermanentError(JianhuError):

@@ -281,10 +281,13 @@ class Bus(ABC):
         queue, message_id = delivery.queue, delivery.envelope.id
         retry = outcome.verdict is Verdict.RETRY
         (self.metrics.retried if retry else self.metrics.dead_lettered).labels(queue).inc()
+        # work that waits on purpose (a paused destination, a receiver down) is retried often:
+        # its cause is told once where it is kept (the ledger), not at every look
+        waiting = retry and outcome.error_class.endswith(".KeepRetryingError")
         log_event(
             log,
             "retried" if retry else "dead-lettered",
-            logging.WARNING,
+            logging.DEBUG if waiting else logging.WARNING,
             queue=queue,
             message_id=message_id,
             attempt=delivery.attempt,

@@ -42,7 +42,10 @@ def decide(exc: BaseException, attempt: int, retry_delays_s: tuple[float, ...]) 
     """
     error_class, error = describe(exc)
     if isinstance(exc, KeepRetryingError) and retry_delays_s:
-        delay = retry_delays_s[min(attempt, len(retry_delays_s)) - 1]
+        delays = retry_delays_s
+        if exc.longest_s is not None:  # only the bus's tiers exist: the longest within it
+            delays = tuple(d for d in delays if d <= exc.longest_s) or delays[:1]
+        delay = delays[min(attempt, len(delays)) - 1]
         return Disposition(Verdict.RETRY, delay, error_class, error)
     if isinstance(exc, PermanentError) or attempt > len(retry_delays_s):
         return Disposition(Verdict.DEAD, error_class=error_class, error=error)

@@ -25,7 +25,7 @@ from aio_pika.abc import (
 )
 
 from hub.base.envelope import Envelope
-from hub.base.errors import BusError, PublishError, TopologyError
+from hub.base.errors import BusError, PermanentError, PublishError, TopologyError
 from hub.base.logs import log_event
 from hub.base.metrics import BusMetrics
 from hub.bus import topology as topo
@@ -39,7 +39,7 @@ from hub.bus.settings import BusSettings
 log = logging.getLogger(__name__)
 
 
-class NotPublishedByTheHubError(ValueError):
+class NotPublishedByTheHubError(PermanentError):
     """An envelope whose user_id is not the hub's broker user."""
 
 

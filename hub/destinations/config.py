@@ -78,6 +78,9 @@ class Destination(BaseModel, frozen=True):
     # a transport failure is retried with the bus's backoff (JIANHU_BUS__RETRY_DELAYS_S), and
     # after its delays run out at the longest of them, until this many attempts (0: never give up)
     max_attempts: int = Field(0, ge=0)
+    # while paused, or while a receiver is down, deliveries look again at most this often (the
+    # longest of the bus's delays within it): how soon after a resume or a recovery they go on
+    retry_every_s: float = Field(30.0, gt=0)
 
     @field_validator("name")
     @classmethod

@@ -63,13 +63,19 @@ class Router:
         for destination in await selected(self.destinations, self.resources, facts):
             submission = recorded.get(destination.name)
             if submission is None:
-                submission = await self._record(destination, facts, archived, text)
+                origin = delivery.envelope.headers.get("origin", "")
+                submission = await self._record(destination, facts, archived, text, origin)
             elif submission.status != PENDING:
                 continue  # on its way or done: its own queue has it
             await self.bus.publish(_queued(submission), delivery_key(destination.name), INBOUND)
 
     async def _record(
-        self, destination: Destination, facts: Facts, archived: ArchivedMessage, text: str
+        self,
+        destination: Destination,
+        facts: Facts,
+        archived: ArchivedMessage,
+        text: str,
+        origin: str,
     ) -> Submission:
         payload = await self._payload(destination, facts, text)
         now = datetime.now(UTC)
@@ -84,7 +90,8 @@ class Router:
             status=PENDING,
             created_at=now,
             updated_at=now,
-            correlations=(archived.id,),
+            # the message first (its order among the patient's deliveries), then what led to it
+            correlations=(archived.id, origin) if origin else (archived.id,),
         )
         await self.ledger.add(submission)
         return submission

@@ -76,9 +76,10 @@ class DestinationSender:
         if submission.status not in OPEN and not redriven:
             return  # delivered (or cancelled) before: a redelivery of its queue message
         if await self.switches.paused(destination.name):
-            raise KeepRetryingError(f"destination {destination.name} is paused")
+            raise KeepRetryingError(f"{destination.name} is paused", destination.retry_every_s)
         if (earlier := await self._earlier_open(submission)) is not None:
-            raise KeepRetryingError(f"waits for {earlier.id}, an earlier message of the patient")
+            waiting = f"waits for {earlier.id}, an earlier message of the patient"
+            raise KeepRetryingError(waiting, destination.retry_every_s)
         expected = (*OPEN, *REDRIVEN) if redriven else OPEN
         if await self.ledger.claim(submission.id, expected, datetime.now(UTC)) is None:
             return  # another process took it meanwhile
@@ -133,7 +134,7 @@ class DestinationSender:
             outcome=sent.outcome,
             request="",  # the payload is the request: kept once, in the submission
             response=sent.answer,
-            error=sent.error,
+            error=sent.error or (f"answered {sent.code}" if sent.outcome == REJECTED else ""),
         )
         if sent.outcome == ACCEPTED:
             await self.ledger.finish(submission.id, record, "accepted")
@@ -147,4 +148,6 @@ class DestinationSender:
         # the bus decides when it comes back; the ledger says roughly when, for a person
         soon = datetime.now(UTC) + timedelta(seconds=1)
         await self.ledger.finish(submission.id, record, FAILED, next_attempt_at=soon)
-        raise KeepRetryingError(f"{destination.name}: {sent.error or 'not delivered'}")
+        raise KeepRetryingError(
+            f"{destination.name}: {sent.error or 'not delivered'}", destination.retry_every_s
+        )

@@ -10,9 +10,10 @@ from hub.bus.base import Bus
 from hub.destinations.config import Destination, HttpTransport, MllpTransport
 from hub.destinations.router import ADAPTER
 from hub.destinations.switch import Switches
-from store.ledger import ACCEPTED, DEAD, FAILED, REJECTED, Ledger, LedgerQuery
+from store.ledger import ACCEPTED, Attempt, Ledger, LedgerQuery
 
 Json = dict[str, Any]
+TROUBLE_LOOKBACK = 200  # deliveries looked at for the last error
 
 
 def transport_line(destination: Destination) -> str:
@@ -34,7 +35,7 @@ async def listing(
         depth = depths.get(destination.queue)
         state = await switches.state(destination.name)
         delivered = await _latest(ledger, destination.name, (ACCEPTED,))
-        trouble = await _latest(ledger, destination.name, (FAILED, REJECTED, DEAD))
+        trouble = await _last_trouble(ledger, destination.name)
         found.append(
             {
                 "name": destination.name,
@@ -48,7 +49,7 @@ async def listing(
                 "switched_at": shown(state.at) if state.at else None,
                 "last_delivered_at": shown(delivered.updated_at) if delivered else None,
                 "last_error": trouble.error if trouble else "",
-                "last_error_at": shown(trouble.updated_at) if trouble else None,
+                "last_error_at": shown(trouble.finished_at) if trouble else None,
             }
         )
     return found
@@ -58,6 +59,19 @@ async def _latest(ledger: Ledger, destination: str, statuses: tuple[str, ...]) -
     query = LedgerQuery(adapter=ADAPTER, interface=destination, statuses=statuses, limit=1)
     newest = await ledger.search(query)
     return newest[0] if newest else None
+
+
+async def _last_trouble(ledger: Ledger, destination: str) -> Attempt | None:
+    """The latest attempt that did not end in an acceptance, among the latest deliveries (a
+    delivery being tried again is "sending", its failed attempts are still its story)."""
+    query = LedgerQuery(adapter=ADAPTER, interface=destination, limit=TROUBLE_LOOKBACK)
+    failed = [
+        attempt
+        for submission in await ledger.search(query)
+        for attempt in submission.attempts
+        if attempt.outcome != ACCEPTED
+    ]
+    return max(failed, key=lambda attempt: attempt.finished_at, default=None)
 
 
 def lines(found: Sequence[Json]) -> list[str]:

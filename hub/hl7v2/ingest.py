@@ -70,8 +70,11 @@ class Ingest:
 
     def _refusal(self, message: Message, peer: str, lossy: bool) -> tuple[Problem | None, str]:
         code, event, _ = message.message_type
-        if not self._peer_allowed(peer) or not self._sender_allowed(message):
+        if not self._peer_allowed(peer):
             return Problem(acks.APPLICATION_INTERNAL_ERROR, "unknown sender", "MSH", 1, 3), "AR"
+        if not self._sender_allowed(message):
+            text = f"{'^'.join(message.sender)} is not a sender this interface takes (MSH-3)"
+            return Problem(acks.APPLICATION_INTERNAL_ERROR, text, "MSH", 1, 3), "AR"
         if not message.control_id:
             return Problem(acks.REQUIRED_FIELD_MISSING, "MSH-10 is empty", "MSH", 1, 10), "AE"
         if message.processing_id[:1] != self.settings.processing_id:

@@ -16,5 +16,10 @@ async def announce(bus: Bus, archive_id: str, envelope: Envelope) -> None:
     if not archive_id or not bus.queues_for(INBOUND, PROCESSED_KEY):
         return
     notice = envelope.caused("hub.hl7v2.processed", "application/json", b"")
-    notice = notice.evolve(correlation_id=archive_id, headers={"archive-id": archive_id})
+    headers = {"archive-id": archive_id}
+    if envelope.correlation_id and envelope.correlation_id != archive_id:
+        # what led to the message (the FHIR request an order is made from): its trace goes on
+        # to what the message leads to (the deliveries)
+        headers["origin"] = envelope.correlation_id
+    notice = notice.evolve(correlation_id=archive_id, headers=headers)
     await bus.publish(notice, PROCESSED_KEY, INBOUND)

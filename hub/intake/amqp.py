@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hub.base.correlation import Origin, within
 from hub.base.envelope import HL7V2_ER7
 from hub.base.errors import PublishError, RetryableError
 from hub.base.logs import log_event
@@ -55,6 +56,15 @@ class AmqpIntake:
             what = f"{delivery.routing_key}: the keys hl7v2 and fhir.* are for systems' messages"
             raise IntakeRefusedError(what)
         answer = await self._answer(message, delivery)
+        archive_id = answer.headers.get(H_ARCHIVE_ID, "")
+        if archive_id:  # the message's line carries its correlation id: its archive id
+            with within(Origin(archive_id, message.app_id)):
+                await self._settle(message, delivery, answer)
+        else:
+            await self._settle(message, delivery, answer)
+
+    async def _settle(self, message: OutsideMessage, delivery: Delivery, answer: Answer) -> None:
+        """Log the outcome, answer, and refuse (dead-letter) what was not taken."""
         log_event(
             log,
             "amqp_message",
@@ -149,9 +159,12 @@ class AmqpIntake:
 
 
 def _refusal(message: OutsideMessage, sender: AmqpSender, key: str) -> Answer | None:
+    if sender.users and not message.user_id:
+        text = f"{message.app_id} must set user_id (its broker user, which RabbitMQ checks)"
+        return refused(403, "security", text)
     if sender.users and message.user_id not in sender.users:
-        seen = message.user_id or "not set"
-        return refused(403, "security", f"{message.app_id} does not publish as user {seen}")
+        text = f"{message.app_id} does not publish as user {message.user_id}"
+        return refused(403, "security", text)
     if not sender.accepts_key(key):
         return refused(403, "forbidden", f"{message.app_id} may not publish with key {key}")
     return None

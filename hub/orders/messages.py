@@ -31,6 +31,7 @@ class Order:
     message: str  # ORM^O01, OML^O21, OMI^O23
     receiver: str
     facility: str
+    requester: Json | None = None  # the Practitioner the request's requester points to
 
 
 def control_id(request_id: str, version: str) -> str:
@@ -49,16 +50,19 @@ def order_message(order: Order, now: datetime | None = None) -> str:
     ]  # fmt: skip
     placer = f"{_e(request['id'])}^{HUB_PLACER}"
     filler = _identifier(request, "FILL")
-    requester = _display((request.get("requester") or {}).get("display", ""))
+    requester = _xcn(request.get("requester") or {}, order.requester)
     when = _ts(request.get("occurrenceDateTime") or request.get("authoredOn") or "")
-    orc = ["ORC", order.control, placer, filler, "", "", "", "", "", _ts(request.get("authoredOn"))]
-    orc += ["", "", requester]
+    # ORC-9: when this happened to the order: its placing, or the version's time for a change
+    # or a cancel (not the clock's: the same version must make the same message, a resend)
+    changed = (request.get("meta") or {}).get("lastUpdated")
+    happened = _ts(request.get("authoredOn") if order.control == "NW" else changed)
+    orc = ["ORC", order.control, placer, filler, "", "", "", "", "", happened, "", "", requester]
     obr = ["OBR", "1", placer, filler, _code(request.get("code") or {}), "", "", when]
     obr += [""] * 8 + [requester]  # OBR-16 ordering provider
     segments = [
         "|".join(msh),
         "|".join(_pid(order.patient)),
-        "|".join(["PV1", "1", _patient_class(order.encounter)]),
+        "|".join(["PV1", "1", _patient_class(order.encounter), *[""] * 16, _visit(order)]),
         "|".join(orc),
         "|".join(obr),
     ]
@@ -94,6 +98,23 @@ def _ipc(request_id: str) -> list[str]:
     return ["IPC", number, _e(request_id), study, _e(request_id)]
 
 
+def _visit(order: Order) -> str:
+    """PV1-19, the visit number the HIS gave (the Encounter's first identifier)."""
+    identifiers = (order.encounter or {}).get("identifier") or [{}]
+    return _e(identifiers[0].get("value", ""))
+
+
+def _xcn(reference: Json, person: Json | None) -> str:
+    """ORC-12 / OBR-16: the staff number and name of the requester."""
+    number = ""
+    name = reference.get("display", "")
+    if person is not None:
+        number = ((person.get("identifier") or [{}])[0]).get("value", "")
+        name = name or ((person.get("name") or [{}])[0]).get("text", "")
+    number = number or (reference.get("identifier") or {}).get("value", "")
+    return f"{_e(number)}^{_e(name)}" if number or name else ""
+
+
 def _patient_class(encounter: Json | None) -> str:
     if encounter is None:
         return "U"
@@ -124,10 +145,6 @@ def _type_code(identifier: Json) -> str:
 def _namespace(system: str) -> str:
     """The assigning authority of an identifier: the last part of its system."""
     return _e(system.rstrip("/").rsplit(":", 1)[-1].rsplit("/", 1)[-1])[:20]
-
-
-def _display(text: str) -> str:
-    return f"^{_e(text)}" if text else ""
 
 
 def _ts(value: str | None) -> str:

@@ -92,6 +92,7 @@ class OrdersOut:
         if patient is None:  # a performer cannot take an order for nobody: a person must look
             raise PermanentError(f"ServiceRequest/{change.id} names no Patient in the store")
         encounter = await self._referenced(request.get("encounter"), "Encounter")
+        requester = await self._referenced(request.get("requester"), "Practitioner")
         order = Order(
             request,
             patient,
@@ -100,6 +101,7 @@ class OrdersOut:
             performer.message,
             performer.receiver,
             self.settings.facility,
+            requester,
         )
         text = order_message(order)
         filed = await self.archive.claim(

@@ -217,7 +217,7 @@ async def test_what_is_not_taken_is_answered_and_dead_lettered_with_the_reason(
 
     reasons = await dead_reasons(hub, len(asked) + 3)
     assert "unknown sender (app_id HACKER)" in reasons
-    assert "EMR does not publish as user not set" in reasons
+    assert "EMR must set user_id (its broker user, which RabbitMQ checks)" in reasons
     assert any(reason.startswith("AE: ") and "PID-3" in reason for reason in reasons)
 
 

@@ -216,6 +216,11 @@ async def test_each_system_gets_what_it_takes_and_a_receiver_down_loses_nothing(
     assert len(waiting) == 4
     assert {d.status for d in waiting} <= {"failed", PENDING}
 
+    listed = await (await site.hub.get("/ops/destinations", headers=OPS)).json()
+    his = next(d for d in listed if d["name"] == "results-to-his")
+    assert "ConnectionRefusedError" in his["last_error"]  # why they wait, for the operator
+    assert his["last_error_at"].endswith("+08:00")
+
     await site.his.start(site.his_port)  # back up
     await site.retried()
     assert sorted(site.his.controls) == ["C3", "C5", "C6", "C7"]  # each once

@@ -59,7 +59,13 @@ async def test_an_order_goes_to_its_performer_and_its_result_comes_back_to_it(si
             "birthDate": "1990-05-01",
         },
     )
-    glucose = await create(site, request(patient["id"], "laboratory", "2345-7", "血糖"))
+    response = await site.hub.post(
+        "/fhir/ServiceRequest",
+        data=orjson.dumps(request(patient["id"], "laboratory", "2345-7", "血糖")),
+        headers=EMR,
+    )
+    glucose = dict(await response.json())
+    asked_as = response.headers["X-Correlation-ID"]
     chest = await create(site, request(patient["id"], "imaging", "36643-5", "胸部X线"))
     await settle(site.hub)
 
@@ -79,6 +85,14 @@ async def test_an_order_goes_to_its_performer_and_its_result_comes_back_to_it(si
         "多多",
         "F",
     )
+    # the EMR's request is traced to the order the LIS got
+    traced = await (
+        await site.hub.get(f"/ops/trace/{asked_as}", headers={"Authorization": "Bearer ops-key"})
+    ).json()
+    (sent,) = traced["submissions"]
+    assert sent["interface"] == "orders-to-lis"
+    assert sent["status"] == "accepted"
+    assert "⏎" in sent["answer"]  # the ACK's segments shown on one line
     (imaging,) = site.pacs.received
     assert Message(imaging).first("ORC").value(2, 1) == chest["id"]  # type: ignore[union-attr]
 
