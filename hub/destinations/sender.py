@@ -67,7 +67,9 @@ class DestinationSender:
         # one patient's deliveries one after another, in arrival order (the lock is fair);
         # other patients' meanwhile, their ledger writes committed together
         async with self._one_at_a_time(submission.business_key):
-            await self._deliver(destination, submission, delivery.attempt)
+            # read again once its turn has come: a second queue message of the same delivery
+            # (a notice routed twice) may have sent it meanwhile
+            await self._deliver(destination, await self.ledger.get(submission_id), delivery.attempt)
 
     async def _deliver(
         self, destination: Destination, submission: Submission, attempt: int
