@@ -244,17 +244,22 @@ class Bus(ABC):
                 log_event(log, "acked", logging.DEBUG, queue=delivery.queue, message_id=envelope.id)
             else:
                 self._count_failure(delivery, outcome)
+        return outcome
+
+    async def _handled_and_settled(self) -> None:
+        """Called by each bus once a delivery's outcome is settled (acked, or its retry or
+        dead-letter copy confirmed): what ``handled_until`` wakes up for, so a check of a dead
+        queue after a refusal sees the dead letter."""
         async with self._handled_one:
             self.handled_count += 1
             self._handled_one.notify_all()
-        return outcome
 
     async def handled_until(
         self, check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0
     ) -> None:
         """Until ``check()`` holds, looking again each time this process has handled a
-        delivery (on either bus): what a test awaits instead of polling for a handler's
-        result. ``TimeoutError`` after ``timeout_s``."""
+        delivery and settled its outcome (on either bus): what a test awaits instead of polling
+        for a handler's result, a retry or a dead letter. ``TimeoutError`` after ``timeout_s``."""
         async with asyncio.timeout(timeout_s):
             while True:
                 seen = self.handled_count

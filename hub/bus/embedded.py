@@ -299,6 +299,7 @@ class EmbeddedBus(Bus):
             outcome = await self._run_handler(handler, delivery)
             if self._writer is not None:  # closed by an abort: left in flight, like a crash
                 self._settle(seq, outcome)
+            await self._handled_and_settled()
         finally:
             self._activity.set()
 

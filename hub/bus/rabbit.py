@@ -266,6 +266,7 @@ class RabbitBus(Bus):
         try:
             outcome = await self._run_handler(handler, delivery)
             await self._settle(delivery, outcome)
+            await self._handled_and_settled()
         except asyncio.CancelledError:
             acks.abandon(tag)  # shutting down: unacked, the broker delivers it again
             raise

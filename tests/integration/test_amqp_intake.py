@@ -77,12 +77,12 @@ async def lis(broker: Broker) -> AsyncIterator[System]:
 
 async def dead_reasons(hub: Runtime, count: int) -> list[str]:
     """The reasons of the intake's dead letters, once there are ``count`` of them (each is
-    moved there by the broker after its reply went out: looked at until it is)."""
+    confirmed in the dead queue after its reply went out: looked at after each settlement)."""
 
     async def enough() -> bool:
         return len(await hub.bus.dead_letters(QUEUE)) >= count
 
-    await wait_until_async(enough)
+    await hub.bus.handled_until(enough)
     return [dead.error for dead in await hub.bus.dead_letters(QUEUE)]
 
 
