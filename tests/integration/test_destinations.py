@@ -22,6 +22,7 @@ from hub.bus.settings import BusSettings
 from hub.cli.main import main
 from hub.destinations.router import ADAPTER
 from hub.web.keys import RUNTIME
+from store.archive import ArchiveQuery
 from store.ledger import ACCEPTED, PENDING, REJECTED, LedgerQuery
 from tests.clock import ManualClock
 from tests.integration.fhir_api import settle, start_api
@@ -231,7 +232,15 @@ async def test_each_system_gets_what_it_takes_and_a_receiver_down_loses_nothing(
     first = next(d for d in delivered if "C3" in d.payload)
     assert len(first.attempts) >= 2  # failed while the HIS was down, then AA
     assert first.attempts[-1].response.startswith("MSH|")  # the HIS's ACK, kept
-    assert "|AA|" in first.attempts[-1].response or "MSA|AA" in first.attempts[-1].response
+    assert "MSA|AA|C3" in first.attempts[-1].response
+
+    # the result's trace goes on to what the hub passed on, and what each receiver answered
+    (archived,) = await site.hub.app[RUNTIME].archive.search(ArchiveQuery(control_id="C3"))
+    traced = await (await site.hub.get(f"/ops/trace/{archived.id}", headers=OPS)).json()
+    assert {(s["interface"], s["status"]) for s in traced["submissions"]} == {
+        ("results-to-his", "accepted"),
+        ("results-to-emr", "accepted"),
+    }
 
 
 async def test_a_refusal_is_recorded_and_dead_lettered_and_later_messages_go_on(
