@@ -88,7 +88,7 @@ class Runtime:
     stranded: StrandedMessages | None = field(init=False, default=None)
     retention: Retention | None = field(init=False, default=None)
     _http: aiohttp.ClientSession | None = field(init=False, default=None)
-    _mllp: dict[tuple[str, int, str], MllpClient] = field(init=False, default_factory=dict)
+    _mllp: dict[tuple[str, int, str, int], MllpClient] = field(init=False, default_factory=dict)
     courier: Courier = field(init=False)
     scheduler: Scheduler | None = field(init=False, default=None)
     lab: LabService | None = field(init=False, default=None)  # where the lab queues are consumed
@@ -126,7 +126,9 @@ class Runtime:
     ) -> MllpClient:
         """One reused connection per receiver and character set for outbound HL7 (closed when
         the hub stops)."""
-        key = (host, port, charset)
+        # one connection per receiver and way of trusting it: two destinations that trust
+        # different CAs for one address must not share a connection the first one vetted
+        key = (host, port, charset, id(tls) if tls is not None else 0)
         if key not in self._mllp:
             self._mllp[key] = MllpClient(
                 host, port, charset, timeout_s=timeout_s, attempts=attempts, tls=tls

@@ -49,6 +49,7 @@ class Transports:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self._tls: dict[str, ssl.SSLContext] = {}  # by CA file: one context per way of trusting
 
     async def send(self, destination: Destination, delivery: str, payload: str) -> Sent:
         """``delivery``: its id in the ledger."""
@@ -62,7 +63,10 @@ class Transports:
     async def _mllp_send(self, transport: MllpTransport, text: str) -> Sent:
         tls = None
         if transport.tls:
-            tls = ssl.create_default_context(cafile=transport.tls_ca_file or None)
+            tls = self._tls.get(transport.tls_ca_file)
+            if tls is None:
+                tls = ssl.create_default_context(cafile=transport.tls_ca_file or None)
+                self._tls[transport.tls_ca_file] = tls
         client = self.services.mllp_client(
             transport.host,
             transport.port,
