@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-import orjson
-
 from adapters.epidemic.indicators import Catalogue, Indicator
 from hub.base.hospital_time import HOSPITAL
+from store.listing import paged
 from store.query import parse_search
 from store.resources import ResourceStore
 
@@ -76,15 +75,8 @@ async def _in_range(
     overlaps the range, from the index: a stay still open overlaps every day since it began."""
     pairs = [("date", f"ge{start.isoformat()}"), ("date", f"lt{end.isoformat()}")]
     query = parse_search(type_, pairs)
-    cursor: str | None = None
-    while True:
-        page = await store.search(query, count=PAGE, cursor=cursor)
-        for stored in page.items:
-            if stored.body is not None:
-                yield orjson.loads(stored.body)
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
+    async for body in paged(lambda cursor: store.search(query, count=PAGE, cursor=cursor)):
+        yield body
 
 
 def _encounters(

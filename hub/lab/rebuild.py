@@ -11,7 +11,7 @@ it holds)."""
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,8 +27,9 @@ from hub.lab.service import LabService
 from hub.lab.tat import AlertError, ChangeKind
 from store.archive import ArchivedMessage, ArchiveQuery, MessageArchive
 from store.index import instant
+from store.listing import paged
 from store.query import parse_search
-from store.resources import AuditFilter, ResourceStore, SearchPage
+from store.resources import AuditFilter, ResourceStore
 
 log = logging.getLogger(__name__)
 
@@ -111,21 +112,8 @@ async def _written_since(
     resources: ResourceStore, kind: str, since: datetime
 ) -> AsyncIterator[Json]:
     query = parse_search(kind, [("_lastUpdated", f"ge{instant(since)}")])
-    async for resource in _paged(lambda cursor: resources.search(query, PAGE, cursor)):
+    async for resource in paged(lambda cursor: resources.search(query, PAGE, cursor)):
         yield resource
-
-
-async def _paged(fetch: Callable[[str | None], Awaitable[SearchPage]]) -> AsyncIterator[Json]:
-    """Every body of a paged search, page after page."""
-    cursor: str | None = None
-    while True:
-        page = await fetch(cursor)
-        for version in page.items:
-            if version.body is not None:
-                yield orjson.loads(version.body)
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
 
 
 async def _lab_messages(archive: MessageArchive, since: datetime) -> list[ArchivedMessage]:
@@ -163,7 +151,7 @@ async def _audit_since(
 ) -> AsyncIterator[Json]:
     filters = [AuditFilter("date", ">=", instant(since)), AuditFilter("subtype", "=", subtype)]
     search = resources.audit.search
-    async for event in _paged(lambda cursor: search(filters, PAGE, cursor, newest_first=False)):
+    async for event in paged(lambda cursor: search(filters, PAGE, cursor, newest_first=False)):
         yield event
 
 

@@ -3,6 +3,7 @@ connection to the same port gets nothing."""
 
 import asyncio
 import datetime
+import ipaddress
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,21 +23,28 @@ from hub.settings import load_settings
 ORU = (Path(__file__).parents[1] / "data" / "hl7" / "19-lis-oru-r01-cbc-corrected.hl7").read_bytes()
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
+def self_signed(folder: Path, name: str = "jianhu") -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA, as a LIS's private one would be),
+    written to ``name``.pem and ``name``.key."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jianhu.test")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name}.test")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file, key_file = folder / f"{name}.pem", folder / f"{name}.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
         key.private_bytes(

@@ -10,14 +10,16 @@ async def test_one_holder_per_key_in_arrival_order_and_no_lock_kept_after() -> N
     locks = KeyedLocks()
     order: list[str] = []
     release = asyncio.Event()
+    holding = {name: asyncio.Event() for name in "abc"}
 
     async def hold(key: str, name: str) -> None:
         async with locks(key):
             order.append(name)
+            holding[name].set()
             await release.wait()
 
     tasks = [asyncio.create_task(hold(k, n)) for k, n in (("p1", "a"), ("p1", "b"), ("p2", "c"))]
-    await asyncio.sleep(0)  # each task runs to its lock
+    await holding["c"].wait()  # started last: a and b have reached their locks before it
     assert order == ["a", "c"]  # p1's second waits; p2 is not held up by p1
     release.set()
     await asyncio.gather(*tasks)
