@@ -1,13 +1,14 @@
 """The outbound adapters of this hub: one line each in ``PLUGINS``. An adapter without
-configuration (no ``JIANHU_<NAME>__BASE_URL``) is not built: its submissions wait in the
-ledger, and its scheduled work does not run."""
+configuration (no ``JIANHU_<NAME>__*`` set) is not built: its submissions wait in the ledger,
+and its scheduled work does not run."""
 
 from adapters.drg.plugin import PLUGIN as DRG
+from adapters.epidemic.plugin import PLUGIN as EPIDEMIC
 from adapters.framework.delivery import Adapter
 from adapters.framework.plugin import AdapterJob, AdapterPlugin
 from hub.settings import Settings
 
-PLUGINS: tuple[AdapterPlugin, ...] = (DRG,)
+PLUGINS: tuple[AdapterPlugin, ...] = (DRG, EPIDEMIC)
 
 
 def plugin(name: str) -> AdapterPlugin:

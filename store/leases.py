@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from hub.base.progress import WorkProgress
+
 OK, FAILED = "ok", "failed"
 HISTORY = 50  # runs kept per job: enough for an operator to see a pattern of failures
 
@@ -48,3 +50,10 @@ class JobStore(Protocol):
 
     async def runs(self, job: str, limit: int = HISTORY) -> Sequence[JobRun]:
         """The job's recorded runs, the latest first."""
+
+    async def save_progress(self, progress: WorkProgress) -> None:
+        """Replace what is known of the work's progress."""
+
+    async def progress(self, work: str | None = None) -> Sequence[WorkProgress]:
+        """The progress of one piece of work (empty when it never ran), or of every one,
+        the latest updated first."""

@@ -2,12 +2,14 @@
 its last run and its recent runs, so every operation is a single-document (atomic) update."""
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from hub.base.progress import WorkProgress
 from store.leases import HISTORY, JobRun
 
 Doc = dict[str, Any]
@@ -84,6 +86,25 @@ class MongoJobs:
             for run in (doc or {}).get("runs", [])
         ]
         return sorted(runs, key=lambda run: run.started, reverse=True)[:limit]
+
+    async def save_progress(self, progress: WorkProgress) -> None:
+        # beside the job's lease and runs, in the job's own document (a back-fill is a job)
+        await self._jobs.update_one(
+            {"_id": progress.work}, {"$set": {"progress": asdict(progress)}}, upsert=True
+        )
+
+    async def progress(self, work: str | None = None) -> Sequence[WorkProgress]:
+        found: Doc = {"progress": {"$exists": True}}
+        if work is not None:
+            found["_id"] = work
+        cursor = self._jobs.find(found, {"progress": 1}).sort("progress.updated", -1)
+        return [_progress(doc["progress"]) async for doc in cursor]
+
+
+def _progress(fields: Doc) -> WorkProgress:
+    return WorkProgress(
+        **{**fields, "started": _utc(fields["started"]), "updated": _utc(fields["updated"])}
+    )
 
 
 def _utc(moment: datetime) -> datetime:

@@ -6,8 +6,12 @@ same moment."""
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
+from hub.base.progress import WorkProgress
 from store.index import instant
 from store.leases import HISTORY, JobRun
 from store.sqlite_file import SqliteFile
@@ -26,6 +30,11 @@ CREATE TABLE IF NOT EXISTS job_run (
     outcome TEXT NOT NULL,
     error TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (job, started)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS work_progress (
+    work TEXT PRIMARY KEY,
+    updated TEXT NOT NULL,  -- an instant
+    body TEXT NOT NULL  -- the WorkProgress as JSON
 ) WITHOUT ROWID;
 """
 
@@ -93,6 +102,24 @@ class SqliteJobs:
             JobRun(job_, holder, _moment(started), _moment(finished), outcome, error)
             for job_, holder, started, finished, outcome, error in rows
         ]
+
+    async def save_progress(self, progress: WorkProgress) -> None:
+        sql = "INSERT OR REPLACE INTO work_progress (work, updated, body) VALUES (?, ?, ?)"
+        args = (progress.work, instant(progress.updated), orjson.dumps(asdict(progress)))
+        await self._file.write(lambda db: db.execute(sql, args))
+
+    async def progress(self, work: str | None = None) -> Sequence[WorkProgress]:
+        sql, args = "SELECT body FROM work_progress", tuple[str, ...]()
+        if work is not None:
+            sql, args = f"{sql} WHERE work = ?", (work,)
+        rows = self._file.read.execute(f"{sql} ORDER BY updated DESC", args).fetchall()
+        return [_progress(orjson.loads(body)) for (body,) in rows]
+
+
+def _progress(fields: dict[str, object]) -> WorkProgress:
+    for moment in ("started", "updated"):
+        fields[moment] = _moment(str(fields[moment]))
+    return WorkProgress(**fields)  # type: ignore[arg-type]
 
 
 def _moment(text: str) -> datetime:

@@ -36,36 +36,76 @@ class Bookkeeping:
 
 async def day_values(store: ResourceStore, catalogue: Catalogue, day: date) -> dict[str, float]:
     """Each indicator's value for ``day``, by its column."""
-    start = datetime.combine(day, time(), HOSPITAL)
-    end = start + timedelta(days=1)
-    encounters = [e async for e in _in_range(store, "Encounter", start, end)]
-    observations: list[Json] | None = None
-    values: dict[str, float] = {}
+    return (await range_values(store, catalogue, day, day))[day]
+
+
+async def range_values(
+    store: ResourceStore, catalogue: Catalogue, first: date, last: date
+) -> dict[date, dict[str, float]]:
+    """Each day's values from ``first`` to ``last`` (both included), from one search of the
+    visits and one of the tests of the range: a back-fill counts a month at a time."""
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    counts = {day: dict.fromkeys(catalogue.columns, 0.0) for day in days}
     for indicator in catalogue.indicators:
-        if indicator.kind in ("tests", "positives"):
-            if observations is None:
-                observations = [o async for o in _in_range(store, "Observation", start, end)]
-            values[indicator.column] = _tests(indicator, observations, start, end)
-        elif indicator.kind == "constant":
-            values[indicator.column] = indicator.value
-        else:
-            values[indicator.column] = _encounters(indicator, encounters, start, end)
-    return values
+        if indicator.kind == "constant":
+            for values in counts.values():
+                values[indicator.column] = indicator.value
+    await _count(store, catalogue, counts, first, last)
+    return counts
 
 
-def day_row(
-    values: dict[str, float], day: date, books: Bookkeeping, uploaded: datetime, revoked: bool
-) -> dict[str, Any]:
-    """The platform's row: the indicators (whole numbers as integers) and the bookkeeping."""
+async def _count(
+    store: ResourceStore,
+    catalogue: Catalogue,
+    counts: dict[date, dict[str, float]],
+    first: date,
+    last: date,
+) -> None:
+    start, end = _midnight(first), _midnight(last + timedelta(days=1))
+    by_kind = _by_kind(catalogue)
+    if by_kind["encounters"]:
+        async for encounter in _in_range(store, "Encounter", start, end):
+            for indicator in by_kind["encounters"]:
+                for day in _encounter_days(indicator, encounter, first, last):
+                    counts[day][indicator.column] += 1
+    if by_kind["tests"]:
+        async for observation in _in_range(store, "Observation", start, end):
+            for indicator in by_kind["tests"]:
+                taken = _test_day(indicator, observation)
+                if taken is not None and first <= taken <= last:
+                    counts[taken][indicator.column] += 1
+
+
+def day_row(values: dict[str, float], day: date, books: Bookkeeping) -> dict[str, Any]:
+    """The platform's row, as the ledger keeps it: the indicators (whole numbers as integers),
+    the institution, the business day, and the flag 0 (正常). The upload time is stamped when
+    the row is sent; a revocation is this row with the flag 1."""
     row: dict[str, Any] = {
         column: int(value) if float(value).is_integer() else value
         for column, value in values.items()
     }
     row[books.organisation_column] = books.organisation
-    row[books.day_column] = day
-    row[books.uploaded_column] = uploaded.astimezone(HOSPITAL).replace(tzinfo=None)
-    row[books.flag_column] = "1" if revoked else "0"
+    row[books.day_column] = day.isoformat()
+    row[books.flag_column] = "0"
     return row
+
+
+def _by_kind(catalogue: Catalogue) -> dict[str, list[Indicator]]:
+    grouped: dict[str, list[Indicator]] = {"encounters": [], "tests": []}
+    for indicator in catalogue.indicators:
+        if indicator.kind in ("tests", "positives"):
+            grouped["tests"].append(indicator)
+        elif indicator.kind != "constant":
+            grouped["encounters"].append(indicator)
+    return grouped
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), HOSPITAL)
+
+
+def _day(moment: datetime) -> date:
+    return moment.astimezone(HOSPITAL).date()
 
 
 async def _in_range(
@@ -79,47 +119,46 @@ async def _in_range(
         yield body
 
 
-def _encounters(
-    indicator: Indicator, encounters: Sequence[Json], start: datetime, end: datetime
-) -> int:
-    count = 0
-    for encounter in encounters:
-        if (encounter.get("class") or {}).get("code") not in indicator.classes:
-            continue
-        if encounter.get("status") in ("cancelled", "entered-in-error", "planned"):
-            continue
-        if indicator.locations and not _at(encounter, indicator.locations):
-            continue
-        period = encounter.get("period") or {}
-        began, ended = _instant(period.get("start")), _instant(period.get("end"))
-        if indicator.kind == "visits":
-            count += began is not None and start <= began < end
-        elif indicator.kind == "discharges":
-            count += ended is not None and start <= ended < end
-        else:  # in hospital at the day's end
-            count += began is not None and began < end and (ended is None or ended >= end)
-    return count
+def _encounter_days(indicator: Indicator, encounter: Json, first: date, last: date) -> list[date]:
+    """The days of [first, last] on which the encounter counts for the indicator: the day it
+    began (visits), the day it ended (discharges), or each day at whose end it was in
+    progress (in hospital)."""
+    if (encounter.get("class") or {}).get("code") not in indicator.classes:
+        return []
+    if encounter.get("status") in ("cancelled", "entered-in-error", "planned"):
+        return []
+    if indicator.locations and not _at(encounter, indicator.locations):
+        return []
+    period = encounter.get("period") or {}
+    began, ended = moment_of(period.get("start")), moment_of(period.get("end"))
+    if indicator.kind == "visits":
+        return [_day(began)] if began is not None and first <= _day(began) <= last else []
+    if indicator.kind == "discharges":
+        return [_day(ended)] if ended is not None and first <= _day(ended) <= last else []
+    if began is None:
+        return []
+    # in progress at the end of day d: began before d's midnight and ended at or after it,
+    # which is d from the day it began to the day before the day it ended
+    since = max(first, _day(began))
+    until = last if ended is None else min(last, _day(ended) - timedelta(days=1))
+    return [since + timedelta(days=n) for n in range((until - since).days + 1)]
 
 
-def _tests(
-    indicator: Indicator, observations: Sequence[Json], start: datetime, end: datetime
-) -> int:
-    wanted = set(indicator.tests)
-    count = 0
-    for observation in observations:
-        if observation.get("status") in ("cancelled", "entered-in-error", "registered"):
-            continue
-        codings = (observation.get("code") or {}).get("coding", [])
-        if not any(
-            f"{c.get('system', '')}|{c.get('code')}" in wanted or c.get("code") in wanted
-            for c in codings
-        ):
-            continue
-        taken = _instant(observation.get("effectiveDateTime"))
-        if taken is None or not start <= taken < end:
-            continue
-        count += indicator.kind == "tests" or _positive(observation)
-    return count
+def _test_day(indicator: Indicator, observation: Json) -> date | None:
+    """The day the test counts on for the indicator, or None when it does not count."""
+    if observation.get("status") in ("cancelled", "entered-in-error", "registered"):
+        return None
+    codings = (observation.get("code") or {}).get("coding", [])
+    wanted = indicator.tests
+    if not any(
+        f"{c.get('system', '')}|{c.get('code')}" in wanted or c.get("code") in wanted
+        for c in codings
+    ):
+        return None
+    taken = moment_of(observation.get("effectiveDateTime"))
+    if taken is None or (indicator.kind == "positives" and not _positive(observation)):
+        return None
+    return _day(taken)
 
 
 def _positive(observation: Json) -> bool:
@@ -143,7 +182,7 @@ def _at(encounter: Json, places: Sequence[str]) -> bool:
     return False
 
 
-def _instant(text: str | None) -> datetime | None:
+def moment_of(text: str | None) -> datetime | None:
     if not text:
         return None
     try:

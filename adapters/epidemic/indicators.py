@@ -53,6 +53,10 @@ class Catalogue(BaseModel, frozen=True):
             raise ValueError("two indicators fill one column")
         return self
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(indicator.column for indicator in self.indicators)
+
 
 def parse(raw: Any) -> Catalogue:
     return Catalogue.model_validate(raw)

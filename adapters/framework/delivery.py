@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from adapters.framework.interface import Interface, ReceiverAnswer, Reception
-from adapters.framework.transport import HttpTransport, TransportError
+from adapters.framework.transport import Transport, TransportError
 from hub.base import correlation
 from hub.base.envelope import new_id
 from hub.base.json import Json
@@ -57,7 +57,7 @@ class RetryPolicy:
 @dataclass
 class Adapter:
     name: str
-    transport: HttpTransport
+    transport: Transport
     interfaces: Mapping[str, Interface]
 
     def interface(self, name: str) -> Interface:

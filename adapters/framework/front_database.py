@@ -12,6 +12,7 @@ a worker thread, never on the event loop."""
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -85,11 +86,14 @@ class FrontDatabase:
         if unknown:
             raise FrontDatabaseRefusedError(f"{name} has no column {', '.join(unknown)}")
         try:
+            typed = [_typed(table, row) for row in rows]
             with self._connected().begin() as connection:
-                for row in rows:
-                    _write_row(connection, table, dict(row), keys)
+                for row in typed:
+                    _write_row(connection, table, row, keys)
         except (DataError, IntegrityError) as exc:
             raise FrontDatabaseRefusedError(f"{name} refused a row: {_reason(exc)}") from exc
+        except ValueError as exc:  # a date or time column given text that is not one
+            raise FrontDatabaseRefusedError(f"{name}: {exc}") from exc
         except OperationalError as exc:
             raise RetryableError(f"the front-end database failed: {_reason(exc)}") from exc
         return len(rows)
@@ -99,6 +103,28 @@ class FrontDatabase:
         query = sa.select(table).where(*(table.c[k] == v for k, v in where.items()))
         with self._connected().connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def _typed(table: sa.Table, row: Row) -> dict[str, Any]:
+    """Dates and times arrive as ISO text (the ledger keeps rows as JSON): they become the
+    date and datetime values their columns hold, which every driver writes alike."""
+    typed = dict(row)
+    for column, value in row.items():
+        if not isinstance(value, str):
+            continue
+        kind = _python_type(table.c[column].type)
+        if kind is datetime:
+            typed[column] = datetime.fromisoformat(value)
+        elif kind is date:
+            typed[column] = date.fromisoformat(value[:10])
+    return typed
+
+
+def _python_type(column_type: sa.types.TypeEngine[Any]) -> type | None:
+    try:
+        return column_type.python_type
+    except NotImplementedError:  # a type SQLAlchemy does not map (a vendor's own)
+        return None
 
 
 def _write_row(

@@ -6,7 +6,7 @@ package and that one line."""
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 import click
@@ -14,8 +14,10 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from adapters.framework.delivery import Adapter, Courier
+from hub.base.progress import ProgressReporter
 from hub.bus.routing import HandlerFactory, Route
 from hub.schedule import Schedule
+from store.leases import JobStore
 from store.resources import ResourceStore
 
 
@@ -40,6 +42,20 @@ class AdapterJob:
 
 
 @dataclass(frozen=True)
+class BackfillRequest:
+    """``jianhu report backfill <name>``: deliver the history of a range of days."""
+
+    resources: ResourceStore
+    courier: Courier
+    jobs: JobStore
+    config: Any  # the adapter's settings
+    since: date | None  # None: the adapter's configured start
+    until: date | None  # None: yesterday
+    restart: bool  # ignore where an interrupted run stopped
+    progress: Callable[[str, str], ProgressReporter]  # (work, unit) -> its reporter
+
+
+@dataclass(frozen=True)
 class AdapterPlugin:
     name: str
     settings: type[BaseModel]  # ``JIANHU_<NAME>__*``; the adapter is built only when set
@@ -57,3 +73,5 @@ class AdapterPlugin:
     routes: Sequence[Route] = ()
     handlers: Mapping[str, HandlerFactory] = field(default_factory=dict)
     http_routes: Sequence[Callable[[web.Application], None]] = ()
+    # ``jianhu report backfill <name>``: the history, resumable; answers a summary line
+    backfill: Callable[[BackfillRequest], Awaitable[str]] | None = None

@@ -1,10 +1,12 @@
-"""HTTP transport of the adapters: one pooled aiohttp session per adapter, a timeout, TLS as
-configured, and a signing hook that sees the final request bytes. A network failure or a
-timeout becomes ``TransportError``; every HTTP answer, 5xx included, is a ``Response`` for the
-interface to classify."""
+"""How an adapter's requests reach the receiver. ``Transport`` is what the delivery engine
+needs; ``HttpTransport`` is the usual one: one pooled aiohttp session per adapter, a timeout,
+TLS as configured, and a signing hook that sees the final request bytes. A network failure or
+a timeout becomes ``TransportError``; every HTTP answer, 5xx included, is a ``Response`` for
+the interface to classify. (A front-end database is the other kind: ``front_database.py``.)"""
 
 import asyncio
 import ssl
+from typing import Protocol
 
 import aiohttp
 
@@ -15,6 +17,13 @@ from hub.base.errors import RetryableError
 
 class TransportError(RetryableError):
     """The request may or may not have reached the receiver: resend later."""
+
+
+class Transport(Protocol):
+    async def send(self, request: Request) -> Response:
+        """The receiver's answer; ``TransportError`` when it may not have received it."""
+
+    async def close(self) -> None: ...
 
 
 class HttpTransport:

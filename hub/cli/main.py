@@ -24,6 +24,7 @@ from hub.base.logs import configure_logging
 from hub.cli.common import settings_or_exit
 from hub.cli.destinations import destinations
 from hub.cli.operations import dlq, ledger, messages, queues, trace
+from hub.cli.reports import report
 from hub.settings import Settings
 from hub.site_config import overrides, problems
 from routes.table import default_table, render
@@ -189,7 +190,7 @@ def simulate(system: str, host: str, port: int, app_id: str, org_code: str) -> N
     web.run_app(factory(app_id, org_code), host=host, port=port, print=None)
 
 
-for command in (queues, dlq, messages, ledger, trace, destinations):
+for command in (queues, dlq, messages, ledger, trace, destinations, report):
     main.add_command(command)
 for adapter in PLUGINS:  # each adapter's own commands: ``jianhu drg report``
     if adapter.commands is not None:

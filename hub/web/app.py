@@ -6,7 +6,7 @@ from aiohttp import web
 
 from hub.registry import ADAPTERS, FEATURES
 from hub.runtime import Runtime
-from hub.web import fhir, health, hl7, ledger, messages, ops, trace
+from hub.web import fhir, health, hl7, ledger, messages, ops, progress, trace
 from hub.web.auth import auth_middleware
 from hub.web.correlation import correlation_middleware
 from hub.web.errors import answer_unreadable_requests_in_json, error_middleware
@@ -36,6 +36,7 @@ def make_app(runtime: Runtime, consume: bool = True) -> web.Application:
     hl7.add_routes(app)
     messages.add_routes(app)
     ledger.add_routes(app)
+    progress.add_routes(app)
     for feature in FEATURES:
         for add in feature.http_routes:
             add(app)

@@ -3,7 +3,7 @@ stays and tests written as the normalizer writes them, and the day's row upserte
 platform's table of a real front-end database (and corrected there)."""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +117,11 @@ async def test_the_days_row_reaches_the_platforms_table_and_is_corrected(
         books = Bookkeeping(organisation="47000594-X")
         keys = ("YLJGDM", "YWRQ")
         values = await day_values(store, catalogue(), DAY)
-        uploaded = datetime(2026, 12, 3, 7, 15, tzinfo=UTC)
-        await front.upsert(table.name, keys, [day_row(values, DAY, books, uploaded, False)])
+        uploaded = {"TBRQ": "2026-12-03 15:15:00"}  # stamped when sent, in hospital time
+        await front.upsert(table.name, keys, [day_row(values, DAY, books) | uploaded])
         await store.update(visit(10, "AMB", "2026-12-03T16:00:00+08:00", at="FRMZ"))  # late
         corrected = await day_values(store, catalogue(), DAY)
-        await front.upsert(table.name, keys, [day_row(corrected, DAY, books, uploaded, False)])
+        await front.upsert(table.name, keys, [day_row(corrected, DAY, books) | uploaded])
         (row,) = await front.rows(table.name)
         assert (row["FRMZRC"], row["MZRC"], row["XGBZ"]) == (3, 3, "0")
         assert row["TBRQ"] == datetime(2026, 12, 3, 15, 15)  # hospital time

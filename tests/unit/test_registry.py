@@ -51,7 +51,7 @@ def test_each_registered_plugin_brings_its_settings_group(monkeypatch: pytest.Mo
     assert lab_settings(settings) == LabSettings(open_screen=True)
     assert isinstance(settings.section("drg"), DrgConfig)
     with pytest.raises(KeyError, match=r"hub/registry\.py"):
-        settings.section("epidemic")  # not registered: no group, and the message says where
+        settings.section("vaccination")  # not registered: no group, and the message says where
 
 
 def test_each_features_queues_come_from_its_plugin() -> None:
@@ -73,22 +73,22 @@ def test_a_new_feature_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) ->
     """What a new feature package would declare: its settings group and queue appear without
     a change anywhere else."""
 
-    class EpidemicSettings(BaseModel):
+    class VaccinationSettings(BaseModel):
         enabled: bool = True
 
     feature = FeaturePlugin(
-        name="epidemic",
-        settings=EpidemicSettings,
-        routes=(Route("epidemic.cases", "jianhu.events", ("fhir.Condition.#",), "cases", "x"),),
+        name="vaccination",
+        settings=VaccinationSettings,
+        routes=(Route("vaccination.cases", "jianhu.events", ("fhir.Condition.#",), "cases", "x"),),
         handlers={"cases": lambda services: services},
     )
     monkeypatch.setattr("hub.registry.FEATURES", (*FEATURES, feature))
     monkeypatch.setattr("routes.table.FEATURES", (*FEATURES, feature))
     settings_model.cache_clear()
     try:
-        monkeypatch.setenv("JIANHU_EPIDEMIC__ENABLED", "false")
-        assert load_settings().section("epidemic") == EpidemicSettings(enabled=False)
-        assert "epidemic.cases" in {route.queue for route in default_table().routes}
+        monkeypatch.setenv("JIANHU_VACCINATION__ENABLED", "false")
+        assert load_settings().section("vaccination") == VaccinationSettings(enabled=False)
+        assert "vaccination.cases" in {route.queue for route in default_table().routes}
     finally:
         settings_model.cache_clear()
 
@@ -97,14 +97,16 @@ def test_a_new_adapter_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) ->
     """An adapter that reports on events: its settings group, its queue and its commands
     appear from its plugin alone."""
 
-    class EpidemicConfig(BaseModel):
+    class VaccinationConfig(BaseModel):
         base_url: str
 
     adapter = AdapterPlugin(
-        name="epidemic",
-        settings=EpidemicConfig,
+        name="vaccination",
+        settings=VaccinationConfig,
         build=lambda config: config,
-        routes=(Route("epidemic.results", "jianhu.events", ("fhir.Observation.#",), "rep", "x"),),
+        routes=(
+            Route("vaccination.results", "jianhu.events", ("fhir.Observation.#",), "rep", "x"),
+        ),
         handlers={"rep": lambda services: services},
     )
     registered = (*PLUGINS, adapter)
@@ -112,10 +114,12 @@ def test_a_new_adapter_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr("routes.table.ADAPTERS", registered)
     settings_model.cache_clear()
     try:
-        assert load_settings().section("epidemic") is None  # not configured: nothing built
-        monkeypatch.setenv("JIANHU_EPIDEMIC__BASE_URL", "https://cdc.example")
-        assert load_settings().section("epidemic") == EpidemicConfig(base_url="https://cdc.example")
-        assert "epidemic.results" in {route.queue for route in default_table().routes}
+        assert load_settings().section("vaccination") is None  # not configured: nothing built
+        monkeypatch.setenv("JIANHU_VACCINATION__BASE_URL", "https://vaccines.example")
+        assert load_settings().section("vaccination") == VaccinationConfig(
+            base_url="https://vaccines.example"
+        )
+        assert "vaccination.results" in {route.queue for route in default_table().routes}
     finally:
         settings_model.cache_clear()
 

@@ -1,0 +1,158 @@
+"""Reporting the indicators: which days, built from what, sent how.
+
+Every 15 minutes the current day is counted again and sent when it changed (the ledger sends
+the same row only once), with every past day that a change to the store since the last run
+touched (a late result, a discharge recorded the next morning): those go as corrections, by
+upsert or by revocation and a new row, as the platform is configured. A row our field checks
+refuse is kept in the ledger as not sent, naming the fields."""
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from adapters.epidemic.config import EpidemicConfig
+from adapters.epidemic.daily import Bookkeeping, day_row, moment_of, range_values
+from adapters.epidemic.indicators import Catalogue
+from adapters.epidemic.platform import ADAPTER, DAY_ROW
+from adapters.framework.delivery import Courier
+from adapters.framework.records import FieldRule, check
+from hub.base.hospital_time import HOSPITAL
+from hub.base.logs import log_event
+from store.index import instant
+from store.listing import paged
+from store.query import parse_search
+from store.resources import ResourceStore
+
+log = logging.getLogger(__name__)
+PAGE = 1000
+SENT, UNCHANGED, HELD = "sent", "unchanged", "held"
+
+
+@dataclass
+class Tally:
+    """What became of the days reported: sent (new or changed content), unchanged (the ledger
+    has it already), held (not sent: our checks refused it, or the platform did)."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {SENT: 0, UNCHANGED: 0, HELD: 0})
+
+    def add(self, outcome: str) -> None:
+        self.counts[outcome] += 1
+
+    def __str__(self) -> str:
+        return ", ".join(f"{count} {outcome}" for outcome, count in self.counts.items())
+
+
+def field_table(catalogue: Catalogue, books: Bookkeeping) -> list[FieldRule]:
+    """The row's field table: the bookkeeping columns and a whole, non-negative count per
+    indicator (the upload time is stamped when sent, so it is not in the ledger's row)."""
+    rules = [
+        FieldRule(
+            column=books.organisation_column,
+            name="医疗机构代码",
+            type="text",
+            length=33,
+            required=True,
+        ),
+        FieldRule(column=books.day_column, name="业务日期", type="date", required=True),
+        FieldRule(column=books.flag_column, name="修改标志", type="code", codes=("0", "1")),
+    ]
+    rules += [
+        FieldRule(
+            column=i.column,
+            name=i.name,
+            type="integer" if i.kind != "constant" else "number",
+            length=15,
+            required=True,
+            minimum=0,
+        )
+        for i in catalogue.indicators
+    ]
+    return rules
+
+
+async def report_days(
+    resources: ResourceStore,
+    courier: Courier,
+    config: EpidemicConfig,
+    catalogue: Catalogue,
+    days: Iterable[date],
+    tally: Tally | None = None,
+) -> Tally:
+    """Count the days (a run of consecutive days in one search) and send each day's row."""
+    tally = tally or Tally()
+    for first, last in _runs(sorted(set(days))):
+        values = await range_values(resources, catalogue, first, last)
+        for day in sorted(values):
+            tally.add(await send_day(courier, config, catalogue, day, values[day]))
+    return tally
+
+
+async def send_day(
+    courier: Courier,
+    config: EpidemicConfig,
+    catalogue: Catalogue,
+    day: date,
+    values: dict[str, float],
+) -> str:
+    books = config.books
+    row = day_row(values, day, books)
+    key = day.isoformat()
+    before = await courier.ledger.latest(ADAPTER, DAY_ROW, key)
+    problems = check(row, field_table(catalogue, books))
+    if problems:
+        held = await courier.refuse(ADAPTER, DAY_ROW, key, row, "; ".join(problems))
+        log_event(log, "epidemic-day-held", logging.WARNING, day=key, problems=held.error)
+        return HELD
+    submitted = await courier.submit(ADAPTER, DAY_ROW, key, row)
+    if before is not None and before.id == submitted.id:
+        return UNCHANGED
+    return HELD if submitted.status == "rejected" else SENT
+
+
+async def touched_days(
+    resources: ResourceStore, since: datetime, until: datetime, first: date, today: date
+) -> set[date]:
+    """The days whose counts a change to the store in [since, until) may have moved: the day a
+    visit began or ended and every day of a stay in between (the in-hospital count), the day a
+    test was taken. Within [first, today]."""
+    window = [("_lastUpdated", f"ge{instant(since)}"), ("_lastUpdated", f"lt{instant(until)}")]
+    days: set[date] = set()
+    for type_ in ("Encounter", "Observation"):
+        async for body in _search(resources, type_, window):
+            days |= _days_of(body, today)
+    return {day for day in days if first <= day <= today}
+
+
+async def _search(
+    resources: ResourceStore, type_: str, pairs: list[tuple[str, str]]
+) -> AsyncIterator[dict[str, Any]]:
+    query = parse_search(type_, pairs)
+    async for body in paged(lambda cursor: resources.search(query, count=PAGE, cursor=cursor)):
+        yield body
+
+
+def _days_of(resource: dict[str, object], today: date) -> set[date]:
+    period = resource.get("period")
+    if isinstance(period, dict):
+        began, ended = moment_of(period.get("start")), moment_of(period.get("end"))
+        if began is None:
+            return set()
+        start = began.astimezone(HOSPITAL).date()
+        end = ended.astimezone(HOSPITAL).date() if ended is not None else today
+        end = min(end, today)
+        return {start + timedelta(days=n) for n in range((end - start).days + 1)}
+    taken = moment_of(resource.get("effectiveDateTime"))  # type: ignore[arg-type]
+    return {taken.astimezone(HOSPITAL).date()} if taken is not None else set()
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days as (first, last) runs."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
