@@ -109,7 +109,8 @@ async def test_the_platform_refusing_a_row_leaves_it_rejected_in_the_ledger(
         tally = await report_days(store.resources, courier, config, catalogue(), [DAY])
         assert tally.counts[HELD] == 1
         (held,) = await store.ledger.search(LedgerQuery(adapter=ADAPTER))
-        assert held.status == REJECTED and "E102" in held.error
+        assert held.status == REJECTED
+        assert "E102" in held.error
         assert live(server) == {}
     finally:
         await courier.adapters[ADAPTER].transport.close()
@@ -200,7 +201,8 @@ async def test_rows_reach_the_front_end_database_and_are_corrected(
         assert all(r["YWRQ"] == DAY and r["YLJGDM"] == ORG for r in rows)
         assert all(r["TBRQ"] is not None for r in rows)
         statuses = [s.status for s in await store.ledger.search(LedgerQuery(adapter=ADAPTER))]
-        assert ACCEPTED in statuses and REJECTED not in statuses
+        assert ACCEPTED in statuses
+        assert REJECTED not in statuses
     finally:
         await courier.adapters[ADAPTER].transport.close()
         metadata.drop_all(engine, [table])
@@ -222,6 +224,7 @@ async def test_a_front_end_database_that_refuses_leaves_the_row_rejected(
         tally = await report_days(store.resources, courier, config, catalogue(), [DAY])
         assert tally.counts[HELD] == 1
         (held,) = await store.ledger.search(LedgerQuery(adapter=ADAPTER))
-        assert held.status == REJECTED and "has no column" in held.error
+        assert held.status == REJECTED
+        assert "has no column" in held.error
     finally:
         await courier.adapters[ADAPTER].transport.close()
