@@ -28,8 +28,7 @@ from tests.integration.test_epidemic_indicators import DAY, SEASON, visit
 from tests.integration.test_front_database import front  # noqa: F401 (the databases)
 
 ORG = "47000594-X"
-COLUMNS = ("FRMZRC", "MZRC", "JZRC", "GCRC", "RYRC", "CYRC", "ZYRS", "HSJCRC", "HSYXS")
-COLUMNS += ("KYJCRC", "KYYXS", "KFCWS")
+COLUMNS = catalogue().columns
 
 
 @pytest.fixture
@@ -158,7 +157,6 @@ async def test_a_row_our_field_table_refuses_is_held_naming_the_field(
 def indicator_table(metadata: sa.MetaData, keyed: bool) -> sa.Table:
     """The platform's table in its front-end database: keyed by institution and day where it
     is upserted, a plain growing table where a day is corrected by revocation."""
-    key = {"primary_key": True} if keyed else {}
     columns = [sa.Column(c, sa.Integer) for c in COLUMNS]
     if not keyed:
         columns.insert(0, sa.Column("ID", sa.Integer, primary_key=True, autoincrement=True))
@@ -166,8 +164,8 @@ def indicator_table(metadata: sa.MetaData, keyed: bool) -> sa.Table:
         "TB_YQFK_MRZB",
         metadata,
         *columns,
-        sa.Column("YLJGDM", sa.String(33), **key),
-        sa.Column("YWRQ", sa.Date, **key),
+        sa.Column("YLJGDM", sa.String(33), primary_key=keyed),
+        sa.Column("YWRQ", sa.Date, primary_key=keyed),
         sa.Column("TBRQ", sa.DateTime),
         sa.Column("XGBZ", sa.String(2)),
     )
