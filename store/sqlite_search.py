@@ -43,14 +43,26 @@ def compile_query(query: SearchQuery) -> Sql:
     clause is checked per candidate through the index's rid key (``EXISTS``), so a wide clause
     such as ``date=ge2026`` never materialises hundreds of thousands of ids. A patient
     compartment (a caller limited to one patient) drives when there is one: a patient's
-    resources are few, a code's may be a tenth of the store."""
+    resources are few, a code's may be a tenth of the store. Without a selective clause, a
+    date parameter bounded on both sides of where its ranges begin (``sa`` with ``lt``/``le``:
+    what began in a window) drives as one seek of the date index."""
     compartment = query.compartment
     by_compartment = compartment is not None and query.resource_type != "Patient"
     driver = None if by_compartment else _driver(query.clauses)
-    driven = by_compartment or (driver is not None and _selective(query.clauses[driver]))
+    window = None
+    if not by_compartment and (driver is None or not _selective(query.clauses[driver])):
+        window = _begins_within(query.clauses)
+    driven = by_compartment or window is not None
+    driven = driven or (driver is not None and _selective(query.clauses[driver]))
     parts, params = [_type_test("c", driven)], [query.resource_type]
+    if window is not None:
+        sql, args = _window_driver(query.clauses[window[0]], query.clauses[window[1]])
+        parts.append(sql)
+        params.extend(args)
     for position, clause in enumerate(query.clauses):
-        sql, args = compile_clause(clause, correlated=position != driver)
+        if window is not None and position in window:
+            continue
+        sql, args = compile_clause(clause, correlated=window is not None or position != driver)
         parts.append(sql)
         params.extend(args)
     if compartment is not None:
@@ -58,6 +70,38 @@ def compile_query(query: SearchQuery) -> Sql:
         parts.append(sql)
         params.extend(args)
     return " AND ".join(parts), params
+
+
+def _begins_within(clauses: tuple[Clause, ...]) -> tuple[int, int] | None:
+    """Two clauses of one date parameter that bound where its ranges begin from below
+    (``sa``) and above (``lt``, ``le``): the (pid, lo) index answers both in one seek."""
+    for n, low in enumerate(clauses):
+        if not _one_date_value(low, ("sa",)):
+            continue
+        for m, high in enumerate(clauses):
+            if m != n and high.param == low.param and _one_date_value(high, ("lt", "le")):
+                return n, m
+    return None
+
+
+def _one_date_value(clause: Clause, prefixes: tuple[str, ...]) -> bool:
+    return (
+        clause.param.type == "date"
+        and clause.modifier is None
+        and clause.chain is None
+        and len(clause.values) == 1
+        and clause.values[0].prefix in prefixes
+    )
+
+
+def _window_driver(low: Clause, high: Clause) -> Sql:
+    rows, args = param_rows(low.param)
+    above, above_args = _date_test(None, low.values[0])
+    below, below_args = _date_test(None, high.values[0])
+    return (
+        f"c.rid IN (SELECT i.rid FROM ix_date i WHERE {rows} AND {above} AND {below})",
+        [*args, *above_args, *below_args],
+    )
 
 
 def compartment_test(resource_type: str, patient: str, alias: str, drives: bool = False) -> Sql:

@@ -18,7 +18,7 @@ from store.query import parse_search
 from store.resources import ResourceStore
 
 Json = dict[str, Any]
-PAGE = 1000
+PAGE = 5000  # a day's visits in two pages: each page is one query of the index
 POSITIVE_FLAGS = frozenset({"POS", "A", "H", "AA", "HH", "DET"})
 POSITIVE_CODES = frozenset({"POS", "260373001", "10828004", "阳性"})  # detected, positive
 
@@ -63,17 +63,31 @@ async def _count(
 ) -> None:
     start, end = _midnight(first), _midnight(last + timedelta(days=1))
     by_kind = _by_kind(catalogue)
-    if by_kind["encounters"]:
-        async for encounter in _in_range(store, "Encounter", start, end):
-            for indicator in by_kind["encounters"]:
-                for day in _encounter_days(indicator, encounter, first, last):
-                    counts[day][indicator.column] += 1
+    if by_kind["visits"]:
+        async for encounter in _began_within(store, "Encounter", start, end):
+            _add(counts, encounter, by_kind["visits"], first, last)
+    if by_kind["stays"]:
+        classes = sorted({c for indicator in by_kind["stays"] for c in indicator.classes})
+        async for encounter in _stays_overlapping(store, classes, start, end):
+            _add(counts, encounter, by_kind["stays"], first, last)
     if by_kind["tests"]:
-        async for observation in _in_range(store, "Observation", start, end):
+        async for observation in _began_within(store, "Observation", start, end):
             for indicator in by_kind["tests"]:
                 taken = _test_day(indicator, observation)
                 if taken is not None and first <= taken <= last:
                     counts[taken][indicator.column] += 1
+
+
+def _add(
+    counts: dict[date, dict[str, float]],
+    encounter: Json,
+    indicators: list[Indicator],
+    first: date,
+    last: date,
+) -> None:
+    for indicator in indicators:
+        for day in _encounter_days(indicator, encounter, first, last):
+            counts[day][indicator.column] += 1
 
 
 def day_row(values: dict[str, float], day: date, books: Bookkeeping) -> dict[str, Any]:
@@ -91,12 +105,16 @@ def day_row(values: dict[str, float], day: date, books: Bookkeeping) -> dict[str
 
 
 def _by_kind(catalogue: Catalogue) -> dict[str, list[Indicator]]:
-    grouped: dict[str, list[Indicator]] = {"encounters": [], "tests": []}
+    """Visits (counted where they began), stays (discharges, in hospital: counted on every day
+    they overlap) and tests: each group is one search of the store."""
+    grouped: dict[str, list[Indicator]] = {"visits": [], "stays": [], "tests": []}
     for indicator in catalogue.indicators:
         if indicator.kind in ("tests", "positives"):
             grouped["tests"].append(indicator)
+        elif indicator.kind == "visits":
+            grouped["visits"].append(indicator)
         elif indicator.kind != "constant":
-            grouped["encounters"].append(indicator)
+            grouped["stays"].append(indicator)
     return grouped
 
 
@@ -108,12 +126,33 @@ def _day(moment: datetime) -> date:
     return moment.astimezone(HOSPITAL).date()
 
 
-async def _in_range(
+async def _began_within(
     store: ResourceStore, type_: str, start: datetime, end: datetime
 ) -> AsyncIterator[Json]:
-    """Current resources of a type whose date (Encounter.period, Observation.effective)
-    overlaps the range, from the index: a stay still open overlaps every day since it began."""
-    pairs = [("date", f"ge{start.isoformat()}"), ("date", f"lt{end.isoformat()}")]
+    """Current resources of a type whose date (Encounter.period, Observation.effective) began
+    in [start, end): ``sa`` the second before ``start`` with ``lt`` ``end``, which the date
+    index answers in one seek however long the store's history."""
+    before = (start - timedelta(seconds=1)).isoformat()
+    async for body in _search(
+        store, type_, [("date", f"sa{before}"), ("date", f"lt{end.isoformat()}")]
+    ):
+        yield body
+
+
+async def _stays_overlapping(
+    store: ResourceStore, classes: Sequence[str], start: datetime, end: datetime
+) -> AsyncIterator[Json]:
+    """Encounters of the classes (inpatient stays, observation stays) whose period overlaps
+    [start, end), a stay still open included; the class drives the search (stays are a small
+    part of the visits), the period is checked on each."""
+    pairs = [("class", ",".join(classes)), ("date", f"ge{start.isoformat()}")]
+    async for body in _search(store, "Encounter", [*pairs, ("date", f"lt{end.isoformat()}")]):
+        yield body
+
+
+async def _search(
+    store: ResourceStore, type_: str, pairs: list[tuple[str, str]]
+) -> AsyncIterator[Json]:
     query = parse_search(type_, pairs)
     async for body in paged(lambda cursor: store.search(query, count=PAGE, cursor=cursor)):
         yield body

@@ -95,6 +95,27 @@ async def test_date_prefixes_and_precision(loaded: ResourceStore) -> None:
         await ids(loaded, "Patient", "birthdate=yesterday")
 
 
+async def test_what_began_within_a_window(loaded: ResourceStore) -> None:
+    """``sa`` with ``lt``: resources whose range began inside the window (the SQLite store
+    answers it as one seek of the date index), whatever the order of the two clauses."""
+    for n, start in enumerate(
+        (
+            "2026-12-02T23:59:59+08:00",
+            "2026-12-03T00:00:00+08:00",
+            "2026-12-03T23:59:59+08:00",
+            "2026-12-04T00:00:00+08:00",
+        )
+    ):
+        period = {"start": start, "end": "2026-12-05T00:00:00+08:00"}
+        await loaded.update({**ENCOUNTER, "id": f"w{n}", "period": period})
+    window = "date=sa2026-12-02T23:59:59%2B08:00&date=lt2026-12-04T00:00:00%2B08:00"
+    assert await ids(loaded, "Encounter", window.replace("%2B", "+")) == ["w1", "w2"]
+    reversed_ = "date=lt2026-12-04T00:00:00+08:00&date=sa2026-12-02T23:59:59+08:00"
+    assert await ids(loaded, "Encounter", reversed_) == ["w1", "w2"]
+    assert await ids(loaded, "Encounter", f"{reversed_}&status=finished") == ["w1", "w2"]
+    assert await ids(loaded, "Encounter", f"{reversed_}&status=planned") == []
+
+
 async def test_references_and_chains(loaded: ResourceStore) -> None:
     assert await ids(loaded, "Observation", "subject=Patient/p1") == ["o1"]
     assert await ids(loaded, "Observation", "patient=p2") == ["o2"]
