@@ -10,10 +10,11 @@ from adapters.epidemic.backfill import WORK, BackfillRange, backfill
 from adapters.epidemic.config import EpidemicConfig
 from adapters.epidemic.indicators import FILE, catalogue
 from adapters.epidemic.indicators import parse as parse_catalogue
-from adapters.epidemic.platform import ADAPTER, EpidemicAdapter, build_adapter
+from adapters.epidemic.platform import ADAPTER, build_adapter
 from adapters.epidemic.reporting import report_days, touched_days
 from adapters.epidemic.simulator import create_app
 from adapters.framework.plugin import AdapterJob, AdapterPlugin, AdapterServices, BackfillRequest
+from adapters.framework.row_platform import RowAdapter
 from hub.base.hospital_time import HOSPITAL
 from hub.base.logs import log_event
 from hub.schedule import Every
@@ -27,8 +28,8 @@ OVERLAP = timedelta(minutes=1)  # changes committed while the last run began are
 async def report_indicators(hub: AdapterServices) -> None:
     """Today's row, and the rows of the past days that changes since the last run touched."""
     adapter = hub.courier.adapters[ADAPTER]
-    assert isinstance(adapter, EpidemicAdapter)
-    config = adapter.config
+    assert isinstance(adapter, RowAdapter)
+    config: EpidemicConfig = adapter.config
     now = datetime.now(UTC)
     today = now.astimezone(HOSPITAL).date()
     days = {today}
