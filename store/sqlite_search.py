@@ -43,15 +43,14 @@ def compile_query(query: SearchQuery) -> Sql:
     clause is checked per candidate through the index's rid key (``EXISTS``), so a wide clause
     such as ``date=ge2026`` never materialises hundreds of thousands of ids. A patient
     compartment (a caller limited to one patient) drives when there is one: a patient's
-    resources are few, a code's may be a tenth of the store. Without a selective clause, a
-    date parameter bounded on both sides of where its ranges begin (``sa`` with ``lt``/``le``:
-    what began in a window) drives as one seek of the date index."""
+    resources are few, a code's may be a tenth of the store. Else a date parameter bounded on
+    both sides of where its ranges begin (``sa`` with ``lt``/``le``: what began in a window)
+    drives as one seek of the date index, before a code: a day's temperatures among years of
+    them."""
     compartment = query.compartment
     by_compartment = compartment is not None and query.resource_type != "Patient"
     driver = None if by_compartment else _driver(query.clauses)
-    window = None
-    if not by_compartment and (driver is None or not _selective(query.clauses[driver])):
-        window = _begins_within(query.clauses)
+    window = None if by_compartment else _begins_within(query.clauses)
     driven = by_compartment or window is not None
     driven = driven or (driver is not None and _selective(query.clauses[driver]))
     parts, params = [_type_test("c", driven)], [query.resource_type]

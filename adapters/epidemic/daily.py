@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from adapters.epidemic.indicators import Catalogue, Indicator
-from hub.base.hospital_time import HOSPITAL
+from hub.base.hospital_time import HOSPITAL, moment_of
 from store.listing import paged
 from store.query import parse_search
 from store.resources import ResourceStore
@@ -219,15 +219,3 @@ def _at(encounter: Json, places: Sequence[str]) -> bool:
         if code in places or where.get("display") in places:
             return True
     return False
-
-
-def moment_of(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:  # a date alone, or a local time: the hospital's
-        moment = moment.replace(tzinfo=HOSPITAL)
-    return moment

@@ -13,12 +13,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from adapters.epidemic.config import EpidemicConfig
-from adapters.epidemic.daily import Bookkeeping, day_row, moment_of, range_values
+from adapters.epidemic.daily import Bookkeeping, day_row, range_values
 from adapters.epidemic.indicators import Catalogue
 from adapters.epidemic.platform import ADAPTER, DAY_ROW
 from adapters.framework.delivery import Courier
 from adapters.framework.records import FieldRule, check
-from hub.base.hospital_time import HOSPITAL
+from hub.base.hospital_time import HOSPITAL, moment_of
 from hub.base.logs import log_event
 from store.index import instant
 from store.listing import paged

@@ -39,3 +39,17 @@ def shown(moment: datetime) -> str:
     A naive time inside the hub is UTC."""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return aware.astimezone(HOSPITAL).isoformat()
+
+
+def moment_of(text: str | None) -> datetime | None:
+    """A FHIR dateTime as an aware moment (a date alone, or a time without an offset, is the
+    hospital's); None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=HOSPITAL)
+    return moment

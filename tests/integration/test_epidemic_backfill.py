@@ -23,7 +23,7 @@ from adapters.epidemic.backfill import WORK, BackfillBusyError, BackfillRange, b
 from adapters.epidemic.config import EpidemicConfig
 from adapters.epidemic.indicators import catalogue
 from adapters.epidemic.plugin import report_indicators
-from adapters.epidemic.simulator import PLATFORM, create_app
+from adapters.epidemic.simulator import PLATFORM, create_app, day_rows
 from adapters.framework.delivery import Courier
 from hub.base.hospital_time import HOSPITAL
 from hub.base.progress import FINISHED, STOPPED, ProgressReporter
@@ -84,7 +84,7 @@ class Hub:
         return int(self.platform.app[PLATFORM].received)
 
     def live(self) -> dict[str, Any]:
-        return dict(self.platform.app[PLATFORM].live)
+        return day_rows(self.platform.app[PLATFORM])
 
 
 @pytest.fixture
@@ -261,7 +261,8 @@ def test_the_backfill_command_against_the_simulator(tmp_path: Path, simulator: s
     assert events[-1] == "work-finished"
     with urllib.request.urlopen(f"{simulator}/_state") as answer:
         state = orjson.loads(answer.read())
-    assert state["live"]["2026-11-17"]["FRMZRC"] == fever_visits(date(2026, 11, 17))
+    (row,) = [r for r in state["tables"]["TB_YQFK_MRZB"] if r["YWRQ"] == "2026-11-17"]
+    assert row["FRMZRC"] == fever_visits(date(2026, 11, 17))
 
     ahead = subprocess.run(
         [*command, "--until", "2099-01-01"], env=env, capture_output=True, text=True, timeout=60

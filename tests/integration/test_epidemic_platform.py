@@ -18,7 +18,7 @@ from adapters.epidemic.config import EpidemicConfig
 from adapters.epidemic.indicators import catalogue, parse
 from adapters.epidemic.platform import ADAPTER, DAY_ROW, REVOCATION, build_adapter
 from adapters.epidemic.reporting import HELD, SENT, UNCHANGED, report_days, send_day
-from adapters.epidemic.simulator import PLATFORM, create_app
+from adapters.epidemic.simulator import PLATFORM, create_app, day_rows
 from adapters.framework.delivery import Courier
 from adapters.framework.front_database import FrontDatabase
 from hub.base.hospital_time import HOSPITAL
@@ -52,7 +52,7 @@ async def simulated(corrections: str) -> tuple[TestServer, EpidemicConfig]:
 
 
 def live(server: TestServer) -> dict[str, Any]:
-    return server.app[PLATFORM].live
+    return day_rows(server.app[PLATFORM])
 
 
 @pytest.mark.parametrize("corrections", ["upsert", "revoke"])

@@ -9,7 +9,8 @@ from adapters.epidemic.backfill import months
 from adapters.epidemic.daily import _encounter_days
 from adapters.epidemic.indicators import Indicator
 from adapters.epidemic.reporting import _runs
-from adapters.epidemic.simulator import IndicatorPlatform, RowRefusedError
+from adapters.framework.records import FieldRule
+from adapters.framework.simulated_tables import PlatformTable, RowRefusedError, TablePlatform
 
 IN_HOSPITAL = Indicator(
     code="ZYRS", name="在院人数", column="ZYRS", kind="in_hospital", classes=("IMP",)
@@ -62,10 +63,15 @@ def test_days_to_count_are_grouped_in_runs() -> None:
     assert _runs(days) == [(date(2026, 1, 1), date(2026, 1, 2)), (date(2026, 1, 5),) * 2]
 
 
-def platform(corrections: str = "upsert") -> IndicatorPlatform:
-    return IndicatorPlatform(
-        org_code="ORG", table="T", indicators=("MZRC",), corrections=corrections
-    )
+def platform(corrections: str = "upsert") -> TablePlatform:
+    rules = [
+        FieldRule(column="YLJGDM", required=True),
+        FieldRule(column="YWRQ", type="date", required=True),
+        FieldRule(column="XGBZ", type="code", codes=("0", "1")),
+        FieldRule(column="MZRC", type="integer", minimum=0, required=True),
+    ]
+    table = PlatformTable("T", ("YLJGDM", "YWRQ"), rules)
+    return TablePlatform(org_code="ORG", tables={"T": table}, corrections=corrections)
 
 
 def row(**changes: object) -> dict[str, object]:
@@ -85,10 +91,10 @@ def row(**changes: object) -> dict[str, object]:
         ({"table": "T", "rows": [row(YLJGDM="OTHER")]}, "E102", "机构代码不符"),
         ({"table": "X", "rows": [row()]}, "E101", "未知的表"),
         ({"table": "T", "rows": []}, "E101", "每次"),
-        ({"table": "T", "rows": [row(MZRC=-1)]}, "E103", "MZRC 应为非负整数"),
-        ({"table": "T", "rows": [row(MZRC=True)]}, "E103", "MZRC 应为非负整数"),
+        ({"table": "T", "rows": [row(MZRC=-1)]}, "E103", "MZRC: below 0"),
+        ({"table": "T", "rows": [row(MZRC=True)]}, "E103", "MZRC: not a number"),
         ({"table": "T", "rows": [row(EXTRA=1)]}, "E103", "未知字段 EXTRA"),
-        ({"table": "T", "rows": [row(YWRQ="2999-01-01")]}, "E103", "不能晚于今天"),
+        ({"table": "T", "rows": [row(YWRQ="2999-01-01")]}, "E103", "YWRQ 不能晚于当前时间"),
         ({"table": "T", "rows": [row(TBRQ="2026-12-01T08:00")]}, "E103", "HH:mm:ss"),
         ({"table": "T", "rows": [row(XGBZ="2")]}, "E103", "只能是 0 或 1"),
         ({"table": "T", "rows": [row(XGBZ="1")]}, "E105", "没有与撤销内容一致的数据"),
@@ -111,8 +117,8 @@ def test_a_revoking_platform_wants_the_old_row_withdrawn_first() -> None:
     with pytest.raises(RowRefusedError, match="E105"):  # the revocation must match the row
         strict.take({"table": "T", "rows": [row(XGBZ="1", MZRC=5)]})
     strict.take({"table": "T", "rows": [row(XGBZ="1"), row(MZRC=4)]})
-    assert strict.live["2026-12-01"]["MZRC"] == 4
+    assert strict.rows("T")[0]["MZRC"] == 4
     assert (strict.revoked, strict.received) == (1, 3)
     with pytest.raises(RowRefusedError):  # all the rows of a request, or none
         strict.take({"table": "T", "rows": [row(YWRQ="2026-12-02"), row(MZRC=-1)]})
-    assert "2026-12-02" not in strict.live
+    assert [r["YWRQ"] for r in strict.rows("T")] == ["2026-12-01"]
