@@ -13,8 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 from adapters.epidemic.config import EpidemicConfig
 from adapters.epidemic.daily import range_values
 from adapters.epidemic.indicators import Catalogue
-from adapters.epidemic.reporting import Tally, send_day
+from adapters.epidemic.reporting import send_day
 from adapters.framework.delivery import Courier
+from adapters.framework.row_platform import Tally
 from hub.base.errors import JianhuError
 from hub.base.progress import FINISHED, ProgressReporter
 from hub.scheduler import default_holder, describe

@@ -8,7 +8,6 @@ refuse is kept in the ledger as not sent, naming the fields."""
 
 import logging
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -18,8 +17,8 @@ from adapters.epidemic.indicators import Catalogue
 from adapters.epidemic.platform import ADAPTER, DAY_ROW
 from adapters.framework.delivery import Courier
 from adapters.framework.records import FieldRule, check
+from adapters.framework.row_platform import Tally, send_row
 from hub.base.hospital_time import HOSPITAL, moment_of
-from hub.base.logs import log_event
 from store.index import instant
 from store.listing import paged
 from store.query import parse_search
@@ -27,21 +26,6 @@ from store.resources import ResourceStore
 
 log = logging.getLogger(__name__)
 PAGE = 1000
-SENT, UNCHANGED, HELD = "sent", "unchanged", "held"
-
-
-@dataclass
-class Tally:
-    """What became of the days reported: sent (new or changed content), unchanged (the ledger
-    has it already), held (not sent: our checks refused it, or the platform did)."""
-
-    counts: dict[str, int] = field(default_factory=lambda: {SENT: 0, UNCHANGED: 0, HELD: 0})
-
-    def add(self, outcome: str) -> None:
-        self.counts[outcome] += 1
-
-    def __str__(self) -> str:
-        return ", ".join(f"{count} {outcome}" for outcome, count in self.counts.items())
 
 
 def field_table(catalogue: Catalogue, books: Bookkeeping) -> list[FieldRule]:
@@ -96,19 +80,9 @@ async def send_day(
     day: date,
     values: dict[str, float],
 ) -> str:
-    books = config.books
-    row = day_row(values, day, books)
-    key = day.isoformat()
-    before = await courier.ledger.latest(ADAPTER, DAY_ROW, key)
-    problems = check(row, field_table(catalogue, books))
-    if problems:
-        held = await courier.refuse(ADAPTER, DAY_ROW, key, row, "; ".join(problems))
-        log_event(log, "epidemic-day-held", logging.WARNING, day=key, problems=held.error)
-        return HELD
-    submitted = await courier.submit(ADAPTER, DAY_ROW, key, row)
-    if before is not None and before.id == submitted.id:
-        return UNCHANGED
-    return HELD if submitted.status == "rejected" else SENT
+    row = day_row(values, day, config.books)
+    problems = check(row, field_table(catalogue, config.books))
+    return await send_row(courier, ADAPTER, DAY_ROW, day.isoformat(), row, problems)
 
 
 async def touched_days(

@@ -4,21 +4,26 @@ how a changed row is corrected (an upsert by the table's key, or a revocation of
 row, 修改标志 1, and a new row), the bookkeeping columns, and the adapter built from that: one
 interface per table and, for revocations, one more per table."""
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
-from adapters.framework.delivery import Adapter
+from adapters.framework.delivery import Adapter, Courier
 from adapters.framework.front_database import FrontDatabase
 from adapters.framework.interface import Interface, http_status_classifier
 from adapters.framework.rows import FrontDatabaseTransport, RowInterface, coded_answer, revocation
 from adapters.framework.transport import HttpTransport, Transport
 from hub.base.hospital_time import HOSPITAL
+from hub.base.logs import log_event
+from store.ledger import REJECTED
 
 REVOKED = "1"
+SENT, UNCHANGED, HELD = "sent", "unchanged", "held"
+log = logging.getLogger(__name__)
 
 
 class RowPlatformConfig(BaseModel):
@@ -120,3 +125,38 @@ def _table_interfaces(config: RowPlatformConfig, table: Table) -> dict[str, Inte
         ),
         revoking: interface(revoking, ()),
     }
+
+
+@dataclass
+class Tally:
+    """What became of the rows of a run: sent (new or changed content), unchanged (the ledger
+    has it already), held (not sent: our field checks refused it, or the platform did)."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {SENT: 0, UNCHANGED: 0, HELD: 0})
+
+    def add(self, outcome: str) -> None:
+        self.counts[outcome] += 1
+
+    def __str__(self) -> str:
+        return ", ".join(f"{count} {outcome}" for outcome, count in self.counts.items())
+
+
+async def send_row(
+    courier: Courier,
+    adapter: str,
+    interface: str,
+    key: str,
+    row: Mapping[str, object],
+    problems: Sequence[str],
+) -> str:
+    """Send one row unless the ledger has its content already; a row with ``problems`` (its
+    field table's) is held as not sent, naming them. Returns SENT, UNCHANGED or HELD."""
+    before = await courier.ledger.latest(adapter, interface, key)
+    if problems:
+        held = await courier.refuse(adapter, interface, key, dict(row), "; ".join(problems))
+        log_event(log, "row-held", logging.WARNING, adapter=adapter, key=key, problems=held.error)
+        return HELD
+    submitted = await courier.submit(adapter, interface, key, dict(row))
+    if before is not None and before.id == submitted.id:
+        return UNCHANGED
+    return HELD if submitted.status == REJECTED else SENT

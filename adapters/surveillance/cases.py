@@ -28,26 +28,42 @@ class Case:
 
 
 def find_cases(period: Period, rules: CaseRules) -> list[Case]:
-    cases = []
+    """The visits that what was recorded in the period makes cases."""
+    found = []
     for encounter_id, encounter in period.encounters.items():
-        if encounter.get("status") in ("cancelled", "entered-in-error", "planned"):
-            continue
-        grounds, diagnoses = [], []
-        for condition in period.conditions.get(encounter_id, []):
-            if _flu_diagnosis(condition, rules):
-                diagnoses.append(condition)
-        if diagnoses:
-            grounds.append("diagnosis")
-        if _names(_texts(encounter.get("reasonCode", [])), rules.complaint_words):
-            grounds.append("complaint")
-        observations = period.observations.get(encounter_id, [])
-        if any(_flu_test(o, rules) and positive(o) for o in observations):
-            grounds.append("pathogen")
-        if any(_antiviral(m, rules) for m in period.medications.get(encounter_id, [])):
-            grounds.append("drug")
-        if grounds:
-            cases.append(Case(encounter, grounds, diagnoses))
-    return sorted(cases, key=lambda case: case.id)
+        case = judge(
+            encounter,
+            period.conditions.get(encounter_id, []),
+            period.observations.get(encounter_id, []),
+            period.medications.get(encounter_id, []),
+            rules,
+        )
+        if case is not None:
+            found.append(case)
+    return sorted(found, key=lambda case: case.id)
+
+
+def judge(
+    encounter: Json,
+    conditions: Sequence[Json],
+    observations: Sequence[Json],
+    medications: Sequence[Json],
+    rules: CaseRules,
+) -> Case | None:
+    """The visit as a case, on the grounds these resources of it give; None when none does."""
+    if encounter.get("status") in ("cancelled", "entered-in-error", "planned"):
+        return None
+    grounds = []
+    diagnoses = [c for c in conditions if _flu_diagnosis(c, rules)]
+    if diagnoses:
+        grounds.append("diagnosis")
+    if _names(_texts(encounter.get("reasonCode", [])), rules.complaint_words):
+        grounds.append("complaint")
+    if any(_flu_test(o, rules) and positive(o) for o in observations):
+        grounds.append("pathogen")
+    if any(_antiviral(m, rules) for m in medications):
+        grounds.append("drug")
+    return Case(encounter, grounds, diagnoses) if grounds else None
 
 
 @dataclass(frozen=True)

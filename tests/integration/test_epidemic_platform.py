@@ -17,10 +17,11 @@ from aiohttp.test_utils import TestServer
 from adapters.epidemic.config import EpidemicConfig
 from adapters.epidemic.indicators import catalogue, parse
 from adapters.epidemic.platform import ADAPTER, DAY_ROW, REVOCATION, build_adapter
-from adapters.epidemic.reporting import HELD, SENT, UNCHANGED, report_days, send_day
+from adapters.epidemic.reporting import report_days, send_day
 from adapters.epidemic.simulator import PLATFORM, create_app, day_rows
 from adapters.framework.delivery import Courier
 from adapters.framework.front_database import FrontDatabase
+from adapters.framework.row_platform import HELD, SENT, UNCHANGED
 from hub.base.hospital_time import HOSPITAL
 from store.ledger import ACCEPTED, CANCELLED, REJECTED, LedgerQuery
 from store.sqlite import SqliteStore
