@@ -4,11 +4,13 @@ and its scheduled work does not run."""
 
 from adapters.drg.plugin import PLUGIN as DRG
 from adapters.epidemic.plugin import PLUGIN as EPIDEMIC
+from adapters.fever.plugin import PLUGIN as FEVER
+from adapters.flu.plugin import PLUGIN as FLU
 from adapters.framework.delivery import Adapter
 from adapters.framework.plugin import AdapterJob, AdapterPlugin
 from hub.settings import Settings
 
-PLUGINS: tuple[AdapterPlugin, ...] = (DRG, EPIDEMIC)
+PLUGINS: tuple[AdapterPlugin, ...] = (DRG, EPIDEMIC, FLU, FEVER)
 
 
 def plugin(name: str) -> AdapterPlugin:

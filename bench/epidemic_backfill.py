@@ -21,12 +21,13 @@ from aiohttp.test_utils import TestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.epidemic.backfill import WORK, BackfillRange, backfill, months
+from adapters.epidemic.backfill import WORK, backfill
 from adapters.epidemic.config import EpidemicConfig
 from adapters.epidemic.daily import range_values
 from adapters.epidemic.indicators import catalogue
 from adapters.epidemic.platform import ADAPTER, build_adapter
 from adapters.epidemic.simulator import PLATFORM, create_app
+from adapters.framework.backfill import BackfillRange, months
 from adapters.framework.delivery import Courier
 from hub.base.progress import ProgressReporter
 from store.sqlite import SqliteStore

@@ -30,7 +30,8 @@ from store.resources import OutboxEvent, Resource, SearchPage, StoredVersion
 from store.sqlite_audit import SqliteAuditLog
 from store.sqlite_file import SqliteFile
 from store.sqlite_index import ParamIds, is_first_schema, rekey, schema
-from store.sqlite_search import after_clause, compile_query, order_clause, sort_exprs
+from store.sqlite_order import after_clause, order_clause, sort_exprs
+from store.sqlite_search import compile_query
 from store.sqlite_writes import apply_write, version_row
 
 SCHEMA = """

@@ -6,13 +6,14 @@ simulator (``jianhu simulate epidemic``) and its indicator catalogue as a site t
 import logging
 from datetime import UTC, datetime, timedelta
 
-from adapters.epidemic.backfill import WORK, BackfillRange, backfill
+from adapters.epidemic.backfill import WORK, backfill
 from adapters.epidemic.config import EpidemicConfig
 from adapters.epidemic.indicators import FILE, catalogue
 from adapters.epidemic.indicators import parse as parse_catalogue
 from adapters.epidemic.platform import ADAPTER, build_adapter
 from adapters.epidemic.reporting import report_days, touched_days
 from adapters.epidemic.simulator import create_app
+from adapters.framework.backfill import requested_range
 from adapters.framework.plugin import AdapterJob, AdapterPlugin, AdapterServices, BackfillRequest
 from adapters.framework.row_platform import RowAdapter
 from hub.base.hospital_time import HOSPITAL
@@ -43,12 +44,7 @@ async def report_indicators(hub: AdapterServices) -> None:
 
 async def run_backfill(request: BackfillRequest) -> str:
     config: EpidemicConfig = request.config
-    yesterday = datetime.now(HOSPITAL).date() - timedelta(days=1)
-    wanted = BackfillRange(request.since or config.backfill_since, request.until or yesterday)
-    if wanted.since > wanted.until:
-        raise ValueError(f"nothing to back-fill: {wanted.since} is after {wanted.until}")
-    if wanted.until > yesterday:
-        raise ValueError("the back-fill ends yesterday at the latest: today is the schedule's")
+    wanted = requested_range(request.since, request.until, config.backfill_since)
     tally = await backfill(
         request.resources,
         request.courier,

@@ -66,6 +66,16 @@ def judge(
     return Case(encounter, grounds, diagnoses) if grounds else None
 
 
+def judge_fever(encounter: Json, conditions: Sequence[Json], clinics: Sequence[str]) -> Case | None:
+    """A fever-clinic visit is the fever report's case, whatever was diagnosed (its
+    diagnoses are all it had)."""
+    if encounter.get("status") in ("cancelled", "entered-in-error", "planned"):
+        return None
+    if _clinic(encounter, clinics) is None:
+        return None
+    return Case(encounter, ["fever"], list(conditions))
+
+
 @dataclass(frozen=True)
 class IliVisit:
     encounter: Json

@@ -4,7 +4,7 @@ each record to the platform's layout, check it, and send it through the ledger (
 the platform is configured, a record that fails its field table is held naming the fields)."""
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -60,7 +60,7 @@ async def extract(
         (e.get("subject") or {}).get("reference", "")
         for e in [c.encounter for c in cases] + [v.encounter for v in visits]
     }
-    patients = await _patients(store, subjects)
+    patients = await patients_of(store, subjects)
     found: dict[str, list[Json]] = {
         kind: [] for kind in ("case", "discharge", "summary", "death", "medication", "lab")
     }
@@ -92,7 +92,7 @@ async def deliver(
     adapter: str,
     config: RowPlatformConfig,
     layout: Layout,
-    found: dict[str, Sequence[Json]],
+    found: Mapping[str, Sequence[Json]],
     tally: Tally | None = None,
 ) -> Tally:
     tally = tally or Tally()
@@ -125,7 +125,7 @@ def _judged(
     return found[0] if found else None
 
 
-async def _patients(store: ResourceStore, subjects: set[str]) -> dict[str, Json]:
+async def patients_of(store: ResourceStore, subjects: set[str]) -> dict[str, Json]:
     keys = [("Patient", ref.partition("/")[2]) for ref in subjects if ref.startswith("Patient/")]
     found = await store.read_many(keys)
     return {f"Patient/{v.id}": orjson.loads(v.body) for v in found if v.body is not None}

@@ -19,11 +19,12 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from adapters.epidemic.backfill import WORK, BackfillBusyError, BackfillRange, backfill
+from adapters.epidemic.backfill import WORK, backfill
 from adapters.epidemic.config import EpidemicConfig
 from adapters.epidemic.indicators import catalogue
 from adapters.epidemic.plugin import report_indicators
 from adapters.epidemic.simulator import PLATFORM, create_app, day_rows
+from adapters.framework.backfill import BackfillBusyError, BackfillRange
 from adapters.framework.delivery import Courier
 from hub.base.hospital_time import HOSPITAL
 from hub.base.progress import FINISHED, STOPPED, ProgressReporter

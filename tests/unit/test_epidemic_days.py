@@ -5,10 +5,10 @@ from datetime import date
 
 import pytest
 
-from adapters.epidemic.backfill import months
 from adapters.epidemic.daily import _encounter_days
 from adapters.epidemic.indicators import Indicator
 from adapters.epidemic.reporting import _runs
+from adapters.framework.backfill import months
 from adapters.framework.records import FieldRule
 from adapters.framework.simulated_tables import PlatformTable, RowRefusedError, TablePlatform
 
