@@ -123,26 +123,37 @@ def _stay(season: Season, rng: random.Random, day: date, n: int) -> None:
     nights = rng.randrange(2, 6)
     ended = began + timedelta(days=nights, hours=1)
     encounter = _encounter(f"s{n}", patient, "IMP", began, ended, "HXNK", "呼吸内科病区")
-    died = rng.random() < 0.2
-    encounter["hospitalization"] = {
-        "dischargeDisposition": {"coding": [{"code": "5" if died else "1"}]}
-    }
+    still_in = ended > datetime.now(HOSPITAL)  # a season that reaches today: some stay on
+    died = not still_in and rng.random() < 0.2
+    if still_in:
+        encounter["status"] = "in-progress"
+        del encounter["period"]["end"]
+    else:
+        disposition = {"coding": [{"code": "5" if died else "1"}]}
+        encounter["hospitalization"] = {"dischargeDisposition": disposition}
     if died:
         patient["deceasedDateTime"] = ended.isoformat()
     found = [patient, encounter, _condition(f"c{n}", encounter, FLU_DIAGNOSES[0], began)]
-    for night in range(nights):
+    given_nights = [
+        night
+        for night in range(nights)
+        if began + timedelta(days=night, hours=2) <= datetime.now(HOSPITAL)
+    ]
+    for night in given_nights:
         given = began + timedelta(days=night, hours=2)
         found.append(_administration(f"a{n}-{night}", encounter, given))
         found.append(_blood_count(f"l{n}-{night}", encounter, given))
-    found.append(_summary(f"d{n}", encounter, ended))
+    if not still_in:
+        found.append(_summary(f"d{n}", encounter, ended))
     season.resources += found
     expected = season.expected
     expected.cases.add(encounter["id"])
-    expected.grounds.update(("diagnosis", "drug"))  # 帕拉米韦 is an antiviral
-    expected.medications += nights
-    expected.labs += nights
-    expected.summaries += 1
-    expected.discharges.add(encounter["id"])
+    expected.grounds.update(("diagnosis", "drug") if given_nights else ("diagnosis",))
+    expected.medications += len(given_nights)
+    expected.labs += len(given_nights)
+    if not still_in:
+        expected.summaries += 1
+        expected.discharges.add(encounter["id"])
     if died:
         expected.deaths.add(encounter["id"])
 
