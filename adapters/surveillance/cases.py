@@ -4,6 +4,7 @@ influenza-like illnesses of the monitored clinics, from what ``period.py`` read.
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from typing import Any
 
 from adapters.surveillance.period import Period
@@ -199,9 +200,16 @@ def _texts(concepts: Sequence[Json]) -> list[str]:
     return found
 
 
-def _names(texts: Sequence[str], words: Sequence[str]) -> bool:
-    lowered = [text.lower() for text in texts]
-    return any(word.lower() in text for word in words for text in lowered)
+def _names(texts: Sequence[str], words: tuple[str, ...]) -> bool:
+    if not texts:
+        return False
+    joined = "\n".join(texts).lower()
+    return any(word in joined for word in _lowered(words))
+
+
+@cache
+def _lowered(words: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(word.lower() for word in words)
 
 
 def _clinic(encounter: Json, clinics: Sequence[str]) -> str | None:

@@ -16,7 +16,7 @@ from adapters.surveillance import records as build
 from adapters.surveillance.cases import Case, find_cases, monitored_visits
 from adapters.surveillance.ili import ages_at_visits, ili_rows
 from adapters.surveillance.layout import Layout
-from adapters.surveillance.period import Period, load_period
+from adapters.surveillance.period import Period, load_period, search
 from adapters.surveillance.records import CaseData
 from adapters.surveillance.rules import CaseRules
 from hub.base.hospital_time import HOSPITAL, moment_of
@@ -25,7 +25,6 @@ from store.resources import ResourceStore
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
-LINKED = 5000  # what one visit's records may name: a long stay's results and doses
 CaseFinder = Callable[[Period, CaseRules], list[Case]]
 
 
@@ -48,14 +47,11 @@ async def extract(
         id_ for id_, e in period.encounters.items() if _stay(e) and _ended_within(e, start, end)
     }
     cases: list[Case] = []
-    linked_of: dict[str, list[Json]] = {}
+    linked_of = await linked_resources(store, sorted(candidates))
     for encounter_id in sorted(candidates):
         encounter = period.encounters[encounter_id]
-        versions = await store.referencing(f"Encounter/{encounter_id}", LINKED)
-        linked = [orjson.loads(v.body) for v in versions if v.body is not None]
-        if (case := _judged(encounter, linked, rules, finder)) is not None:
+        if (case := _judged(encounter, linked_of[encounter_id], rules, finder)) is not None:
             cases.append(case)
-            linked_of[encounter_id] = linked
     subjects = {
         (e.get("subject") or {}).get("reference", "")
         for e in [c.encounter for c in cases] + [v.encounter for v in visits]
@@ -105,6 +101,41 @@ async def deliver(
             key = f"{kind}:{record['record_id']}"
             tally.add(await send_row(courier, adapter, kind, key, row, table.problems(row)))
     return tally
+
+
+# what names a visit: (type, its reference search parameter)
+VISIT_LINKS = (
+    ("Condition", "encounter"),
+    ("Observation", "encounter"),
+    ("MedicationRequest", "encounter"),
+    ("MedicationAdministration", "context"),
+    ("DocumentReference", "encounter"),
+)
+BATCH = 100  # visits per search: the most values one search parameter takes
+
+
+async def linked_resources(
+    store: ResourceStore, encounter_ids: Sequence[str]
+) -> dict[str, list[Json]]:
+    """Everything that names each visit, a hundred visits per search of each type."""
+    linked: dict[str, list[Json]] = {id_: [] for id_ in encounter_ids}
+    for first in range(0, len(encounter_ids), BATCH):
+        targets = ",".join(f"Encounter/{id_}" for id_ in encounter_ids[first : first + BATCH])
+        for type_, param in VISIT_LINKS:
+            async for resource in search(store, type_, [(param, targets)]):
+                reference = (resource.get(param) or {}).get("reference", "")
+                if type_ == "DocumentReference":
+                    for visit in (resource.get("context") or {}).get("encounter", []):
+                        _link(linked, visit.get("reference", ""), resource)
+                else:
+                    _link(linked, reference, resource)
+    return linked
+
+
+def _link(linked: dict[str, list[Json]], reference: str, resource: Json) -> None:
+    visit = reference.rpartition("/")[2]
+    if visit in linked:
+        linked[visit].append(resource)
 
 
 def _judged(

@@ -13,6 +13,7 @@ A visit is a flu case on any of four grounds, each named in its record (识别�
 - ``pathogen``: a flu test of the visit (``test_codes``) read positive;
 - ``drug``: a prescription or administration of the visit names one of ``drug_names``."""
 
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -65,9 +66,13 @@ class CaseRules(BaseModel, frozen=True):
             raise ValueError("ILI age bands go from the youngest up; only the last is open")
         return self
 
+    @cached_property
+    def _prefixes(self) -> tuple[str, ...]:
+        return tuple(c.upper() for c in self.diagnosis_codes)
+
     def coded_flu(self, code: str) -> bool:
         """The code or one that extends it (ICD-10 and its national editions nest by suffix)."""
-        return any(code.upper().startswith(c.upper()) for c in self.diagnosis_codes)
+        return code.upper().startswith(self._prefixes)
 
 
 def parse(raw: Any) -> CaseRules:
