@@ -290,5 +290,8 @@ class Runtime:
             await self._http.close()
         for client in self._mllp.values():
             await client.close()
+        courier: Courier | None = getattr(self, "courier", None)  # None: never started
+        for adapter in courier.adapters.values() if courier is not None else ():
+            await adapter.transport.close()  # HTTP sessions, database pools
         await self.store.close()
         log_event(log, "stopped")
