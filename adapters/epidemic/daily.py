@@ -61,32 +61,51 @@ async def _count(
     first: date,
     last: date,
 ) -> None:
-    start, end = _midnight(first), _midnight(last + timedelta(days=1))
     by_kind = _by_kind(catalogue)
-    if by_kind["visits"]:
-        async for encounter in _began_within(store, "Encounter", start, end):
-            _add(counts, encounter, by_kind["visits"], first, last)
-    if by_kind["stays"]:
+    visits, tests = _by_class(by_kind["visits"]), by_kind["tests"]
+    # what began in the range, a day per search: a search's pages each sort what its window
+    # holds, so a month's window would be sorted again for each of its pages
+    day = first
+    while day <= last and (visits or tests):
+        start, end = _midnight(day), _midnight(day + timedelta(days=1))
+        if visits:
+            async for encounter in _began_within(store, "Encounter", start, end):
+                _add(counts, encounter, visits, first, last)
+        if tests:
+            async for observation in _began_within(store, "Observation", start, end):
+                for indicator in tests:
+                    taken = _test_day(indicator, observation)
+                    if taken is not None and first <= taken <= last:
+                        counts[taken][indicator.column] += 1
+        day += timedelta(days=1)
+    if by_kind["stays"]:  # few: the whole range in one search
         classes = sorted({c for indicator in by_kind["stays"] for c in indicator.classes})
+        start, end = _midnight(first), _midnight(last + timedelta(days=1))
+        stays = _by_class(by_kind["stays"])
         async for encounter in _stays_overlapping(store, classes, start, end):
-            _add(counts, encounter, by_kind["stays"], first, last)
-    if by_kind["tests"]:
-        async for observation in _began_within(store, "Observation", start, end):
-            for indicator in by_kind["tests"]:
-                taken = _test_day(indicator, observation)
-                if taken is not None and first <= taken <= last:
-                    counts[taken][indicator.column] += 1
+            _add(counts, encounter, stays, first, last)
+
+
+def _by_class(indicators: list[Indicator]) -> dict[str, list[Indicator]]:
+    """Encounter class -> the indicators that count it (most count one class or two)."""
+    grouped: dict[str, list[Indicator]] = {}
+    for indicator in indicators:
+        for cls in indicator.classes:
+            grouped.setdefault(cls, []).append(indicator)
+    return grouped
 
 
 def _add(
     counts: dict[date, dict[str, float]],
     encounter: Json,
-    indicators: list[Indicator],
+    by_class: dict[str, list[Indicator]],
     first: date,
     last: date,
 ) -> None:
+    indicators = by_class.get((encounter.get("class") or {}).get("code", ""), ())
+    span = _span(encounter) if indicators else (None, None)  # read once for all
     for indicator in indicators:
-        for day in _encounter_days(indicator, encounter, first, last):
+        for day in _counted_days(indicator, encounter, span, first, last):
             counts[day][indicator.column] += 1
 
 
@@ -164,22 +183,36 @@ def _encounter_days(indicator: Indicator, encounter: Json, first: date, last: da
     progress (in hospital)."""
     if (encounter.get("class") or {}).get("code") not in indicator.classes:
         return []
+    return _counted_days(indicator, encounter, _span(encounter), first, last)
+
+
+Span = tuple[date | None, date | None]  # the hospital days the period began and ended on
+
+
+def _span(encounter: Json) -> Span:
+    period = encounter.get("period") or {}
+    began, ended = moment_of(period.get("start")), moment_of(period.get("end"))
+    return (_day(began) if began else None), (_day(ended) if ended else None)
+
+
+def _counted_days(
+    indicator: Indicator, encounter: Json, span: Span, first: date, last: date
+) -> list[date]:
     if encounter.get("status") in ("cancelled", "entered-in-error", "planned"):
         return []
     if indicator.locations and not _at(encounter, indicator.locations):
         return []
-    period = encounter.get("period") or {}
-    began, ended = moment_of(period.get("start")), moment_of(period.get("end"))
+    began, ended = span
     if indicator.kind == "visits":
-        return [_day(began)] if began is not None and first <= _day(began) <= last else []
+        return [began] if began is not None and first <= began <= last else []
     if indicator.kind == "discharges":
-        return [_day(ended)] if ended is not None and first <= _day(ended) <= last else []
+        return [ended] if ended is not None and first <= ended <= last else []
     if began is None:
         return []
     # in progress at the end of day d: began before d's midnight and ended at or after it,
     # which is d from the day it began to the day before the day it ended
-    since = max(first, _day(began))
-    until = last if ended is None else min(last, _day(ended) - timedelta(days=1))
+    since = max(first, began)
+    until = last if ended is None else min(last, ended - timedelta(days=1))
     return [since + timedelta(days=n) for n in range((until - since).days + 1)]
 
 
