@@ -72,13 +72,18 @@ async def began_within(
     codes: str = "",
 ) -> AsyncIterator[Json]:
     """Resources of a type whose ``param`` date began in [start, end) (``sa`` the second
-    before with ``lt``: one seek of the date index), of the given codes when named."""
-    before = (start - timedelta(seconds=1)).isoformat()
-    pairs = [(param, f"sa{before}"), (param, f"lt{end.isoformat()}")]
-    if codes:
-        pairs.append(("code", codes))
-    async for body in search(store, type_, pairs):
-        yield body
+    before with ``lt``: one seek of the date index), of the given codes when named; a day per
+    search, since each page of a search sorts all its window holds."""
+    day_start = start
+    while day_start < end:
+        day_end = min(end, day_start + timedelta(days=1))
+        before = (day_start - timedelta(seconds=1)).isoformat()
+        pairs = [(param, f"sa{before}"), (param, f"lt{day_end.isoformat()}")]
+        if codes:
+            pairs.append(("code", codes))
+        async for body in search(store, type_, pairs):
+            yield body
+        day_start = day_end
 
 
 async def search(
