@@ -263,6 +263,14 @@ class Runtime:
                 if await bus.settled_now():
                     return  # (a relay that ran meanwhile published nothing still due)
 
+    async def _close_clients(self) -> None:
+        """The MLLP destinations' connections, the adapters' HTTP sessions and database pools."""
+        for client in self._mllp.values():
+            await client.close()
+        courier: Courier | None = getattr(self, "courier", None)  # None: never started
+        for adapter in courier.adapters.values() if courier is not None else ():
+            await adapter.transport.close()
+
     async def stop(self) -> None:
         """Stop consuming, let in-flight handlers finish within the grace time, then close."""
         log_event(log, "stopping", grace_s=self.settings.shutdown_grace_s)
@@ -288,10 +296,6 @@ class Runtime:
             await self.audit.stop()
         if self._http is not None:
             await self._http.close()
-        for client in self._mllp.values():
-            await client.close()
-        courier: Courier | None = getattr(self, "courier", None)  # None: never started
-        for adapter in courier.adapters.values() if courier is not None else ():
-            await adapter.transport.close()  # HTTP sessions, database pools
+        await self._close_clients()
         await self.store.close()
         log_event(log, "stopped")

@@ -270,3 +270,11 @@ def test_the_backfill_command_against_the_simulator(tmp_path: Path, simulator: s
     )
     assert ahead.returncode == 2
     assert "ends yesterday at the latest" in ahead.stderr
+
+
+async def test_the_running_hub_is_what_the_scheduled_run_uses(hub: Hub) -> None:
+    """The runtime itself serves the job (its store, its courier, its job history)."""
+    today = datetime.now(HOSPITAL).date()
+    await hub.resources.update(visit(9100, "EMER", datetime.now(HOSPITAL).isoformat()))
+    await report_indicators(hub.api.app[RUNTIME])
+    assert hub.live()[today.isoformat()]["JZRC"] == 1
