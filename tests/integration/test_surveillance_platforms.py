@@ -240,3 +240,32 @@ async def test_flu_records_reach_the_front_end_database(
         await adapter.transport.close()
         metadata.drop_all(engine, tables)
         engine.dispose()
+
+
+async def test_fever_records_and_counts_reach_the_front_end_database(
+    store: SqliteStore,
+    season: Season,
+    front: FrontDatabase,  # noqa: F811
+) -> None:
+    engine = sa.create_engine(front.url)
+    metadata = sa.MetaData()
+    tables = platform_tables(metadata, list(layout(FEVER_LAYOUT).tables.values()))
+    metadata.drop_all(engine, tables)
+    metadata.create_all(engine, tables)
+    config = FeverConfig(
+        organisation=ORG, transport="database", database_url=front.url, corrections="upsert"
+    )
+    adapter = build_fever(config)
+    courier = Courier(store.ledger, {FEVER: adapter})
+    try:
+        tally = await report_fever_day(store.resources, courier, adapter, FIRST, Tally())
+        assert tally.counts[HELD] == 0
+        visits = await front.rows("TB_FR_JZJL")
+        assert len(visits) == season.expected.fever_visits["2026-11-02"]
+        (counts,) = await front.rows("TB_FR_MRTJ")
+        assert counts["YWRQ"] == FIRST
+        assert counts["FRMZRC"] == season.expected.fever_visits["2026-11-02"]
+    finally:
+        await adapter.transport.close()
+        metadata.drop_all(engine, tables)
+        engine.dispose()
