@@ -1,7 +1,7 @@
 """Finding the influenza cases of a period (see ``rules.py`` for the four grounds) and the
 influenza-like illnesses of the monitored clinics, from what ``period.py`` read."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -55,6 +55,8 @@ def judge(
     if encounter.get("status") in ("cancelled", "entered-in-error", "planned"):
         return None
     grounds = []
+    if not (conditions or observations or medications or encounter.get("reasonCode")):
+        return None  # nothing recorded of the visit could make it a case
     diagnoses = [c for c in conditions if _flu_diagnosis(c, rules)]
     if diagnoses:
         grounds.append("diagnosis")
@@ -170,12 +172,18 @@ def _antiviral(medication: Json, rules: CaseRules) -> bool:
     return _names(_texts([concept]), rules.drug_names)
 
 
-def _coded(observation: Json, wanted: Iterable[str]) -> bool:
-    wanted = set(wanted)
-    return any(
-        f"{c.get('system', '')}|{c.get('code')}" in wanted or c.get("code") in wanted
-        for c in (observation.get("code") or {}).get("coding", [])
-    )
+def _coded(observation: Json, wanted: tuple[str, ...]) -> bool:
+    codes = _as_set(wanted)
+    for coding in (observation.get("code") or {}).get("coding", []):
+        code = coding.get("code")
+        if code in codes or f"{coding.get('system', '')}|{code}" in codes:
+            return True
+    return False
+
+
+@cache
+def _as_set(wanted: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(wanted)
 
 
 def _celsius(observation: Json) -> float | None:
