@@ -14,7 +14,13 @@ from adapters.epidemic.platform import ADAPTER, build_adapter
 from adapters.epidemic.reporting import report_days, touched_days
 from adapters.epidemic.simulator import create_app
 from adapters.framework.backfill import requested_range
-from adapters.framework.plugin import AdapterJob, AdapterPlugin, AdapterServices, BackfillRequest
+from adapters.framework.plugin import (
+    AdapterJob,
+    AdapterPlugin,
+    AdapterServices,
+    BackfillDone,
+    BackfillRequest,
+)
 from adapters.framework.row_platform import RowAdapter
 from hub.base.hospital_time import HOSPITAL
 from hub.base.logs import log_event
@@ -42,7 +48,7 @@ async def report_indicators(hub: AdapterServices) -> None:
     log_event(log, "epidemic-indicators-reported", days=len(days), outcome=str(tally))
 
 
-async def run_backfill(request: BackfillRequest) -> str:
+async def run_backfill(request: BackfillRequest) -> BackfillDone:
     config: EpidemicConfig = request.config
     wanted = requested_range(request.since, request.until, config.backfill_since)
     tally = await backfill(
@@ -55,7 +61,7 @@ async def run_backfill(request: BackfillRequest) -> str:
         request.progress(WORK, "days"),
         restart=request.restart,
     )
-    return f"{wanted.days} days {wanted.detail}: {tally}"
+    return BackfillDone(f"{wanted.days} days {wanted.detail}: {tally}", tally.complete)
 
 
 PLUGIN = AdapterPlugin(

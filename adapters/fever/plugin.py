@@ -14,7 +14,13 @@ from adapters.epidemic.daily import range_values
 from adapters.epidemic.indicators import parse as parse_catalogue
 from adapters.framework.backfill import backfill_days, requested_range, single_days
 from adapters.framework.delivery import Courier
-from adapters.framework.plugin import AdapterJob, AdapterPlugin, AdapterServices, BackfillRequest
+from adapters.framework.plugin import (
+    AdapterJob,
+    AdapterPlugin,
+    AdapterServices,
+    BackfillDone,
+    BackfillRequest,
+)
 from adapters.framework.row_platform import RowAdapter, RowPlatformConfig, Tally
 from adapters.surveillance.cases import Case, judge_fever
 from adapters.surveillance.layout import layout
@@ -89,7 +95,7 @@ async def report_yesterday(hub: AdapterServices) -> None:
     log_event(log, "fever-reported", days=len(days), outcome=str(tally))
 
 
-async def run_backfill(request: BackfillRequest) -> str:
+async def run_backfill(request: BackfillRequest) -> BackfillDone:
     config: FeverConfig = request.config
     wanted = requested_range(request.since, request.until, config.backfill_since)
     adapter = request.courier.adapters[ADAPTER]
@@ -108,7 +114,7 @@ async def run_backfill(request: BackfillRequest) -> str:
         request.progress("fever-backfill", "days"),
         request.restart,
     )
-    return f"{wanted.days} days {wanted.detail}: {tally}"
+    return BackfillDone(f"{wanted.days} days {wanted.detail}: {tally}", tally.complete)
 
 
 PLUGIN = AdapterPlugin(

@@ -10,7 +10,13 @@ import logging
 from datetime import UTC, date, datetime
 
 from adapters.framework.backfill import requested_range
-from adapters.framework.plugin import AdapterJob, AdapterPlugin, AdapterServices, BackfillRequest
+from adapters.framework.plugin import (
+    AdapterJob,
+    AdapterPlugin,
+    AdapterServices,
+    BackfillDone,
+    BackfillRequest,
+)
 from adapters.framework.row_platform import RowAdapter, RowPlatformConfig, Tally
 from adapters.surveillance.cases import find_cases
 from adapters.surveillance.layout import layout
@@ -80,7 +86,7 @@ async def report_last_week(hub: AdapterServices) -> None:
     log_event(log, "flu-week-reported", week=monday.isoformat(), outcome=str(tally))
 
 
-async def run_backfill(request: BackfillRequest) -> str:
+async def run_backfill(request: BackfillRequest) -> BackfillDone:
     config: FluConfig = request.config
     wanted = requested_range(request.since, request.until, config.backfill_since)
     adapter = request.courier.adapters[ADAPTER]
@@ -99,7 +105,7 @@ async def run_backfill(request: BackfillRequest) -> str:
         request.progress("flu-backfill", "days"),
         request.restart,
     )
-    return f"{wanted.days} days {wanted.detail}: {tally}"
+    return BackfillDone(f"{wanted.days} days {wanted.detail}: {tally}", tally.complete)
 
 
 PLUGIN = AdapterPlugin(

@@ -96,14 +96,20 @@ class Courier:
         if latest is not None and latest.content_hash == digest and latest.status != CANCELLED:
             return latest  # the same content: sent already, or on its way
         replaces = ""
-        if latest is not None and latest.status == ACCEPTED and target.cancel is not None:
-            await self._cancel_accepted(latest, correlations)
-            replaces = latest.id
-        elif latest is not None and latest.status in OPEN:
+        if latest is not None and latest.status in OPEN:
             # never accepted: the new content takes its place (one in flight may still land;
             # the cancellation of an accepted upload is how that is undone)
             await self.ledger.set_status(latest.id, CANCELLED, "superseded by newer content")
             replaces = latest.id
+        if target.cancel is not None:
+            # the upload the receiver holds is withdrawn first, even when a later version was
+            # held, refused or superseded in between
+            accepted = await self._accepted_upload(adapter, interface, business_key, latest)
+            if accepted is not None and accepted.content_hash == digest:
+                return accepted  # the receiver holds this content already
+            if accepted is not None:
+                await self._cancel_accepted(accepted, correlations)
+                replaces = accepted.id
         upload = self._new(adapter, interface, business_key, "upload", payload, replaces=replaces)
         await self.ledger.add(replace(upload, correlations=tuple(correlations)))
         return await self.attempt(upload.id)
@@ -199,6 +205,22 @@ class Courier:
         for submission in dead:
             await self.ledger.set_status(submission.id, PENDING)
         return len(dead)
+
+    async def _accepted_upload(
+        self, adapter: str, interface: str, business_key: str, latest: Submission | None
+    ) -> Submission | None:
+        """The upload of this key the receiver holds now (accepted, not withdrawn)."""
+        if latest is not None and latest.status == ACCEPTED:
+            return latest
+        query = LedgerQuery(
+            adapter=adapter,
+            interface=interface,
+            business_key=business_key,
+            statuses=(ACCEPTED,),
+            limit=1,
+        )
+        found = [s for s in await self.ledger.search(query) if s.kind == "upload"]
+        return found[0] if found else None
 
     async def _cancel_accepted(self, upload: Submission, correlations: Sequence[str]) -> Submission:
         target = self.adapters[upload.adapter].interface(upload.interface)

@@ -56,6 +56,12 @@ class BackfillRequest:
 
 
 @dataclass(frozen=True)
+class BackfillDone:
+    summary: str  # the range and what became of its rows
+    complete: bool  # every row is at the platform (none waiting for a resend, none held)
+
+
+@dataclass(frozen=True)
 class AdapterPlugin:
     name: str
     settings: type[BaseModel]  # ``JIANHU_<NAME>__*``; the adapter is built only when set
@@ -74,4 +80,4 @@ class AdapterPlugin:
     handlers: Mapping[str, HandlerFactory] = field(default_factory=dict)
     http_routes: Sequence[Callable[[web.Application], None]] = ()
     # ``jianhu report backfill <name>``: the history, resumable; answers a summary line
-    backfill: Callable[[BackfillRequest], Awaitable[str]] | None = None
+    backfill: Callable[[BackfillRequest], Awaitable[BackfillDone]] | None = None

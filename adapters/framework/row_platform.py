@@ -19,10 +19,10 @@ from adapters.framework.rows import FrontDatabaseTransport, RowInterface, coded_
 from adapters.framework.transport import HttpTransport, Transport
 from hub.base.hospital_time import HOSPITAL
 from hub.base.logs import log_event
-from store.ledger import REJECTED
+from store.ledger import ACCEPTED, DEAD, REJECTED
 
 REVOKED = "1"
-SENT, UNCHANGED, HELD = "sent", "unchanged", "held"
+SENT, UNCHANGED, WAITING, HELD = "sent", "unchanged", "waiting", "held"
 log = logging.getLogger(__name__)
 
 
@@ -129,10 +129,18 @@ def _table_interfaces(config: RowPlatformConfig, table: Table) -> dict[str, Inte
 
 @dataclass
 class Tally:
-    """What became of the rows of a run: sent (new or changed content), unchanged (the ledger
-    has it already), held (not sent: our field checks refused it, or the platform did)."""
+    """What became of the rows of a run: sent (accepted now), unchanged (accepted before with
+    the same content), waiting (not accepted yet: the platform did not answer, the ledger sends
+    it again), held (not sent: our field checks refused it, or the platform did)."""
 
-    counts: dict[str, int] = field(default_factory=lambda: {SENT: 0, UNCHANGED: 0, HELD: 0})
+    counts: dict[str, int] = field(
+        default_factory=lambda: {SENT: 0, UNCHANGED: 0, WAITING: 0, HELD: 0}
+    )
+
+    @property
+    def complete(self) -> bool:
+        """Every row is at the platform."""
+        return not (self.counts[WAITING] or self.counts[HELD])
 
     def add(self, outcome: str) -> None:
         self.counts[outcome] += 1
@@ -150,13 +158,18 @@ async def send_row(
     problems: Sequence[str],
 ) -> str:
     """Send one row unless the ledger has its content already; a row with ``problems`` (its
-    field table's) is held as not sent, naming them. Returns SENT, UNCHANGED or HELD."""
+    field table's) is held as not sent, naming them. Returns SENT, UNCHANGED, WAITING or
+    HELD."""
     before = await courier.ledger.latest(adapter, interface, key)
     if problems:
-        held = await courier.refuse(adapter, interface, key, dict(row), "; ".join(problems))
-        log_event(log, "row-held", logging.WARNING, adapter=adapter, key=key, problems=held.error)
+        await courier.refuse(adapter, interface, key, dict(row), "; ".join(problems))
+        # the fields, not the problems: those quote the values, which may be a patient's
+        fields = sorted({problem.split(":", 1)[0] for problem in problems})
+        log_event(log, "row-held", logging.WARNING, adapter=adapter, key=key, fields=fields)
         return HELD
     submitted = await courier.submit(adapter, interface, key, dict(row))
-    if before is not None and before.id == submitted.id:
-        return UNCHANGED
-    return HELD if submitted.status == REJECTED else SENT
+    if submitted.status in (REJECTED, DEAD):
+        return HELD
+    if submitted.status != ACCEPTED:
+        return WAITING
+    return UNCHANGED if before is not None and before.id == submitted.id else SENT

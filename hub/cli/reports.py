@@ -3,12 +3,13 @@ history of a platform (``jianhu report backfill epidemic --since 2020-01-01``): 
 an interruption, idempotent when run twice, with a progress bar on a terminal, progress lines in
 the log otherwise, and the same progress in the ops API (``GET /ops/progress``)."""
 
+import sys
 from datetime import datetime
 
 import click
 
 from adapters.framework.delivery import Courier
-from adapters.framework.plugin import BackfillRequest
+from adapters.framework.plugin import BackfillDone, BackfillRequest
 from adapters.registry import PLUGINS, configured_adapters, plugin
 from hub.base.logs import configure_logging
 from hub.base.progress import ProgressReporter
@@ -50,7 +51,7 @@ def backfill(platform: str, since: datetime | None, until: datetime | None, rest
     run = plugin(platform).backfill
     assert run is not None  # the choice lists only adapters with a back-fill
 
-    async def work() -> str:
+    async def work() -> BackfillDone:
         async with open_store(settings) as store:
             adapters = configured_adapters(settings)
             courier = Courier(store.ledger, adapters)
@@ -74,6 +75,15 @@ def backfill(platform: str, since: datetime | None, until: datetime | None, rest
                     await adapter.transport.close()
 
     try:
-        click.echo(run_async(work))
+        done: BackfillDone = run_async(work)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    click.echo(done.summary)
+    if not done.complete:
+        click.echo(
+            "not every row is at the platform: the waiting ones are sent again by the running "
+            "hub's ledger, the held ones need a person (jianhu ledger list --adapter "
+            f"{platform} --status failed,rejected)",
+            err=True,
+        )
+        sys.exit(1)

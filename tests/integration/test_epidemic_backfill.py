@@ -143,7 +143,9 @@ async def test_the_backfill_resumes_after_an_interruption_and_sends_nothing_twic
     assert stopped.checkpoint == (FIRST + timedelta(days=39)).isoformat()
     assert hub.received() == 40
 
-    assert await run(hub) == f"{days - 40} sent, 0 unchanged, 0 held"  # after the checkpoint
+    assert (
+        await run(hub) == f"{days - 40} sent, 0 unchanged, 0 waiting, 0 held"
+    )  # after the checkpoint
     (finished,) = await hub.jobs.progress(WORK)
     assert (finished.state, finished.done, finished.resumed_at) == (FINISHED, days, 40)
     assert hub.received() == days  # every day once
@@ -152,7 +154,7 @@ async def test_the_backfill_resumes_after_an_interruption_and_sends_nothing_twic
         assert row["FRMZRC"] == fever_visits(day)
         assert row["HSYXS"] == day.day % 2
 
-    assert await run(hub) == f"0 sent, {days} unchanged, 0 held"  # idempotent
+    assert await run(hub) == f"0 sent, {days} unchanged, 0 waiting, 0 held"  # idempotent
     assert hub.received() == days
 
 
@@ -256,7 +258,10 @@ def test_the_backfill_command_against_the_simulator(tmp_path: Path, simulator: s
         [*command, "--until", "2026-11-30"], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "30 days 2026-11-01..2026-11-30: 30 sent, 0 unchanged, 0 held"
+    assert (
+        done.stdout.strip()
+        == "30 days 2026-11-01..2026-11-30: 30 sent, 0 unchanged, 0 waiting, 0 held"
+    )
     events = [orjson.loads(line)["event"] for line in done.stderr.splitlines() if line]
     assert events[0] == "work-started"
     assert events[-1] == "work-finished"
