@@ -18,7 +18,7 @@ from hub.base.progress import FINISHED, ProgressReporter
 from hub.scheduler import default_holder, describe
 from store.leases import JobStore
 
-LEASE = timedelta(minutes=10)  # renewed after every span; a dead run blocks no longer
+LEASE = timedelta(minutes=2)  # renewed after every span; a killed run blocks no longer
 # (first, last) -> the outcome of each of the span's days, as it is delivered
 SpanRun = Callable[[date, date], AsyncIterator[tuple[date, list[str]]]]
 

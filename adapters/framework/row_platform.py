@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from adapters.framework.delivery import Adapter, Courier
@@ -46,9 +47,21 @@ class RowPlatformConfig(BaseModel):
     def _reachable(self) -> "RowPlatformConfig":
         if self.transport == "database" and self.database_url is None:
             raise ValueError("the database transport needs DATABASE_URL (the 前置库)")
+        if self.transport == "database" and self.database_url is not None:
+            usable_database_url(self.database_url.get_secret_value())
         if self.transport == "http" and not self.base_url:
             raise ValueError("the http transport needs BASE_URL")
         return self
+
+
+def usable_database_url(url: str) -> None:
+    """A URL SQLAlchemy can make an engine of, with its driver installed (no connection is
+    made): a wrong one is a configuration error at start, not a crash at the first row."""
+    try:
+        sa.create_engine(url).dispose()
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        scheme = url.partition("://")[0] or url[:20]
+        raise ValueError(f"DATABASE_URL ({scheme}://...) cannot be used: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from adapters.framework.interface import (
 from adapters.framework.transport import TransportError
 from hub.base.errors import RetryableError
 from hub.base.json import Json
+from hub.base.masking import mask_text
 
 Stamp = Callable[[], Mapping[str, Any]]
 KEY_COLUMNS_HEADER = "X-Key-Columns"
@@ -113,6 +114,8 @@ class FrontDatabaseTransport:
             return Response(422, str(exc).encode())
         except RetryableError as exc:
             raise TransportError(str(exc)) from exc
+        except Exception as exc:  # a driver's own error: the ledger must not stay "sending"
+            raise TransportError(f"{type(exc).__name__}: {mask_text(str(exc))[:300]}") from exc
         return Response(200, orjson.dumps({"written": written}))
 
     async def close(self) -> None:

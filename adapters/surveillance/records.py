@@ -75,7 +75,7 @@ def discharge_record(data: CaseData) -> Json:
         "record_id": encounter["id"],
         "admit_time": local_time(period.get("start")),
         "discharge_time": local_time(period.get("end")),
-        "stay_days": max(1, (ended.date() - began.date()).days) if began and ended else 0,
+        "stay_days": _stay_days(began, ended),
         "discharge_way": _discharge_way(encounter),
         **_department(encounter),
         "diagnosis_code": diagnosis[0],
@@ -107,11 +107,14 @@ def summary_records(data: CaseData) -> list[Json]:
 
 
 def death_record(data: CaseData) -> Json | None:
+    """The visit ended in death: 离院方式 5, or the patient died during it (a death recorded
+    on the patient after the visit is another visit's, or none of the hospital's)."""
     encounter = data.case.encounter
+    period = encounter.get("period") or {}
     deceased = data.patient.get("deceasedDateTime")
-    if _discharge_way(encounter) != DIED and not deceased:
+    if _discharge_way(encounter) != DIED and not _during(deceased, period):
         return None
-    died = deceased or (encounter.get("period") or {}).get("end")
+    died = deceased if _during(deceased, period) else period.get("end")
     diagnosis = _diagnosis(data.case)
     return {
         **_person(data.patient, encounter),
@@ -179,6 +182,25 @@ def lab_records(data: CaseData) -> list[Json]:
             }
         )
     return found
+
+
+def _during(moment: str | None, period: Json) -> bool:
+    """Within the visit, or on the day it ended (a death is often recorded at the end)."""
+    died, began = moment_of(moment), moment_of(period.get("start"))
+    if died is None or began is None or died < began:
+        return False
+    ended = moment_of(period.get("end"))
+    if ended is None:
+        return True
+    return died.astimezone(HOSPITAL).date() <= ended.astimezone(HOSPITAL).date()
+
+
+def _stay_days(began: datetime | None, ended: datetime | None) -> int:
+    """住院天数: hospital days between admission and discharge, at least one."""
+    if began is None or ended is None:
+        return 0
+    first, last = began.astimezone(HOSPITAL).date(), ended.astimezone(HOSPITAL).date()
+    return max(1, (last - first).days)
 
 
 def _person(patient: Json, encounter: Json) -> Json:

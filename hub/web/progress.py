@@ -4,15 +4,19 @@ latest first) and ``GET /ops/progress/{work}``: units done of the total, the rat
 this process (a scheduled job) or another (``jianhu report backfill`` in a terminal)."""
 
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
+from hub.base import hospital_time
 from hub.base.progress import RUNNING, WorkProgress
 from hub.settings import Role
 from hub.web.auth import allow
 from hub.web.errors import problem
 from hub.web.keys import RUNTIME
+
+STALLED = timedelta(minutes=5)  # a running back-fill reports at least once a span
 
 
 def add_routes(app: web.Application) -> None:
@@ -37,12 +41,16 @@ async def show_progress(request: web.Request) -> web.Response:
 
 def _shown(progress: WorkProgress) -> dict[str, Any]:
     shown = asdict(progress)
-    shown["started"] = progress.started.isoformat()
-    shown["updated"] = progress.updated.isoformat()
+    shown["started"] = hospital_time.shown(progress.started)
+    shown["updated"] = hospital_time.shown(progress.updated)
+    # a run that was killed says "running" for ever: after STALLED without news, say so
+    quiet = datetime.now(UTC) - progress.updated
+    shown["stalled"] = progress.state == RUNNING and quiet > STALLED
     elapsed = (progress.updated - progress.started).total_seconds()
     # this run's rate: what a resumed run found done does not count
     done_here = progress.done - progress.resumed_at
-    rate = done_here / elapsed if elapsed > 0 and progress.state == RUNNING else None
+    running = progress.state == RUNNING and not shown["stalled"]
+    rate = done_here / elapsed if elapsed > 0 and running else None
     shown["percent"] = round(100 * progress.done / progress.total, 1) if progress.total else 100.0
     shown["rate_per_s"] = round(rate, 2) if rate else None
     left = (progress.total - progress.done) / rate if rate else None

@@ -21,7 +21,7 @@ from adapters.epidemic.reporting import report_days, send_day
 from adapters.epidemic.simulator import PLATFORM, create_app, day_rows
 from adapters.framework.delivery import Courier
 from adapters.framework.front_database import FrontDatabase
-from adapters.framework.row_platform import HELD, SENT, UNCHANGED
+from adapters.framework.row_platform import HELD, SENT, UNCHANGED, WAITING
 from hub.base.hospital_time import HOSPITAL
 from store.ledger import ACCEPTED, CANCELLED, REJECTED, LedgerQuery
 from store.sqlite import SqliteStore
@@ -225,5 +225,38 @@ async def test_a_front_end_database_that_refuses_leaves_the_row_rejected(
         (held,) = await store.ledger.search(LedgerQuery(adapter=ADAPTER))
         assert held.status == REJECTED
         assert "has no column" in held.error
+    finally:
+        await courier.adapters[ADAPTER].transport.close()
+
+
+async def test_a_revoking_platform_gets_the_accepted_row_revoked_after_a_held_one(
+    store: SqliteStore,
+) -> None:
+    """A accepted, B held by our checks, then C: A is revoked before C goes, not left there."""
+    server, config = await simulated("revoke")
+    courier = Courier(store.ledger, {ADAPTER: build_adapter(config)})
+    good = catalogue()
+    try:
+        assert await send_day(courier, config, good, DAY, dict.fromkeys(COLUMNS, 1.0)) == SENT
+        broken = dict.fromkeys(COLUMNS, 1.0) | {"MZRC": -1.0}
+        assert await send_day(courier, config, good, DAY, broken) == HELD
+        assert await send_day(courier, config, good, DAY, dict.fromkeys(COLUMNS, 2.0)) == SENT
+        assert live(server)[DAY.isoformat()]["MZRC"] == 2
+        assert server.app[PLATFORM].revoked == 1
+    finally:
+        await courier.adapters[ADAPTER].transport.close()
+        await server.close()
+
+
+async def test_rows_a_silent_platform_did_not_take_are_waiting(store: SqliteStore) -> None:
+    server, config = await simulated("upsert")
+    await server.close()  # nobody answers at the address any more
+    courier = Courier(store.ledger, {ADAPTER: build_adapter(config)})
+    try:
+        tally = await report_days(store.resources, courier, config, catalogue(), [DAY])
+        assert tally.counts == {SENT: 0, UNCHANGED: 0, WAITING: 1, HELD: 0}
+        assert not tally.complete
+        again = await report_days(store.resources, courier, config, catalogue(), [DAY])
+        assert again.counts[WAITING] == 1  # still not there: not "unchanged"
     finally:
         await courier.adapters[ADAPTER].transport.close()
