@@ -47,6 +47,7 @@ from routes.table import RoutingTable, default_table
 from store.archive import MessageArchive
 from store.base import Store
 from store.factory import make_store as store_for
+from store.leases import OK
 from store.resources import ResourceStore
 
 DELIVERY_INTERVAL = timedelta(seconds=10)  # how soon a failed submission's due retry goes out
@@ -229,8 +230,9 @@ class Runtime:
         while await self.courier.run_due() == DELIVERY_BATCH:
             pass  # a backlog (after an outage): keep going until it is worked off
 
-    async def last_run(self, job: str) -> datetime | None:
-        return await self.store.jobs.last_run(job)
+    async def last_success(self, job: str) -> datetime | None:
+        runs = await self.store.jobs.runs(job)
+        return next((run.started for run in runs if run.outcome == OK), None)
 
     def _check_consume(self) -> None:
         if self.settings.consumed != {"all"} and self.settings.uses_embedded_bus:

@@ -24,7 +24,7 @@ FIRST_LOOKBACK = timedelta(days=7)  # a new deployment reports the last week's s
 async def report_discharges(hub: AdapterServices) -> None:
     """Finished inpatient stays that changed since the last run go to the platform."""
     now = datetime.now(UTC)
-    since = await hub.last_run(DISCHARGES_JOB) or now - FIRST_LOOKBACK
+    since = await hub.last_success(DISCHARGES_JOB) or now - FIRST_LOOKBACK
     await report_changed(hub.resources, hub.courier, since, now)
 
 

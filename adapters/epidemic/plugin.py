@@ -40,7 +40,7 @@ async def report_indicators(hub: AdapterServices) -> None:
     now = datetime.now(UTC)
     today = now.astimezone(HOSPITAL).date()
     days = {today}
-    last = await hub.last_run(JOB)
+    last = await hub.last_success(JOB)
     if last is not None:
         days.add(min(today, last.astimezone(HOSPITAL).date()))  # the day the last run saw
         days |= await touched_days(hub.resources, last - OVERLAP, now, config.backfill_since, today)

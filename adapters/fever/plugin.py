@@ -89,7 +89,7 @@ def _adapter(hub: AdapterServices) -> RowAdapter:
 
 async def report_yesterday(hub: AdapterServices) -> None:
     adapter, tally = _adapter(hub), Tally()
-    days = days_to_report(await hub.last_run(DAILY), datetime.now(UTC))
+    days = days_to_report(await hub.last_success(DAILY), datetime.now(UTC))
     for day in days:
         await report_fever_day(hub.resources, hub.courier, adapter, day, tally)
     log_event(log, "fever-reported", days=len(days), outcome=str(tally))

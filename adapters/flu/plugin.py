@@ -61,7 +61,7 @@ def _adapter(hub: AdapterServices) -> RowAdapter:
 async def report_yesterday(hub: AdapterServices) -> None:
     """Each night: the days since the last run (the day before, after an outage the missed ones)."""
     adapter, tally = _adapter(hub), Tally()
-    days = days_to_report(await hub.last_run(DAILY), datetime.now(UTC))
+    days = days_to_report(await hub.last_success(DAILY), datetime.now(UTC))
     for day in days:
         await report_day(
             hub.resources,

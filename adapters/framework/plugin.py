@@ -30,7 +30,9 @@ class AdapterServices(Protocol):
     @property
     def courier(self) -> Courier: ...
 
-    async def last_run(self, job: str) -> datetime | None: ...
+    async def last_success(self, job: str) -> datetime | None:
+        """When the latest run of the job that ended well began: what a failed run was
+        to cover is covered by the next one."""
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class Services:
     courier: Courier
     last: datetime | None
 
-    async def last_run(self, job: str) -> datetime | None:
+    async def last_success(self, job: str) -> datetime | None:
         return self.last
 
 
