@@ -7,9 +7,10 @@ upsert or by revocation and a new row, as the platform is configured. A row our 
 refuse is kept in the ledger as not sent, naming the fields."""
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
-from typing import Any
+
+import orjson
 
 from adapters.epidemic.config import EpidemicConfig
 from adapters.epidemic.daily import Bookkeeping, day_row, range_values
@@ -18,10 +19,8 @@ from adapters.epidemic.platform import ADAPTER, DAY_ROW
 from adapters.framework.delivery import Courier
 from adapters.framework.records import FieldRule, check
 from adapters.framework.row_platform import Tally, send_row
+from hub.base.errors import ResourceGoneError, ResourceNotFoundError
 from hub.base.hospital_time import HOSPITAL, moment_of
-from store.index import instant
-from store.listing import paged
-from store.query import parse_search
 from store.resources import ResourceStore
 
 log = logging.getLogger(__name__)
@@ -90,21 +89,34 @@ async def touched_days(
 ) -> set[date]:
     """The days whose counts a change to the store in [since, until) may have moved: the day a
     visit began or ended and every day of a stay in between (the in-hospital count), the day a
-    test was taken. Within [first, today]."""
-    window = [("_lastUpdated", f"ge{instant(since)}"), ("_lastUpdated", f"lt{instant(until)}")]
+    test was taken; for what a change moved or deleted, its days before the change as well
+    (the version before it). Within [first, today]."""
     days: set[date] = set()
     for type_ in ("Encounter", "Observation"):
-        async for body in _search(resources, type_, window):
-            days |= _days_of(body, today)
+        cursor: str | None = None
+        while True:
+            page = await resources.history(type_, None, since, PAGE, cursor)
+            for version in page.items:
+                if version.last_updated >= until:
+                    continue
+                if version.body is not None:
+                    days |= _days_of(orjson.loads(version.body), today)
+                if version.version > 1:
+                    days |= await _days_before(resources, type_, version.id, version.version, today)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
     return {day for day in days if first <= day <= today}
 
 
-async def _search(
-    resources: ResourceStore, type_: str, pairs: list[tuple[str, str]]
-) -> AsyncIterator[dict[str, Any]]:
-    query = parse_search(type_, pairs)
-    async for body in paged(lambda cursor: resources.search(query, count=PAGE, cursor=cursor)):
-        yield body
+async def _days_before(
+    resources: ResourceStore, type_: str, id_: str, version: int, today: date
+) -> set[date]:
+    try:
+        prior = await resources.vread(type_, id_, version - 1)
+    except (ResourceNotFoundError, ResourceGoneError):  # an older version purged
+        return set()
+    return _days_of(orjson.loads(prior.body), today) if prior.body is not None else set()
 
 
 def _days_of(resource: dict[str, object], today: date) -> set[date]:

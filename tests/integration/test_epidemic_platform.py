@@ -5,7 +5,7 @@ past day corrected by upsert or by revocation and a new row; a row our field tab
 held with the fields named."""
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from adapters.epidemic.config import EpidemicConfig
 from adapters.epidemic.indicators import catalogue, parse
 from adapters.epidemic.platform import ADAPTER, DAY_ROW, REVOCATION, build_adapter
-from adapters.epidemic.reporting import report_days, send_day
+from adapters.epidemic.reporting import report_days, send_day, touched_days
 from adapters.epidemic.simulator import PLATFORM, create_app, day_rows
 from adapters.framework.delivery import Courier
 from adapters.framework.front_database import FrontDatabase
@@ -260,3 +260,15 @@ async def test_rows_a_silent_platform_did_not_take_are_waiting(store: SqliteStor
         assert again.counts[WAITING] == 1  # still not there: not "unchanged"
     finally:
         await courier.adapters[ADAPTER].transport.close()
+
+
+async def test_a_change_that_moves_or_deletes_touches_the_day_it_left(
+    store: SqliteStore,
+) -> None:
+    since = datetime.now(UTC)  # after the season was written
+    moved = visit(1, "AMB", "2026-12-02T08:10:00+08:00", "2026-12-02T09:00:00+08:00", at="FRMZ")
+    await store.resources.update(moved)  # it was on the 3rd
+    await store.resources.delete("Observation", "obs-1")  # a test of the 3rd
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    days = await touched_days(store.resources, since, until, date(2020, 1, 1), date(2026, 12, 4))
+    assert days == {date(2026, 12, 2), DAY}
