@@ -77,7 +77,8 @@ async def report_fever_day(
     )
     catalogue = parse_catalogue(site_files.read_json("adapters.fever", f"data/{COUNTS}"))
     values = (await range_values(store, catalogue, day, day))[day]
-    counts = {"record_id": day.isoformat(), "day": day.isoformat(), **values}
+    whole = {column: int(v) if float(v).is_integer() else v for column, v in values.items()}
+    counts = {"record_id": day.isoformat(), "day": day.isoformat(), **whole}
     return await deliver(courier, ADAPTER, config, layout(LAYOUT), {"counts": [counts]}, tally)
 
 

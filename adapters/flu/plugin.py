@@ -7,7 +7,7 @@ monitored clinics; every Monday the week before's ILI summary (due by Monday 24:
 ``jianhu report backfill flu``; a strict simulator by ``jianhu simulate flu``."""
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from adapters.framework.backfill import requested_range
 from adapters.framework.plugin import (
@@ -87,6 +87,7 @@ async def report_last_week(hub: AdapterServices) -> None:
 
 
 async def run_backfill(request: BackfillRequest) -> BackfillDone:
+    """The range's days, then the ILI summary of every whole week (Monday to Sunday) in it."""
     config: FluConfig = request.config
     wanted = requested_range(request.since, request.until, config.backfill_since)
     adapter = request.courier.adapters[ADAPTER]
@@ -105,6 +106,11 @@ async def run_backfill(request: BackfillRequest) -> BackfillDone:
         request.progress("flu-backfill", "days"),
         request.restart,
     )
+    monday = wanted.since + timedelta(days=-wanted.since.weekday() % 7)
+    while monday + timedelta(days=6) <= wanted.until:
+        rows = await ili_week(request.resources, case_rules(), monday)
+        await deliver(request.courier, ADAPTER, config, layout(LAYOUT), {"ili_week": rows}, tally)
+        monday += timedelta(days=7)
     return BackfillDone(f"{wanted.days} days {wanted.detail}: {tally}", tally.complete)
 
 

@@ -8,6 +8,7 @@ Idempotent: the ledger does not send again what it holds, so a second run over a
 range sends nothing (and changed days go as corrections). One back-fill of a platform at a
 time: the run holds the job lease named after the work."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -67,7 +68,9 @@ async def backfill_days(
                     await progress.advance(1, day.isoformat())
                 await jobs.try_lease(work, holder, datetime.now(UTC), LEASE)  # renew
         except BaseException as exc:  # an error or an interruption (Ctrl-C): keep the place
-            await progress.stop(f"{wanted.detail}: {describe(exc)}")
+            interrupted = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt)
+            why = "interrupted" if interrupted else describe(exc)
+            await progress.stop(f"{wanted.detail}: {why}")
             raise
         await progress.finish(f"{wanted.detail}: {tally}")
         return tally

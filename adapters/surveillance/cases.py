@@ -103,7 +103,7 @@ def monitored_visits(period: Period, rules: CaseRules) -> list[IliVisit]:
         temperatures = [
             t
             for o in period.observations.get(encounter_id, [])
-            if _coded(o, ili.temperature_codes) and (t := _celsius(o)) is not None
+            if _coded(o, ili.temperature_codes) and (t := degrees_celsius(o)) is not None
         ]
         hottest = max(temperatures, default=None)
         texts = _texts(encounter.get("reasonCode", []))
@@ -186,7 +186,7 @@ def _as_set(wanted: tuple[str, ...]) -> frozenset[str]:
     return frozenset(wanted)
 
 
-def _celsius(observation: Json) -> float | None:
+def degrees_celsius(observation: Json) -> float | None:
     quantity = observation.get("valueQuantity") or {}
     value = quantity.get("value")
     if not isinstance(value, int | float):

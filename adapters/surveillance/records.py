@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from adapters.surveillance.cases import Case, age_on, positive
+from adapters.surveillance.cases import Case, age_on, degrees_celsius, positive
 from fhir_profiles.identifiers import RESIDENT_ID_CARD
 from hub.base.hospital_time import HOSPITAL, moment_of
 
@@ -249,13 +249,13 @@ def _discharge_way(encounter: Json) -> str:
 
 def _hottest(linked: Sequence[Json]) -> float | str:
     temperatures = [
-        float(o["valueQuantity"]["value"])
+        celsius
         for o in linked
         if o.get("resourceType") == "Observation"
         and any(c.get("code") == "8310-5" for c in (o.get("code") or {}).get("coding", []))
-        and isinstance((o.get("valueQuantity") or {}).get("value"), int | float)
+        and (celsius := degrees_celsius(o)) is not None
     ]
-    return max(temperatures) if temperatures else ""
+    return round(max(temperatures), 1) if temperatures else ""
 
 
 def _laboratory(observation: Json) -> bool:

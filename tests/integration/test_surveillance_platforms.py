@@ -19,10 +19,11 @@ from adapters.fever.plugin import FeverConfig, report_fever_day
 from adapters.fever.plugin import build_adapter as build_fever
 from adapters.flu.plugin import ADAPTER as FLU
 from adapters.flu.plugin import LAYOUT as FLU_LAYOUT
-from adapters.flu.plugin import FluConfig
+from adapters.flu.plugin import FluConfig, run_backfill
 from adapters.flu.plugin import build_adapter as build_flu
 from adapters.framework.delivery import Courier
 from adapters.framework.front_database import FrontDatabase
+from adapters.framework.plugin import BackfillRequest
 from adapters.framework.row_platform import HELD, SENT, UNCHANGED, Tally
 from adapters.framework.simulated_tables import PLATFORM, TablePlatform
 from adapters.surveillance.cases import find_cases
@@ -31,6 +32,7 @@ from adapters.surveillance.platform import ili_week, layout_simulator, report_da
 from adapters.surveillance.report import deliver
 from adapters.surveillance.rules import case_rules
 from adapters.surveillance.season import Season, generate
+from hub.base.progress import ProgressReporter
 from store.ledger import REJECTED, LedgerQuery
 from store.plan import Write, WriteMode
 from store.sqlite import SqliteStore
@@ -269,3 +271,34 @@ async def test_fever_records_and_counts_reach_the_front_end_database(
         await adapter.transport.close()
         metadata.drop_all(engine, tables)
         engine.dispose()
+
+
+async def test_the_flu_backfill_sends_the_days_and_each_whole_weeks_ili(
+    store: SqliteStore, season: Season
+) -> None:
+    base = FluConfig(organisation=ORG, transport="http", base_url="http://x")
+    platform, url = await simulated(base, FLU_LAYOUT)
+    config = base.model_copy(update={"base_url": url})
+    adapter = build_flu(config)
+    courier = Courier(store.ledger, {FLU: adapter})
+    try:
+        done = await run_backfill(
+            BackfillRequest(
+                resources=store.resources,
+                courier=courier,
+                jobs=store.jobs,
+                config=config,
+                since=FIRST,
+                until=FIRST + timedelta(days=7),  # one whole week, and a day of the next
+                restart=False,
+                progress=lambda work, unit: ProgressReporter(store.jobs.save_progress, work, unit),
+            )
+        )
+        assert done.complete, done.summary
+        weeks = {r["ZKSRQ"] for r in platform.rows("TB_LG_ILI_ZB")}
+        assert weeks == {FIRST.isoformat()}
+        visits = [int(str(r["JZZS"])) for r in platform.rows("TB_LG_ILI_ZB")]
+        assert sum(visits) == sum(season.expected.monitored.values())
+    finally:
+        await adapter.transport.close()
+        await platform.server.close()
