@@ -18,14 +18,13 @@ Json = dict[str, Any]
 def ili_rows(
     visits: Sequence[IliVisit], ages: dict[str, int | None], rules: IliRules
 ) -> list[Json]:
-    """One row per (day, clinic, band) that had visits; ``ages``: patient reference -> age at
-    the visit's day, None when unknown (those visits count in no band and are left out)."""
+    """One row per (day, clinic, band) that had visits; ``ages``: visit id -> the patient's age
+    on the visit's day, None when unknown (those visits count in no band and are left out)."""
     totals: Counter[tuple[date, str, str]] = Counter()
     ili: Counter[tuple[date, str, str]] = Counter()
     for visit in visits:
         began = moment_of((visit.encounter.get("period") or {}).get("start"))
-        subject = (visit.encounter.get("subject") or {}).get("reference", "")
-        age = ages.get(subject)
+        age = ages.get(str(visit.encounter.get("id")))
         if began is None or age is None:
             continue
         key = (began.astimezone(HOSPITAL).date(), visit.clinic, rules.band(age).code)
@@ -75,13 +74,15 @@ def week_rows(days: Sequence[Json], monday: date) -> list[Json]:
 
 
 def ages_at_visits(visits: Sequence[IliVisit], patients: dict[str, Json]) -> dict[str, int | None]:
+    """Visit id -> the patient's age on the visit's day (None when unknown)."""
     ages: dict[str, int | None] = {}
     for visit in visits:
+        visit_id = str(visit.encounter.get("id"))
         subject = (visit.encounter.get("subject") or {}).get("reference", "")
         began = moment_of((visit.encounter.get("period") or {}).get("start"))
         patient = patients.get(subject)
         if patient is None or began is None or not patient.get("birthDate"):
-            ages[subject] = None
+            ages[visit_id] = None
             continue
-        ages[subject] = age_on(patient["birthDate"], began.astimezone(HOSPITAL).date())
+        ages[visit_id] = age_on(patient["birthDate"], began.astimezone(HOSPITAL).date())
     return ages
