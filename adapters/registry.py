@@ -8,9 +8,10 @@ from adapters.fever.plugin import PLUGIN as FEVER
 from adapters.flu.plugin import PLUGIN as FLU
 from adapters.framework.delivery import Adapter
 from adapters.framework.plugin import AdapterJob, AdapterPlugin
+from adapters.insurance.plugin import PLUGIN as INSURANCE
 from hub.settings import Settings
 
-PLUGINS: tuple[AdapterPlugin, ...] = (DRG, EPIDEMIC, FLU, FEVER)
+PLUGINS: tuple[AdapterPlugin, ...] = (DRG, EPIDEMIC, FLU, FEVER, INSURANCE)
 
 
 def plugin(name: str) -> AdapterPlugin:

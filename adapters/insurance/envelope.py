@@ -112,6 +112,7 @@ class Answer:
     error: str = ""  # err_msg when it failed
     warning: str = ""  # warn_msg: a success with a warning is still a success
     platform_msgid: str = ""  # inf_refmsgid
+    body: Json | None = None  # the answer as the platform sent it
 
 
 def read_answer(body: Any) -> Answer:
@@ -130,4 +131,5 @@ def read_answer(body: Any) -> Answer:
         error="" if code == 0 else str(body.get("err_msg") or f"infcode {code}"),
         warning=str(body.get("warn_msg") or ""),
         platform_msgid=str(body.get("inf_refmsgid") or ""),
+        body=body,
     )
