@@ -61,6 +61,10 @@ class OutcomeUnknownError(JianhuError):
     def __init__(self, message: str, msgid: str, call_id: str) -> None:
         super().__init__(message)
         self.msgid, self.call_id = msgid, call_id
+        # what the gateway made of it: "reversed" (2601 accepted: nothing stands, settle
+        # again), "not done" (the platform has no such transaction), or "" (still unknown)
+        self.resolution = ""
+        self.reversal_call_id = ""
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,10 @@ class InsuranceClient:
         platform: InsurancePlatform,
         ledger: Ledger,
         transport: HttpTransport | None = None,
+        ids: MessageIds | None = None,
     ) -> None:
+        """``ids``: shared by every client of one institution (the msgid rule is per
+        institution, whichever platform a call goes to)."""
         self.name, self.platform, self._ledger = name, platform, ledger
         signer = None
         if platform.signature == "tif":
@@ -85,7 +92,7 @@ class InsuranceClient:
         self._transport = transport or HttpTransport(
             platform.base_url, timeout_s=platform.timeout_s, signer=signer
         )
-        self._ids = MessageIds(platform.institution.fixmedins_code)
+        self._ids = ids or MessageIds(platform.institution.fixmedins_code)
         operator = Operator(opter=platform.sign_in_operator, opter_name=platform.sign_in_operator)
         self._signer_operator = operator
         self.sign_in = SignInKeeper(

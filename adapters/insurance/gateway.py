@@ -5,13 +5,16 @@ the input's nodes, as the national platform expects of an out-of-province settle
 
 from dataclasses import dataclass
 
-from adapters.insurance.client import CallResult, InsuranceClient
+from adapters.insurance.client import CallResult, InsuranceClient, OutcomeUnknownError
 from adapters.insurance.config import InsuranceConfig, Scope
-from adapters.insurance.envelope import Json, Operator
+from adapters.insurance.envelope import Json, MessageIds, Operator
 from hub.base.errors import JianhuError
 from store.ledger import Ledger
 
 AUTO = "auto"
+MONEY = ("2207", "2207A", "2304", "2304A")  # settlements: a lost answer is reversed at once
+REVERSAL = "2601"
+NOT_FOUND_WORDS = ("不存在", "not found")  # how a platform says it holds no such transaction
 
 
 class UnknownPlatformError(JianhuError):
@@ -28,10 +31,12 @@ class Routed:
 class InsuranceGateway:
     def __init__(self, config: InsuranceConfig, ledger: Ledger) -> None:
         self.config = config
-        self._clients = {
-            name: InsuranceClient(name, platform, ledger)
-            for name, platform in config.platforms.items()
-        }
+        ids: dict[str, MessageIds] = {}  # one sequence per institution code
+        self._clients = {}
+        for name, platform in config.platforms.items():
+            code = platform.institution.fixmedins_code
+            shared = ids.setdefault(code, MessageIds(code))
+            self._clients[name] = InsuranceClient(name, platform, ledger, ids=shared)
 
     async def call(
         self,
@@ -51,7 +56,43 @@ class InsuranceGateway:
         if scope == "cross-province":
             input_ = _cross_province(input_)
         client = self._clients[platform]
-        return Routed(await client.call(infno, input_, operator, insuplc_admdvs), platform, scope)
+        try:
+            result = await client.call(infno, input_, operator, insuplc_admdvs)
+        except OutcomeUnknownError as unknown:
+            if infno in MONEY:
+                await self._reverse(client, unknown, infno, input_, operator, insuplc_admdvs)
+            raise
+        return Routed(result, platform, scope)
+
+    async def _reverse(
+        self,
+        client: InsuranceClient,
+        unknown: OutcomeUnknownError,
+        infno: str,
+        input_: Json,
+        operator: Operator,
+        insuplc_admdvs: str,
+    ) -> None:
+        """A settlement whose answer was lost is reversed (2601) by its msgid, so that it is
+        either withdrawn or known never to have happened: the HIS settles again, never twice."""
+        data = input_.get("data") if isinstance(input_.get("data"), dict) else {}
+        reversal = {
+            "data": {
+                "psn_no": (data or {}).get("psn_no", ""),
+                "omsgid": unknown.msgid,
+                "oinfno": infno,
+            }
+        }
+        try:
+            done = await client.call(REVERSAL, reversal, operator, insuplc_admdvs)
+        except OutcomeUnknownError as again:
+            unknown.reversal_call_id = again.call_id
+            return  # both unknown: a person resolves it from the ledger's two records
+        unknown.reversal_call_id = done.call_id
+        if done.answer.succeeded:
+            unknown.resolution = "reversed"
+        elif any(word in done.answer.error for word in NOT_FOUND_WORDS):
+            unknown.resolution = "not done"
 
     async def close(self) -> None:
         for client in self._clients.values():

@@ -7,6 +7,7 @@ from adapters.framework.plugin import AdapterPlugin
 from adapters.framework.transport import HttpTransport
 from adapters.insurance.client import ADAPTER
 from adapters.insurance.config import InsuranceConfig
+from adapters.insurance.simulator import create_app
 from hub.web.insurance import add_routes
 
 
@@ -22,4 +23,6 @@ PLUGIN = AdapterPlugin(
     settings=InsuranceConfig,
     build=build_adapter,
     http_routes=(add_routes,),
+    # ``jianhu simulate insurance --org-code H33060200001``: the institution's code
+    simulator=lambda app_id, org_code: create_app(fixmedins_code=org_code),
 )

@@ -49,10 +49,16 @@ async def call(request: web.Request) -> web.Response:
     except UnknownPlatformError as exc:
         return problem(404, "not-found", str(exc))
     except OutcomeUnknownError as exc:
-        return web.json_response(
-            {"error": "outcome unknown", "msgid": exc.msgid, "call_id": exc.call_id},
-            status=504,
-        )
+        # a lost settlement has been reversed ("reversed") or is known not to have happened
+        # ("not done"): either way nothing stands and the HIS may settle again
+        shown = {
+            "error": "no answer from the platform",
+            "msgid": exc.msgid,
+            "call_id": exc.call_id,
+            "resolution": exc.resolution or "unknown",
+            "reversal_call_id": exc.reversal_call_id,
+        }
+        return web.json_response(shown, status=504)
     except (SignInRefusedError, MessageIdsSpentError) as exc:
         return problem(503, "transient", str(exc))
     result = routed.result
