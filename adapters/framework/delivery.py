@@ -179,6 +179,7 @@ class Courier:
         """An operator's cancel: an accepted upload is withdrawn at the receiver, anything not
         yet accepted is simply not sent."""
         submission = await self.ledger.get(id)
+        _not_a_call(submission)
         if submission.status == ACCEPTED:
             origin = correlation.current()  # the operator's request: its trace shows this
             return await self._cancel_accepted(
@@ -191,6 +192,7 @@ class Courier:
     async def retry_now(self, id: str) -> Submission:
         """Send again at once: a failed, dead or (after a fix) rejected submission."""
         submission = await self.ledger.get(id)
+        _not_a_call(submission)
         if submission.status not in (FAILED, DEAD, REJECTED):
             raise ValueError(f"a {submission.status} submission is not retried")
         if submission.adapter not in self.adapters:
@@ -332,3 +334,10 @@ class Courier:
             cancels=cancels,
             replaces=replaces,
         )
+
+
+def _not_a_call(submission: Submission) -> None:
+    """A synchronous call (an insurance transaction the HIS made) is on record only: sending it
+    again or marking it cancelled here would hide what the platform did; a reversal does that."""
+    if submission.kind == "call":
+        raise ValueError("a synchronous call is not retried or cancelled by the ledger")

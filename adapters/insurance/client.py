@@ -27,7 +27,7 @@ from adapters.insurance.envelope import (
     envelope,
     read_answer,
 )
-from adapters.insurance.signin import SignInKeeper
+from adapters.insurance.signin import SignInKeeper, SignInRefusedError
 from adapters.signing.gateway import TifSigner
 from hub.base.envelope import new_id
 from hub.base.errors import JianhuError
@@ -104,15 +104,23 @@ class InsuranceClient:
     ) -> CallResult:
         """Send one transaction with today's sign number; a refusal that says the number
         expired signs in again and sends once more (with a new msgid)."""
-        sign_no = await self.sign_in.number()
+        sign_no = await self._signed_in()
         result = await self._send(infno, input_, operator, sign_no, insuplc_admdvs)
         if await self.sign_in.renew_if_expired(result.answer, sign_no):
-            sign_no = await self.sign_in.number()
+            sign_no = await self._signed_in()
             result = await self._send(infno, input_, operator, sign_no, insuplc_admdvs)
         return result
 
     async def close(self) -> None:
         await self._transport.close()
+
+    async def _signed_in(self) -> str:
+        """Today's sign number; a sign-in without an answer means the transaction was not
+        sent at all, which is a refusal to the caller, not an unknown outcome of it."""
+        try:
+            return await self.sign_in.number()
+        except OutcomeUnknownError as exc:
+            raise SignInRefusedError(f"9001 sign-in got no answer: {exc}") from exc
 
     async def _sign_in_call(self, infno: str, input_: Json) -> Answer:
         return (await self._send(infno, input_, self._signer_operator, "", "")).answer

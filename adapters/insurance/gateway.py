@@ -14,7 +14,6 @@ from store.ledger import Ledger
 AUTO = "auto"
 MONEY = ("2207", "2207A", "2304", "2304A")  # settlements: a lost answer is reversed at once
 REVERSAL = "2601"
-NOT_FOUND_WORDS = ("不存在", "not found")  # how a platform says it holds no such transaction
 
 
 class UnknownPlatformError(JianhuError):
@@ -88,11 +87,13 @@ class InsuranceGateway:
         except OutcomeUnknownError as again:
             unknown.reversal_call_id = again.call_id
             return  # both unknown: a person resolves it from the ledger's two records
+        except JianhuError:
+            return  # the reversal could not be sent (sign-in refused): still unknown
         unknown.reversal_call_id = done.call_id
+        # only an accepted reversal settles the question: "no such transaction" just after a
+        # timeout may mean the settlement has not arrived yet, so it stays unknown
         if done.answer.succeeded:
             unknown.resolution = "reversed"
-        elif any(word in done.answer.error for word in NOT_FOUND_WORDS):
-            unknown.resolution = "not done"
 
     async def close(self) -> None:
         for client in self._clients.values():

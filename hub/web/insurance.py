@@ -8,6 +8,7 @@ outcome is unknown and must be resolved by a query or a reversal, never by sendi
 
 from typing import Any
 
+import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -36,12 +37,16 @@ async def call(request: web.Request) -> web.Response:
     if gateway is None:
         return problem(503, "not-supported", "no insurance platform is configured")
     try:
-        body: Any = await request.json()
+        body: Any = orjson.loads(await request.read())
         if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
             raise ValueError("the body is {input: {...}, operator: {...}}")
+        orjson.dumps(body["input"])  # what cannot be sent on (too deep) is refused here
         operator = Operator.model_validate(body.get("operator") or {})
-    except (ValueError, ValidationError) as exc:
-        return problem(400, "invalid", str(exc).splitlines()[0])
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+        return problem(400, "invalid", f"operator: {fields} missing or not valid")
+    except (ValueError, TypeError, RecursionError) as exc:
+        return problem(400, "invalid", str(exc).splitlines()[0][:200])
     platform, infno = request.match_info["platform"], request.match_info["infno"]
     insuplc = str(body.get("insuplc_admdvs") or "")
     try:

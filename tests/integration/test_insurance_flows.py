@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from adapters.framework.simulated import FAULTS
 from adapters.insurance.simulator import PLATFORM, NationalPlatform, create_app
+from hub.web.keys import RUNTIME
 from tests.integration.fhir_api import Client, start_api
 
 HIS = {"Authorization": "Bearer his-key"}
@@ -148,3 +149,35 @@ async def test_a_settlement_whose_answer_is_lost_is_reversed_and_settles_once(
     assert again["answer"]["infcode"] == 0
     standing = [s for s in setup.platform.settlements.values() if not s["cancelled"]]
     assert len(standing) == 1  # settled once, never twice
+
+
+async def test_a_sign_in_without_an_answer_is_not_the_transactions_outcome(
+    setup: Setup,
+) -> None:
+    setup.server.app[FAULTS].update({"unavailable": 1})  # the first call is the 9001
+    status, shown = await setup.call("2207", settle_input("33060200000001", "MD-X"), "330602")
+    assert status == 503  # not sent: nothing to reverse
+    assert "sign-in" in shown["issue"][0]["diagnostics"]
+    assert setup.platform.msgids == {}
+
+
+async def test_too_deep_an_input_is_refused_not_a_500(setup: Setup) -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(600):
+        node["x"] = {}
+        node = node["x"]
+    status, _ = await setup.call("1101", {"data": deep})
+    assert status == 400
+
+
+async def test_the_ledger_does_not_retry_or_cancel_a_call(setup: Setup) -> None:
+    psn_no, area = await person(setup, LOCAL_ID)
+    mdtrt_id = await registered_with_fees(setup, psn_no, area)
+    _, settled = await setup.call("2207", settle_input(psn_no, mdtrt_id), area)
+    ops = {"Authorization": "Bearer ops-key"}
+    for action in ("retry", "cancel"):
+        answered = await setup.api.post(f"/ops/ledger/{settled['call_id']}/{action}", headers=ops)
+        assert answered.status == 409
+    record = await setup.api.app[RUNTIME].store.ledger.get(settled["call_id"])
+    assert record.status == "accepted"
